@@ -1,0 +1,24 @@
+//===- Pipelines.h - modc lowering pipelines --------------------*- C++ -*-===//
+
+#ifndef MOD_PIPELINES_PIPELINES_H
+#define MOD_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::mod {
+
+/// The textual pass pipeline that takes a module of func/linalg/tensor/
+/// arith/math/mod ops on tensors to the LLVM dialect for the host CPU.
+/// Entry points must already carry `llvm.emit_c_interface`; results are
+/// turned into caller-allocated out-parameters.
+std::string getCPULoweringPipeline();
+
+/// Appends the CPU lowering pipeline to `pm`.
+LogicalResult buildCPULoweringPipeline(OpPassManager &pm);
+
+/// Registers `--mod-cpu-lowering` with mod-opt.
+void registerMoDPipelines();
+
+} // namespace mlir::mod
+
+#endif // MOD_PIPELINES_PIPELINES_H

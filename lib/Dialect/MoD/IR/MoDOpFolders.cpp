@@ -1,0 +1,49 @@
+//===- MoDOpFolders.cpp - MoD dialect folders ------------------------------===//
+
+#include "mod/Dialect/MoD/IR/MoDOps.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Matchers.h"
+
+using namespace mlir;
+using namespace mlir::mod;
+
+/// True when every row of the [B,S] i32 constant is exactly 0..S-1.
+static bool isIdentityIndices(DenseIntElementsAttr attr) {
+  auto type = cast<RankedTensorType>(attr.getType());
+  int64_t s = type.getDimSize(1);
+  int64_t i = 0;
+  for (const APInt &v : attr.getValues<APInt>()) {
+    if (v.getSExtValue() != i % s)
+      return false;
+    ++i;
+  }
+  return true;
+}
+
+/// With k == S every token is selected; in ascending order the indices are
+/// 0..S-1 in every row and the values are the scores themselves.
+LogicalResult TopKOp::fold(FoldAdaptor, SmallVectorImpl<OpFoldResult> &results) {
+  auto inType = cast<RankedTensorType>(getInput().getType());
+  int64_t b = inType.getDimSize(0), s = inType.getDimSize(1);
+  if (static_cast<int64_t>(getK()) != s)
+    return failure();
+  SmallVector<int32_t> iota;
+  iota.reserve(b * s);
+  for (int64_t row = 0; row < b; ++row)
+    for (int64_t i = 0; i < s; ++i)
+      iota.push_back(static_cast<int32_t>(i));
+  auto idxType = cast<RankedTensorType>(getIndices().getType());
+  results.push_back(DenseIntElementsAttr::get(idxType, ArrayRef(iota)));
+  results.push_back(getInput());
+  return success();
+}
+
+/// Gathering every row in order is the identity.
+OpFoldResult GatherOp::fold(FoldAdaptor adaptor) {
+  auto inType = cast<RankedTensorType>(getInput().getType());
+  auto idx = dyn_cast_if_present<DenseIntElementsAttr>(adaptor.getIndices());
+  if (!idx || getResult().getType() != inType || !isIdentityIndices(idx))
+    return {};
+  return getInput();
+}

@@ -1,0 +1,93 @@
+//===- ExpandRoutedBlocks.cpp - mod.routed_block -> routing primitives ----===//
+
+#include "mod/Dialect/MoD/IR/MoDOps.h"
+#include "mod/Dialect/MoD/Transforms/Passes.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::mod {
+#define GEN_PASS_DEF_EXPANDROUTEDBLOCKS
+#include "mod/Dialect/MoD/Transforms/Passes.h.inc"
+} // namespace mlir::mod
+
+using namespace mlir;
+using namespace mlir::mod;
+
+/// Elementwise `1 / (1 + exp(-v))` over a `[B,K]` tensor.
+static Value buildSigmoid(OpBuilder &b, Location loc, Value values) {
+  auto type = cast<RankedTensorType>(values.getType());
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                       type.getElementType());
+  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> iters(type.getRank(),
+                                         utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, type, ValueRange{values}, ValueRange{init},
+      ArrayRef<AffineMap>{id, id}, iters,
+      [](OpBuilder &nb, Location nloc, ValueRange args) {
+        Type et = args[0].getType();
+        Value one = arith::ConstantOp::create(nb, nloc, et,
+                                              nb.getFloatAttr(et, 1.0));
+        Value neg = arith::NegFOp::create(nb, nloc, args[0]);
+        Value e = math::ExpOp::create(nb, nloc, neg);
+        Value den = arith::AddFOp::create(nb, nloc, one, e);
+        Value sig = arith::DivFOp::create(nb, nloc, one, den);
+        linalg::YieldOp::create(nb, nloc, sig);
+      });
+  return generic.getResult(0);
+}
+
+static void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  auto inType = cast<RankedTensorType>(op.getInput().getType());
+  auto posType = cast<RankedTensorType>(op.getPositions().getType());
+  int64_t b = inType.getDimSize(0), d = inType.getDimSize(2),
+          k = op.getCapacity();
+  Type et = inType.getElementType();
+
+  auto scoreType = RankedTensorType::get({b, inType.getDimSize(1)}, et);
+  auto idxType = RankedTensorType::get({b, k}, rewriter.getI32Type());
+  auto valType = RankedTensorType::get({b, k}, et);
+  Value scores =
+      RouterOp::create(rewriter, loc, scoreType, op.getInput(),
+                       op.getRouterWeight());
+  auto topk = TopKOp::create(rewriter, loc, idxType, valType, scores,
+                             rewriter.getI64IntegerAttr(k));
+  Value xk = GatherOp::create(rewriter, loc,
+                              RankedTensorType::get({b, k, d}, et),
+                              op.getInput(), topk.getIndices());
+  Value pk = GatherOp::create(
+      rewriter, loc, RankedTensorType::get({b, k}, posType.getElementType()),
+      op.getPositions(), topk.getIndices());
+
+  Block &body = op.getBody().front();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  Value update = yield.getValue();
+  rewriter.inlineBlockBefore(&body, op, ValueRange{xk, pk});
+  rewriter.eraseOp(yield);
+
+  Value scale = topk.getValues();
+  if (op.getGate() == GateKind::Sigmoid)
+    scale = buildSigmoid(rewriter, loc, scale);
+  Value out = ScatterAddOp::create(rewriter, loc, inType, op.getInput(),
+                                   topk.getIndices(), update, scale);
+  rewriter.replaceOp(op, out);
+}
+
+namespace {
+struct ExpandRoutedBlocksPass
+    : mod::impl::ExpandRoutedBlocksBase<ExpandRoutedBlocksPass> {
+  void runOnOperation() override {
+    SmallVector<RoutedBlockOp> blocks;
+    // Post-order: an inner routed block is expanded before the one holding it.
+    getOperation()->walk([&](RoutedBlockOp op) { blocks.push_back(op); });
+    IRRewriter rewriter(&getContext());
+    for (RoutedBlockOp op : blocks)
+      expandRoutedBlock(op, rewriter);
+  }
+};
+} // namespace

@@ -1,0 +1,54 @@
+//===- Pipelines.cpp - modc lowering pipelines ----------------------------===//
+
+#include "mod/Pipelines/Pipelines.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+
+std::string mlir::mod::getCPULoweringPipeline() {
+  // Kept textual so `mod-opt --mod-cpu-lowering` and mod-compile run exactly
+  // the same passes and a user can replay any prefix of it with mod-opt.
+  return "mod-expand-routed-blocks,"
+         "mod-lower-to-linalg,"
+         "canonicalize,cse,"
+         "one-shot-bufferize{bufferize-function-boundaries "
+         "function-boundary-type-conversion=identity-layout-map},"
+         "buffer-results-to-out-params{hoist-static-allocs modify-public-functions},"
+         "buffer-deallocation-pipeline,"
+         "canonicalize,"
+         "convert-linalg-to-loops,"
+         "lower-affine,"
+         "convert-scf-to-cf,"
+         "expand-strided-metadata,"
+         "lower-affine,"
+         "finalize-memref-to-llvm,"
+         "convert-math-to-llvm,"
+         "convert-math-to-libm,"
+         "convert-arith-to-llvm,"
+         "convert-index-to-llvm,"
+         "convert-func-to-llvm,"
+         "convert-cf-to-llvm,"
+         "reconcile-unrealized-casts";
+}
+
+LogicalResult mlir::mod::buildCPULoweringPipeline(OpPassManager &pm) {
+  std::string errors;
+  llvm::raw_string_ostream os(errors);
+  if (failed(parsePassPipeline(getCPULoweringPipeline(), pm, os))) {
+    llvm::errs() << "internal error: bad CPU lowering pipeline: " << errors
+                 << "\n";
+    return failure();
+  }
+  return success();
+}
+
+void mlir::mod::registerMoDPipelines() {
+  PassPipelineRegistration<>(
+      "mod-cpu-lowering",
+      "Lower mod/linalg/tensor IR to the LLVM dialect for the host CPU "
+      "(expand routed blocks, lower mod ops, bufferize, results to "
+      "out-parameters, loops, LLVM)",
+      [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm); });
+}
