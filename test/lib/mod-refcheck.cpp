@@ -7,7 +7,7 @@
 //   mod-refcheck gen --manifest=M --entry=E --seed=N [--ties] -o in.safetensors
 //       Random inputs for every argument of E, by name: `scores` [B,S] (with
 //       --ties drawn from a small set, so equal scores, and -0.0 vs +0.0,
-//       are common), `positions` [B,S] (0..S-1), float tensors N(0,1)·0.5.
+//       are common), `positions` [B,S] (i + 1000·b), float tensors N(0, 0.5²).
 //   mod-refcheck check --inputs=in.safetensors --outputs=out.safetensors
 //       Recomputes every output that the test function names, from the
 //       inputs, and compares. Output names say what they are:
@@ -222,8 +222,9 @@ int generate(const Options &opt) {
     int64_t n = t.numElements();
     if (spec.name == "positions") {
       int64_t s = spec.shape.at(1);
+      // Distinct per sequence, so a gather from the wrong row shows.
       for (int64_t i = 0; i < n; ++i)
-        t.data<int32_t>()[i] = int32_t(i % s);
+        t.data<int32_t>()[i] = int32_t(i % s + 1000 * (i / s));
     } else if (spec.dtype == DType::F32) {
       for (int64_t i = 0; i < n; ++i)
         t.data<float>()[i] = (opt.ties && spec.name == "scores")

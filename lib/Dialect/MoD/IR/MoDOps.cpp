@@ -23,9 +23,11 @@ LogicalResult verifyTensor(Operation *op, StringRef name, Type type,
   auto tensor = cast<RankedTensorType>(type);
   if (exactRank ? tensor.getRank() != rank : tensor.getRank() < rank)
     return op->emitOpError() << "expected " << name << " to be a "
-                             << (exactRank ? "" : "at least ") << "rank-"
-                             << rank << " tensor " << layout << ", got "
-                             << type;
+                             << (exactRank ? "" : "tensor of rank >= ")
+                             << (exactRank ? "rank-" + std::to_string(rank) +
+                                                 " tensor"
+                                           : std::to_string(rank))
+                             << " " << layout << ", got " << type;
   if (!tensor.hasStaticShape())
     return op->emitOpError() << "expected " << name
                              << " to have a static shape, got " << type;
@@ -72,6 +74,33 @@ RankedTensorType withTokenCount(RankedTensorType type, int64_t k) {
   return type.clone(shape);
 }
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// Custom assembly: `gate(sigmoid)`, omitted for the default identity gate.
+//===----------------------------------------------------------------------===//
+
+static ParseResult parseGate(OpAsmParser &parser, GateKindAttr &gate) {
+  GateKind kind = GateKind::Identity;
+  if (succeeded(parser.parseOptionalKeyword("gate"))) {
+    StringRef name;
+    SMLoc loc = parser.getCurrentLocation();
+    if (parser.parseLParen() || parser.parseKeyword(&name) ||
+        parser.parseRParen())
+      return failure();
+    std::optional<GateKind> parsed = symbolizeGateKind(name);
+    if (!parsed)
+      return parser.emitError(loc) << "unknown gate '" << name
+                                   << "' (expected identity or sigmoid)";
+    kind = *parsed;
+  }
+  gate = GateKindAttr::get(parser.getContext(), kind);
+  return success();
+}
+
+static void printGate(OpAsmPrinter &printer, Operation *, GateKindAttr gate) {
+  if (gate && gate.getValue() != GateKind::Identity)
+    printer << "gate(" << stringifyGateKind(gate.getValue()) << ")";
+}
 
 //===----------------------------------------------------------------------===//
 // RouterOp
@@ -208,7 +237,7 @@ LogicalResult RoutedBlockOp::verifyRegions() {
                              body.getArgument(1).getType(), expectedPk,
                              "[B,K] i32")))
     return failure();
-  auto yield = dyn_cast<YieldOp>(body.getTerminator());
+  auto yield = body.empty() ? YieldOp() : dyn_cast<YieldOp>(body.back());
   if (!yield)
     return emitOpError() << "expected the body to end with mod.yield";
   return verifyExactType(op, "body to yield a value", yield.getValue().getType(),

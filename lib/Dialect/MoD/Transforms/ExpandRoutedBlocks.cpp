@@ -66,8 +66,10 @@ static void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
 
   Block &body = op.getBody().front();
   auto yield = cast<YieldOp>(body.getTerminator());
-  Value update = yield.getValue();
   rewriter.inlineBlockBefore(&body, op, ValueRange{xk, pk});
+  // Read the yielded value only now: it may have been a block argument,
+  // which inlining replaced with the gathered tokens.
+  Value update = yield.getValue();
   rewriter.eraseOp(yield);
 
   Value scale = topk.getValues();

@@ -171,7 +171,7 @@ def MoD_RoutedBlockOp : MoD_Op<"routed_block", [
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     `(` $input `,` $positions `,` $router_weight `)` `capacity` `(` $capacity `)`
-    (`gate` `(` $gate^ `)`)? attr-dict `:`
+    custom<Gate>($gate) attr-dict `:`
     `(` type($input) `,` type($positions) `,` type($router_weight) `)` `->` type($result)
     $body
   }];

@@ -1,0 +1,100 @@
+//===- Json.h - Minimal strict JSON value, parser and writer ----*- C++ -*-===//
+//
+// Just enough JSON for safetensors headers and modc manifests. The parser is
+// strict (RFC 8259: no comments, no trailing commas, no NaN, valid UTF-8,
+// nothing but whitespace after the value), rejects duplicate object keys
+// (a duplicated tensor name must not silently shadow another) and bounds the
+// nesting depth so hostile input cannot exhaust the stack.
+//
+// Integers that fit in int64 are kept exactly: safetensors byte offsets can
+// exceed 2^53, where a double would round them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MODRT_JSON_H
+#define MODRT_JSON_H
+
+#include "modrt/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modrt {
+
+class Json {
+public:
+  enum class Kind { Null, Bool, Number, String, Array, Object };
+  using Array = std::vector<Json>;
+  /// Keys are kept sorted, which also makes serialization deterministic.
+  using Object = std::map<std::string, Json, std::less<>>;
+
+  Json() = default; // null
+  Json(std::nullptr_t) {}
+  Json(bool b) : kind_(Kind::Bool), bool_(b) {}
+  Json(int v) : Json(static_cast<int64_t>(v)) {}
+  Json(int64_t v) : kind_(Kind::Number), isInt_(true), int_(v), double_(double(v)) {}
+  Json(uint64_t v);
+  Json(double v) : kind_(Kind::Number), double_(v) {}
+  Json(const char *s) : kind_(Kind::String), string_(s) {}
+  Json(std::string s) : kind_(Kind::String), string_(std::move(s)) {}
+  Json(std::string_view s) : kind_(Kind::String), string_(s) {}
+  Json(Array a) : kind_(Kind::Array), array_(std::move(a)) {}
+  Json(Object o) : kind_(Kind::Object), object_(std::move(o)) {}
+
+  Kind kind() const { return kind_; }
+  bool isNull() const { return kind_ == Kind::Null; }
+  bool isBool() const { return kind_ == Kind::Bool; }
+  bool isNumber() const { return kind_ == Kind::Number; }
+  /// True for numbers written without fraction or exponent that fit int64.
+  bool isInteger() const { return kind_ == Kind::Number && isInt_; }
+  bool isString() const { return kind_ == Kind::String; }
+  bool isArray() const { return kind_ == Kind::Array; }
+  bool isObject() const { return kind_ == Kind::Object; }
+
+  /// Typed accessors; they throw Error when the value has another kind.
+  bool asBool() const;
+  int64_t asInt() const;
+  double asDouble() const;
+  const std::string &asString() const;
+  const Array &asArray() const;
+  Array &asArray();
+  const Object &asObject() const;
+  Object &asObject();
+
+  /// Object member lookup; nullptr when absent or when this is no object.
+  const Json *find(std::string_view key) const;
+
+  /// Parses a complete document. Errors name the byte offset of the problem.
+  static Json parse(std::string_view text, unsigned maxDepth = 128);
+
+  /// Serializes to compact JSON (indent < 0) or pretty-printed JSON with the
+  /// given indent width. Throws Error for NaN/infinity and invalid UTF-8.
+  std::string dump(int indent = -1) const;
+
+  static const char *kindName(Kind kind);
+
+  friend bool operator==(const Json &a, const Json &b);
+  friend bool operator!=(const Json &a, const Json &b) { return !(a == b); }
+
+private:
+  void dumpTo(std::string &out, int indent, int level) const;
+
+  Kind kind_ = Kind::Null;
+  bool bool_ = false;
+  bool isInt_ = false;
+  int64_t int_ = 0;
+  double double_ = 0.0;
+  std::string string_;
+  Array array_;
+  Object object_;
+};
+
+/// Structural equality; integers and doubles compare by value.
+bool operator==(const Json &a, const Json &b);
+
+} // namespace modrt
+
+#endif // MODRT_JSON_H

@@ -1,0 +1,69 @@
+//===- Manifest.h - manifest.json written by mod-compile --------*- C++ -*-===//
+//
+// The manifest describes a compiled model directory: which shared library to
+// load and, for each entry point, its symbol and the name, dtype and static
+// shape of every input and output in calling order. Example:
+//
+//   {"format": "modc-manifest", "version": 1, "target": "cpu",
+//    "library": "model.so",
+//    "entry_points": [
+//      {"name": "forward", "symbol": "_modrt_forward",
+//       "inputs":  [{"name": "x", "dtype": "f32", "shape": [1, 4, 8]}],
+//       "outputs": [{"name": "result0", "dtype": "f32", "shape": [1, 4, 8]}]}]}
+//
+// Keys this runtime does not know are ignored so that newer compilers can add
+// information (B, S, capacities, schedule, init) without breaking it; the full
+// document stays available through `Manifest::json`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MODRT_MANIFEST_H
+#define MODRT_MANIFEST_H
+
+#include "modrt/Json.h"
+#include "modrt/Tensor.h"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modrt {
+
+struct TensorSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+
+  /// "f32[1x4x8]", as used in messages.
+  std::string str() const;
+};
+
+struct EntryPoint {
+  std::string name;
+  std::string symbol;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+struct Manifest {
+  static constexpr int64_t kVersion = 1;
+
+  int64_t version = kVersion;
+  std::string target;  // "cpu" or "cuda"
+  std::string library; // relative to the model directory
+  std::vector<EntryPoint> entryPoints;
+  Json json;           // the whole document, unknown keys included
+
+  /// Nullptr when there is no entry point of that name.
+  const EntryPoint *findEntry(std::string_view name) const;
+  /// Comma-separated entry point names, for error messages.
+  std::string entryNames() const;
+
+  /// `source` names the document in error messages (usually its path).
+  static Manifest parse(std::string_view text, const std::string &source);
+  static Manifest load(const std::string &path);
+};
+
+} // namespace modrt
+
+#endif // MODRT_MANIFEST_H

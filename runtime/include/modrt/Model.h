@@ -1,0 +1,78 @@
+//===- Model.h - Load and call a compiled model directory -------*- C++ -*-===//
+//
+// A model directory holds manifest.json and the shared library it names.
+// Model::load dlopens the library and resolves every entry point up front, so
+// a broken artifact fails at load time rather than at the first call.
+//
+// Calling convention of an entry point symbol (the compiled code's ABI):
+//
+//   void fn(void **args);
+//
+// args has one pointer per input, then one per output, in manifest order.
+// Each points to an MLIR ranked memref descriptor
+//
+//   struct { T *allocated; T *aligned; int64_t offset;
+//            int64_t sizes[rank]; int64_t strides[rank]; };
+//
+// (only the first three fields for rank 0) with offset 0 and row-major
+// contiguous strides. The runtime allocates the outputs; the model writes
+// them and must not retain any pointer after returning.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MODRT_MODEL_H
+#define MODRT_MODEL_H
+
+#include "modrt/Manifest.h"
+#include "modrt/Tensor.h"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modrt {
+
+/// Builds the memref descriptor for `tensor` as 3 + 2*rank int64 words (the
+/// two pointer fields stored in the first two words). The descriptor points
+/// into `tensor`, which must outlive it.
+std::vector<int64_t> makeMemRefDescriptor(const Tensor &tensor);
+
+class Model {
+public:
+  using EntryFunction = void (*)(void **);
+
+  /// Reads `dir`/manifest.json, dlopens `dir`/<library> and resolves every
+  /// entry point symbol. Throws Error on any failure.
+  static Model load(const std::string &dir);
+
+  Model(Model &&other) noexcept;
+  Model &operator=(Model &&other) noexcept;
+  Model(const Model &) = delete;
+  Model &operator=(const Model &) = delete;
+  ~Model();
+
+  const Manifest &manifest() const { return manifest_; }
+  const std::string &directory() const { return dir_; }
+
+  /// Throws Error listing the available entry points when `name` is unknown.
+  const EntryPoint &entry(std::string_view name) const;
+
+  /// Checks the inputs against the manifest (count, dtype, shape; errors name
+  /// the argument and both types), allocates zeroed outputs and runs the entry
+  /// point. Safe to call concurrently as far as the runtime is concerned.
+  std::vector<Tensor> call(std::string_view entryName,
+                           const std::vector<const Tensor *> &inputs) const;
+
+private:
+  Model() = default;
+  void release();
+
+  std::string dir_;
+  Manifest manifest_;
+  void *handle_ = nullptr;
+  std::vector<EntryFunction> functions_; // parallel to manifest_.entryPoints
+};
+
+} // namespace modrt
+
+#endif // MODRT_MODEL_H

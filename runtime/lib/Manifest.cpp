@@ -1,0 +1,166 @@
+//===- Manifest.cpp - manifest.json written by mod-compile ----------------===//
+
+#include "modrt/Manifest.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+using namespace modrt;
+
+std::string TensorSpec::str() const {
+  return std::string(manifestDTypeName(dtype)) + "[" + formatShape(shape) + "]";
+}
+
+const EntryPoint *Manifest::findEntry(std::string_view name) const {
+  for (const EntryPoint &entry : entryPoints)
+    if (entry.name == name) return &entry;
+  return nullptr;
+}
+
+std::string Manifest::entryNames() const {
+  std::string out;
+  for (const EntryPoint &entry : entryPoints) {
+    if (!out.empty()) out += ", ";
+    out += entry.name;
+  }
+  return out;
+}
+
+namespace {
+/// Field accessors that turn a missing or mistyped key into an Error naming
+/// the document and the path to the key.
+class Reader {
+public:
+  explicit Reader(const std::string &source) : source_(source) {}
+
+  [[noreturn]] void fail(const std::string &where, const std::string &what) const {
+    throw Error(source_ + ": " + (where.empty() ? "" : where + ": ") + what);
+  }
+
+  const Json &member(const Json &object, const char *key,
+                     const std::string &where) const {
+    const Json *value = object.find(key);
+    if (!value) fail(where, std::string("missing \"") + key + "\"");
+    return *value;
+  }
+
+  const std::string &string(const Json &object, const char *key,
+                            const std::string &where) const {
+    const Json &value = member(object, key, where);
+    if (!value.isString() || value.asString().empty())
+      fail(where, std::string("\"") + key + "\" must be a non-empty string");
+    return value.asString();
+  }
+
+  const Json::Array &array(const Json &object, const char *key,
+                           const std::string &where) const {
+    const Json &value = member(object, key, where);
+    if (!value.isArray())
+      fail(where, std::string("\"") + key + "\" must be an array");
+    return value.asArray();
+  }
+
+  TensorSpec tensorSpec(const Json &json, const std::string &where) const {
+    if (!json.isObject()) fail(where, "must be an object");
+    TensorSpec spec;
+    spec.name = string(json, "name", where);
+    const std::string &dtypeName = string(json, "dtype", where);
+    std::optional<DType> dtype = dtypeFromManifestName(dtypeName);
+    if (!dtype) fail(where, "unknown dtype \"" + dtypeName + "\"");
+    spec.dtype = *dtype;
+    for (const Json &dim : array(json, "shape", where)) {
+      if (!dim.isInteger() || dim.asInt() < 0)
+        fail(where, "\"shape\" must hold non-negative integers, got " + dim.dump());
+      spec.shape.push_back(dim.asInt());
+    }
+    if (!checkedNumElements(spec.shape, spec.dtype))
+      fail(where, "shape [" + formatShape(spec.shape) + "] is too large");
+    return spec;
+  }
+
+  std::vector<TensorSpec> tensorSpecs(const Json &entry, const char *key,
+                                      const std::string &where) const {
+    std::vector<TensorSpec> specs;
+    std::set<std::string> names;
+    const Json::Array &items = array(entry, key, where);
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string itemWhere = where + ": " + key + "[" + std::to_string(i) + "]";
+      specs.push_back(tensorSpec(items[i], itemWhere));
+      // Names are how mod-run finds inputs and labels outputs.
+      if (!names.insert(specs.back().name).second)
+        fail(itemWhere, "duplicate name \"" + specs.back().name + "\"");
+    }
+    return specs;
+  }
+
+private:
+  const std::string &source_;
+};
+} // namespace
+
+Manifest Manifest::parse(std::string_view text, const std::string &source) {
+  Reader reader(source);
+  Manifest manifest;
+  try {
+    manifest.json = Json::parse(text);
+  } catch (const Error &e) {
+    reader.fail("", std::string("invalid JSON: ") + e.what());
+  }
+  const Json &root = manifest.json;
+  if (!root.isObject()) reader.fail("", "manifest is not a JSON object");
+
+  const std::string &format = reader.string(root, "format", "");
+  if (format != "modc-manifest")
+    reader.fail("", "\"format\" is \"" + format + "\", expected \"modc-manifest\"");
+  const Json &version = reader.member(root, "version", "");
+  if (!version.isInteger())
+    reader.fail("", "\"version\" must be an integer");
+  if (version.asInt() != kVersion)
+    reader.fail("", "unsupported manifest version " + version.dump() +
+                        " (this runtime reads version " +
+                        std::to_string(kVersion) + ")");
+  manifest.version = version.asInt();
+
+  manifest.target = reader.string(root, "target", "");
+  if (manifest.target != "cpu" && manifest.target != "cuda")
+    reader.fail("", "unknown target \"" + manifest.target +
+                        "\" (expected \"cpu\" or \"cuda\")");
+
+  manifest.library = reader.string(root, "library", "");
+  // The library must live inside the model directory.
+  if (manifest.library.front() == '/' || manifest.library == ".." ||
+      manifest.library.rfind("../", 0) == 0 ||
+      manifest.library.find("/../") != std::string::npos ||
+      (manifest.library.size() >= 3 &&
+       manifest.library.compare(manifest.library.size() - 3, 3, "/..") == 0))
+    reader.fail("", "\"library\" must be a relative path inside the model "
+                    "directory, got \"" + manifest.library + "\"");
+
+  const Json::Array &entries = reader.array(root, "entry_points", "");
+  if (entries.empty()) reader.fail("", "\"entry_points\" is empty");
+  for (size_t i = 0; i < entries.size(); ++i) {
+    std::string where = "entry_points[" + std::to_string(i) + "]";
+    const Json &json = entries[i];
+    if (!json.isObject()) reader.fail(where, "must be an object");
+    EntryPoint entry;
+    entry.name = reader.string(json, "name", where);
+    where += " ('" + entry.name + "')";
+    if (manifest.findEntry(entry.name))
+      reader.fail(where, "duplicate entry point name");
+    entry.symbol = reader.string(json, "symbol", where);
+    entry.inputs = reader.tensorSpecs(json, "inputs", where);
+    entry.outputs = reader.tensorSpecs(json, "outputs", where);
+    manifest.entryPoints.push_back(std::move(entry));
+  }
+  return manifest;
+}
+
+Manifest Manifest::load(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open manifest");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error(path + ": cannot read manifest");
+  return parse(text.str(), path);
+}

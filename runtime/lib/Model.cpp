@@ -1,0 +1,133 @@
+//===- Model.cpp - Load and call a compiled model directory ---------------===//
+
+#include "modrt/Model.h"
+
+#include <cstring>
+#include <dlfcn.h>
+
+using namespace modrt;
+
+std::vector<int64_t> modrt::makeMemRefDescriptor(const Tensor &tensor) {
+  static_assert(sizeof(void *) == sizeof(int64_t),
+                "memref descriptors store pointers in 64-bit words");
+  const std::vector<int64_t> &shape = tensor.shape();
+  const size_t rank = shape.size();
+  std::vector<int64_t> words(3 + 2 * rank, 0);
+  const void *data = tensor.rawData();
+  std::memcpy(&words[0], &data, sizeof data); // allocated
+  std::memcpy(&words[1], &data, sizeof data); // aligned
+  words[2] = 0;                               // offset
+  int64_t stride = 1;
+  for (size_t i = rank; i-- > 0;) {
+    words[3 + i] = shape[i];
+    words[3 + rank + i] = stride;
+    // Suffix products fit in int64 whenever the tensor has elements; with a
+    // zero dimension in front they may not, but then no element is ever
+    // addressed, so 0 is as good a stride as any.
+    if (__builtin_mul_overflow(stride, shape[i], &stride)) stride = 0;
+  }
+  return words;
+}
+
+Model Model::load(const std::string &dir) {
+  Model model;
+  model.dir_ = dir;
+  model.manifest_ = Manifest::load(dir + "/manifest.json");
+  const std::string libraryPath = dir + "/" + model.manifest_.library;
+  // RTLD_NOW surfaces unresolved symbols here instead of mid-call;
+  // RTLD_LOCAL keeps two loaded models from resolving each other's symbols.
+  model.handle_ = ::dlopen(libraryPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!model.handle_) {
+    const char *why = ::dlerror();
+    throw Error(libraryPath + ": cannot load model library: " +
+                (why ? why : "unknown dlopen error"));
+  }
+  for (const EntryPoint &entry : model.manifest_.entryPoints) {
+    ::dlerror(); // clear any stale error
+    void *symbol = ::dlsym(model.handle_, entry.symbol.c_str());
+    if (!symbol) {
+      const char *why = ::dlerror();
+      throw Error(libraryPath + ": entry point '" + entry.name +
+                  "': symbol '" + entry.symbol + "' not found" +
+                  (why ? std::string(" (") + why + ")" : std::string()));
+    }
+    EntryFunction fn;
+    std::memcpy(&fn, &symbol, sizeof fn); // object -> function pointer
+    model.functions_.push_back(fn);
+  }
+  return model;
+}
+
+Model::Model(Model &&other) noexcept
+    : dir_(std::move(other.dir_)), manifest_(std::move(other.manifest_)),
+      handle_(other.handle_), functions_(std::move(other.functions_)) {
+  other.handle_ = nullptr;
+}
+
+Model &Model::operator=(Model &&other) noexcept {
+  if (this != &other) {
+    release();
+    dir_ = std::move(other.dir_);
+    manifest_ = std::move(other.manifest_);
+    handle_ = other.handle_;
+    functions_ = std::move(other.functions_);
+    other.handle_ = nullptr;
+  }
+  return *this;
+}
+
+Model::~Model() { release(); }
+
+void Model::release() {
+  if (handle_) ::dlclose(handle_);
+  handle_ = nullptr;
+  functions_.clear();
+}
+
+const EntryPoint &Model::entry(std::string_view name) const {
+  if (const EntryPoint *entry = manifest_.findEntry(name)) return *entry;
+  throw Error("no entry point '" + std::string(name) +
+              "' in the model (available: " + manifest_.entryNames() + ")");
+}
+
+std::vector<Tensor> Model::call(std::string_view entryName,
+                                const std::vector<const Tensor *> &inputs) const {
+  const EntryPoint &entry = this->entry(entryName);
+  const size_t index = size_t(&entry - manifest_.entryPoints.data());
+  const std::string where = "entry point '" + entry.name + "': ";
+
+  if (inputs.size() != entry.inputs.size())
+    throw Error(where + "expected " + std::to_string(entry.inputs.size()) +
+                " inputs, got " + std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec &spec = entry.inputs[i];
+    const Tensor *input = inputs[i];
+    if (!input)
+      throw Error(where + "input " + std::to_string(i) + " ('" + spec.name +
+                  "') is null");
+    if (input->dtype() != spec.dtype || input->shape() != spec.shape)
+      throw Error(where + "input " + std::to_string(i) + " ('" + spec.name +
+                  "') must be " + spec.str() + ", got " +
+                  manifestDTypeName(input->dtype()) + "[" +
+                  formatShape(input->shape()) + "]");
+  }
+
+  std::vector<Tensor> outputs;
+  outputs.reserve(entry.outputs.size());
+  for (const TensorSpec &spec : entry.outputs)
+    outputs.emplace_back(spec.dtype, spec.shape);
+
+  std::vector<std::vector<int64_t>> descriptors;
+  descriptors.reserve(inputs.size() + outputs.size());
+  for (const Tensor *input : inputs)
+    descriptors.push_back(makeMemRefDescriptor(*input));
+  for (const Tensor &output : outputs)
+    descriptors.push_back(makeMemRefDescriptor(output));
+  std::vector<void *> args;
+  args.reserve(descriptors.size());
+  for (std::vector<int64_t> &descriptor : descriptors)
+    args.push_back(descriptor.data());
+
+  functions_[index](args.data());
+  return outputs;
+}

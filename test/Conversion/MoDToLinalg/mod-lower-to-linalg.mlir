@@ -1,0 +1,91 @@
+// RUN: mod-opt %s --mod-lower-to-linalg -split-input-file | FileCheck %s
+
+// CHECK-DAG: #[[X3:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[W1:.*]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-DAG: #[[R2:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @router
+// CHECK-SAME: (%[[X:.*]]: tensor<2x4x8xf32>, %[[W:.*]]: tensor<8xf32>)
+// CHECK: %[[ZERO:.*]] = linalg.fill
+// CHECK: %[[R:.*]] = linalg.generic {indexing_maps = [#[[X3]], #[[W1]], #[[R2]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%[[X]], %[[W]] : tensor<2x4x8xf32>, tensor<8xf32>) outs(%[[ZERO]] : tensor<2x4xf32>)
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: return %[[R]]
+func.func @router(%x: tensor<2x4x8xf32>, %w: tensor<8xf32>) -> tensor<2x4xf32> {
+  %r = mod.router %x, %w : tensor<2x4x8xf32>, tensor<8xf32> -> tensor<2x4xf32>
+  return %r : tensor<2x4xf32>
+}
+
+// -----
+
+// Top-k: total-order keys, a rank count with the lower-index tie rule, then an
+// ascending compaction of the tokens whose rank is below K.
+// CHECK-LABEL: func.func @topk
+// CHECK-SAME: (%[[R:.*]]: tensor<2x8xf32>)
+// CHECK: %[[KEYS:.*]] = linalg.generic {{.*}} ins(%[[R]] : tensor<2x8xf32>) outs(%{{.*}} : tensor<2x8xi32>)
+// CHECK: arith.bitcast %{{.*}} : f32 to i32
+// CHECK: %[[RANK:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[KEYS]], %[[KEYS]] : tensor<2x8xi32>, tensor<2x8xi32>)
+// CHECK: arith.cmpi sgt
+// CHECK: arith.cmpi eq
+// CHECK: arith.cmpi ult
+// CHECK: %[[K:.*]] = arith.constant 3 : i32
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: %[[RK:.*]] = tensor.extract %[[RANK]]
+// CHECK: %[[SEL:.*]] = arith.cmpi slt, %[[RK]], %[[K]] : i32
+// CHECK: scf.if %[[SEL]]
+// CHECK: tensor.insert
+// CHECK: tensor.insert
+// CHECK-NOT: mod.topk
+func.func @topk(%r: tensor<2x8xf32>) -> (tensor<2x3xi32>, tensor<2x3xf32>) {
+  %i, %v = mod.topk %r k(3) : tensor<2x8xf32> -> tensor<2x3xi32>, tensor<2x3xf32>
+  return %i, %v : tensor<2x3xi32>, tensor<2x3xf32>
+}
+
+// -----
+
+// The key width follows the score type.
+// CHECK-LABEL: func.func @topk_f64
+// CHECK: arith.bitcast %{{.*}} : f64 to i64
+func.func @topk_f64(%r: tensor<1x8xf64>) -> (tensor<1x2xi32>, tensor<1x2xf64>) {
+  %i, %v = mod.topk %r k(2) : tensor<1x8xf64> -> tensor<1x2xi32>, tensor<1x2xf64>
+  return %i, %v : tensor<1x2xi32>, tensor<1x2xf64>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gather
+// CHECK-SAME: (%[[X:.*]]: tensor<2x8x4x5xf32>, %[[I:.*]]: tensor<2x3xi32>)
+// CHECK: linalg.generic {{.*}} ins(%[[I]] : tensor<2x3xi32>) outs(%{{.*}} : tensor<2x3x4x5xf32>)
+// CHECK: ^bb0(%[[IDX:.*]]: i32, %{{.*}}: f32):
+// CHECK-DAG: %[[B:.*]] = linalg.index 0 : index
+// CHECK-DAG: %[[T:.*]] = arith.index_cast %[[IDX]] : i32 to index
+// CHECK-DAG: %[[D2:.*]] = linalg.index 2 : index
+// CHECK-DAG: %[[D3:.*]] = linalg.index 3 : index
+// CHECK: tensor.extract %[[X]][%[[B]], %[[T]], %[[D2]], %[[D3]]]
+func.func @gather(%x: tensor<2x8x4x5xf32>, %i: tensor<2x3xi32>) -> tensor<2x3x4x5xf32> {
+  %g = mod.gather %x[%i] : tensor<2x8x4x5xf32>, tensor<2x3xi32> -> tensor<2x3x4x5xf32>
+  return %g : tensor<2x3x4x5xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @scatter_add
+// CHECK-SAME: (%[[X:.*]]: tensor<2x8x4xf32>, %[[I:.*]]: tensor<2x3xi32>, %[[D:.*]]: tensor<2x3x4xf32>, %[[G:.*]]: tensor<2x3xf32>)
+// CHECK: %[[OUT:.*]] = scf.for %[[B:.*]] = {{.*}} iter_args(%[[ACC:.*]] = %[[X]])
+// CHECK: scf.for %[[J:.*]] = {{.*}} iter_args(%[[ACC2:.*]] = %[[ACC]])
+// CHECK: %[[T32:.*]] = tensor.extract %[[I]][%[[B]], %[[J]]]
+// CHECK: %[[T:.*]] = arith.index_cast %[[T32]]
+// CHECK: %[[S:.*]] = tensor.extract %[[G]][%[[B]], %[[J]]]
+// CHECK: %[[DST:.*]] = tensor.extract_slice %[[ACC2]][%[[B]], %[[T]], 0] [1, 1, 4] [1, 1, 1]
+// CHECK: %[[SRC:.*]] = tensor.extract_slice %[[D]][%[[B]], %[[J]], 0] [1, 1, 4] [1, 1, 1]
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[SRC]] : tensor<1x1x4xf32>) outs(%[[DST]] : tensor<1x1x4xf32>)
+// CHECK: arith.mulf %[[S]]
+// CHECK: tensor.insert_slice %[[SUM]] into %[[ACC2]][%[[B]], %[[T]], 0] [1, 1, 4] [1, 1, 1]
+// CHECK: return %[[OUT]]
+func.func @scatter_add(%x: tensor<2x8x4xf32>, %i: tensor<2x3xi32>, %d: tensor<2x3x4xf32>,
+                       %g: tensor<2x3xf32>) -> tensor<2x8x4xf32> {
+  %o = mod.scatter_add %x[%i], %d scale %g
+      : tensor<2x8x4xf32>, tensor<2x3xi32>, tensor<2x3x4xf32>, tensor<2x3xf32> -> tensor<2x8x4xf32>
+  return %o : tensor<2x8x4xf32>
+}

@@ -1,0 +1,133 @@
+//===- ManifestTest.cpp - Parsing and validating manifest.json ------------===//
+
+#include "modrt/Manifest.h"
+#include "TestUtil.h"
+
+using namespace modrt;
+using modrt::test::TempDir;
+using modrt::test::throwsError;
+using modrt::test::writeFile;
+
+namespace {
+
+const char kGood[] = R"json({
+  "format": "modc-manifest", "version": 1, "target": "cpu", "library": "model.so",
+  "B": 1, "S": 4, "capacities": [2, 2], "schedule": {"kind": "every-other"},
+  "entry_points": [
+    {"name": "forward", "symbol": "_modrt_forward", "init": "normal(0.02)",
+     "inputs":  [{"name": "x", "dtype": "f32", "shape": [1, 4, 8]},
+                 {"name": "p", "dtype": "i32", "shape": [1, 4], "role": "positions"}],
+     "outputs": [{"name": "result0", "dtype": "f32", "shape": [1, 4, 8]}]},
+    {"name": "loss", "symbol": "_modrt_loss",
+     "inputs": [], "outputs": [{"name": "l", "dtype": "bf16", "shape": []}]}]
+})json";
+
+/// kGood with `from` replaced by `to` (which must occur exactly once).
+std::string edited(const std::string &from, const std::string &to) {
+  std::string text = kGood;
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  EXPECT_EQ(text.find(from, at + 1), std::string::npos) << from;
+  return text.replace(at, from.size(), to);
+}
+
+::testing::AssertionResult rejects(const std::string &text,
+                                   std::vector<std::string> words) {
+  words.push_back("test.json");
+  return throwsError([&] { Manifest::parse(text, "test.json"); }, words);
+}
+
+TEST(ManifestTest, ParsesAndIgnoresUnknownKeys) {
+  Manifest m = Manifest::parse(kGood, "test.json");
+  EXPECT_EQ(m.version, 1);
+  EXPECT_EQ(m.target, "cpu");
+  EXPECT_EQ(m.library, "model.so");
+  ASSERT_EQ(m.entryPoints.size(), 2u);
+  const EntryPoint &forward = m.entryPoints[0];
+  EXPECT_EQ(forward.name, "forward");
+  EXPECT_EQ(forward.symbol, "_modrt_forward");
+  ASSERT_EQ(forward.inputs.size(), 2u);
+  EXPECT_EQ(forward.inputs[0].name, "x");
+  EXPECT_EQ(forward.inputs[0].dtype, DType::F32);
+  EXPECT_EQ(forward.inputs[0].shape, (std::vector<int64_t>{1, 4, 8}));
+  EXPECT_EQ(forward.inputs[1].dtype, DType::I32);
+  EXPECT_EQ(forward.inputs[1].str(), "i32[1x4]");
+  ASSERT_EQ(forward.outputs.size(), 1u);
+  EXPECT_EQ(forward.outputs[0].name, "result0");
+  const EntryPoint *loss = m.findEntry("loss");
+  ASSERT_NE(loss, nullptr);
+  EXPECT_TRUE(loss->inputs.empty());
+  EXPECT_EQ(loss->outputs[0].dtype, DType::BF16);
+  EXPECT_TRUE(loss->outputs[0].shape.empty());
+  EXPECT_EQ(m.findEntry("nope"), nullptr);
+  EXPECT_EQ(m.entryNames(), "forward, loss");
+  // Newer keys stay reachable for code that knows them.
+  EXPECT_EQ(m.json.find("S")->asInt(), 4);
+}
+
+TEST(ManifestTest, LoadsFromFile) {
+  TempDir dir;
+  writeFile(dir.file("manifest.json"), kGood);
+  EXPECT_EQ(Manifest::load(dir.file("manifest.json")).entryPoints.size(), 2u);
+  EXPECT_TRUE(throwsError([&] { Manifest::load(dir.file("missing.json")); },
+                          {"missing.json", "cannot open manifest"}));
+}
+
+TEST(ManifestTest, RejectsInvalidDocuments) {
+  EXPECT_TRUE(rejects("{", {"invalid JSON", "at byte 1"}));
+  EXPECT_TRUE(rejects("[]", {"not a JSON object"}));
+  EXPECT_TRUE(rejects(edited(R"("format": "modc-manifest")", R"("format": "onnx")"),
+                      {"\"format\" is \"onnx\"", "modc-manifest"}));
+  EXPECT_TRUE(rejects(edited(R"("format": "modc-manifest", )", ""), {"missing \"format\""}));
+  EXPECT_TRUE(rejects(edited(R"("version": 1)", R"("version": 2)"),
+                      {"unsupported manifest version 2"}));
+  EXPECT_TRUE(rejects(edited(R"("version": 1)", R"("version": "1")"),
+                      {"\"version\" must be an integer"}));
+  EXPECT_TRUE(rejects(edited(R"("target": "cpu")", R"("target": "tpu")"),
+                      {"unknown target \"tpu\""}));
+  EXPECT_TRUE(rejects(edited(R"("library": "model.so")", R"("library": "")"),
+                      {"\"library\" must be a non-empty string"}));
+  for (const char *escape : {"/tmp/evil.so", "../evil.so", "a/../../evil.so", "a/.."})
+    EXPECT_TRUE(rejects(edited(R"("library": "model.so")",
+                               std::string(R"("library": ")") + escape + "\""),
+                        {"relative path inside the model directory"}))
+        << escape;
+}
+
+TEST(ManifestTest, RejectsInvalidEntryPoints) {
+  EXPECT_TRUE(rejects(R"({"format": "modc-manifest", "version": 1, "target": "cpu",
+                          "library": "m.so", "entry_points": []})",
+                      {"\"entry_points\" is empty"}));
+  EXPECT_TRUE(rejects(R"({"format": "modc-manifest", "version": 1, "target": "cpu",
+                          "library": "m.so", "entry_points": {}})",
+                      {"\"entry_points\" must be an array"}));
+  EXPECT_TRUE(rejects(R"({"format": "modc-manifest", "version": 1, "target": "cpu",
+                          "library": "m.so", "entry_points": [3]})",
+                      {"entry_points[0]: must be an object"}));
+  EXPECT_TRUE(rejects(edited(R"("name": "loss")", R"("name": "forward")"),
+                      {"entry_points[1] ('forward')", "duplicate entry point name"}));
+  EXPECT_TRUE(rejects(edited(R"("symbol": "_modrt_loss",)", ""),
+                      {"entry_points[1] ('loss')", "missing \"symbol\""}));
+  EXPECT_TRUE(rejects(edited(R"("inputs": [],)", ""),
+                      {"entry_points[1] ('loss')", "missing \"inputs\""}));
+}
+
+TEST(ManifestTest, RejectsInvalidTensorSpecs) {
+  EXPECT_TRUE(rejects(edited(R"("name": "p", "dtype": "i32")", R"("name": "p", "dtype": "q7")"),
+                      {"entry_points[0] ('forward'): inputs[1]", "unknown dtype \"q7\""}));
+  EXPECT_TRUE(rejects(edited(R"("shape": [1, 4], )", R"("shape": [1, -4], )"),
+                      {"inputs[1]", "non-negative integers, got -4"}));
+  EXPECT_TRUE(rejects(edited(R"("shape": [1, 4], )", R"("shape": "1x4", )"),
+                      {"inputs[1]", "\"shape\" must be an array"}));
+  EXPECT_TRUE(rejects(edited(R"("shape": [1, 4], )",
+                             R"("shape": [4611686018427387904, 4], )"),
+                      {"inputs[1]", "too large"}));
+  EXPECT_TRUE(rejects(edited(R"("name": "p")", R"("name": "x")"),
+                      {"inputs[1]", "duplicate name \"x\""}));
+  EXPECT_TRUE(rejects(edited(R"("name": "l")", R"("name": 5)"),
+                      {"outputs[0]", "\"name\" must be a non-empty string"}));
+  EXPECT_TRUE(rejects(edited(R"({"name": "l", "dtype": "bf16", "shape": []})", "7"),
+                      {"outputs[0]: must be an object"}));
+}
+
+} // namespace
