@@ -86,7 +86,15 @@ struct TensorSpec {
   std::string name;
   std::string dtype;
   SmallVector<int64_t> shape;
+  /// "parameter" for model weights (from `mod.kind`), empty for data inputs.
+  std::string kind;
+  /// How the runtime initializes a missing parameter (from `mod.init`).
+  std::string init;
 };
+
+/// Argument attributes that carry runtime metadata into the manifest.
+constexpr llvm::StringLiteral kNameAttr = "mod.name", kKindAttr = "mod.kind",
+                              kInitAttr = "mod.init";
 
 struct EntryPoint {
   std::string name;
@@ -127,7 +135,7 @@ FailureOr<TensorSpec> describe(func::FuncOp fn, Type type, std::string name,
                           << ", which the runtime does not support (use f32, "
                              "f64, i32 or i64)";
   return TensorSpec{std::move(name), *dtype,
-                    SmallVector<int64_t>(tensor.getShape())};
+                    SmallVector<int64_t>(tensor.getShape()), "", ""};
 }
 
 /// Entry points are the public functions with a body. Argument names come
@@ -140,27 +148,34 @@ FailureOr<std::vector<EntryPoint>> collectEntryPoints(ModuleOp module) {
     EntryPoint entry{fn.getSymName().str(), {}, {}};
     for (auto [i, type] : llvm::enumerate(fn.getArgumentTypes())) {
       std::string name = "arg" + std::to_string(i);
-      if (auto attr = fn.getArgAttrOfType<StringAttr>(i, "mod.name"))
+      if (auto attr = fn.getArgAttrOfType<StringAttr>(i, kNameAttr))
         name = attr.str();
       FailureOr<TensorSpec> spec = describe(fn, type, name, "argument");
       if (failed(spec))
         return failure();
+      if (auto attr = fn.getArgAttrOfType<StringAttr>(i, kKindAttr))
+        spec->kind = attr.str();
+      if (auto attr = fn.getArgAttrOfType<StringAttr>(i, kInitAttr))
+        spec->init = attr.str();
       entry.inputs.push_back(*spec);
     }
     for (auto [i, type] : llvm::enumerate(fn.getResultTypes())) {
       std::string name = "result" + std::to_string(i);
-      if (auto attr = fn.getResultAttrOfType<StringAttr>(i, "mod.name"))
+      if (auto attr = fn.getResultAttrOfType<StringAttr>(i, kNameAttr))
         name = attr.str();
       FailureOr<TensorSpec> spec = describe(fn, type, name, "result");
       if (failed(spec))
         return failure();
       entry.outputs.push_back(*spec);
     }
-    // The names now live in the manifest; LLVM has no use for them.
-    for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
-      fn.removeArgAttr(i, "mod.name");
-    for (unsigned i = 0, e = fn.getNumResults(); i < e; ++i)
-      fn.removeResultAttr(i, StringAttr::get(module.getContext(), "mod.name"));
+    // The metadata now lives in the manifest; LLVM has no use for it.
+    for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr}) {
+      auto key = StringAttr::get(module.getContext(), attrName);
+      for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
+        fn.removeArgAttr(i, key);
+      for (unsigned i = 0, e = fn.getNumResults(); i < e; ++i)
+        fn.removeResultAttr(i, key);
+    }
     fn->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                 UnitAttr::get(module.getContext()));
     entries.push_back(std::move(entry));
@@ -215,9 +230,14 @@ llvm::json::Value toJson(const TensorSpec &spec) {
   llvm::json::Array shape;
   for (int64_t d : spec.shape)
     shape.push_back(d);
-  return llvm::json::Object{{"name", spec.name},
+  llvm::json::Object object{{"name", spec.name},
                             {"dtype", spec.dtype},
                             {"shape", std::move(shape)}};
+  if (!spec.kind.empty())
+    object["kind"] = spec.kind;
+  if (!spec.init.empty())
+    object["init"] = spec.init;
+  return object;
 }
 
 std::string buildManifest(ArrayRef<EntryPoint> entries) {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages modc needs (only those missing; `apt-get update`
+# runs once, and only when something must be installed), then configures and
+# builds modc incrementally in $MODC_BUILD_DIR (default: build/).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${MODC_BUILD_DIR:-$root/build}
+llvm=/usr/lib/llvm-22
+
+packages=(build-essential cmake ninja-build python3 clang-22 llvm-22-dev llvm-22-tools
+          libmlir-22-dev mlir-22-tools libopenblas-dev libgtest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f "$build/build.ninja" ]; then
+  echo "setup: configuring $build"
+  cmake -S "$root" -B "$build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DMLIR_DIR=$llvm/lib/cmake/mlir \
+    -DLLVM_EXTERNAL_LIT=$llvm/bin/lit >"$build.configure.log" 2>&1 \
+    || { cat "$build.configure.log"; exit 1; }
+fi
+echo "setup: building (ninja -C $build)"
+start=$SECONDS
+ninja -C "$build" -j"${MODC_JOBS:-$(nproc)}" | grep -v '^\[' || true
+test "${PIPESTATUS[0]}" -eq 0
+echo "setup: build up to date ($((SECONDS - start)) s)"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds modc, and runs the whole test suite: the
+# lit regression and integration tests, then the GoogleTest unit tests.
+# Ends with each runner's summary and one combined "N passed, N failed" line.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${MODC_BUILD_DIR:-$root/build}
+"$root/scripts/setup.sh" || exit 1
+
+echo "== lit: regression and integration tests"
+start=$SECONDS
+/usr/lib/llvm-22/bin/lit -sv --time-tests -o "$build/lit-results.json" "$build/test"
+lit_rc=$?
+lit_time=$((SECONDS - start))
+
+echo "== ctest: unit tests"
+start=$SECONDS
+(cd "$build" && ctest --output-on-failure -j"$(nproc)")
+ctest_rc=$?
+ctest_time=$((SECONDS - start))
+
+python3 - "$build/lit-results.json" "$build/Testing/Temporary/LastTest.log" <<'PY'
+import json, re, sys
+lit = json.load(open(sys.argv[1]))["tests"]
+codes = [t["code"] for t in lit]
+passed = sum(c in ("PASS", "XFAIL") for c in codes)
+skipped = sum(c == "UNSUPPORTED" for c in codes)
+failed = len(codes) - passed - skipped
+for t in lit:
+    if t["code"] == "UNSUPPORTED":
+        print(f"skipped: {t['name']} (a REQUIRES feature is missing here)")
+log = open(sys.argv[2]).read()
+unit_pass = len(re.findall(r'Test Passed\.', log))
+unit_fail = len(re.findall(r'Test Failed\.', log))
+print(f"modc: {passed + unit_pass} passed, {failed + unit_fail} failed, {skipped} skipped")
+PY
+echo "lit took ${lit_time} s, unit tests took ${ctest_time} s"
+[ $lit_rc -eq 0 ] && [ $ctest_rc -eq 0 ]
