@@ -27,6 +27,7 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/IR/Verifier.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/CommandLine.h"
@@ -66,6 +67,13 @@ static cl::opt<unsigned>
              cl::desc("LLVM optimization level for the generated code "
                       "(default: 2)"),
              cl::cat(category));
+static cl::opt<std::string>
+    cpu("cpu", cl::init("host"), cl::value_desc("name"),
+        cl::desc("CPU to generate code for, as LLVM names it (e.g. x86-64-v3, "
+                 "znver4); 'host' (the default) tunes for and uses every "
+                 "feature of the compiling machine, so the model.so may not "
+                 "run on an older CPU"),
+        cl::cat(category));
 static cl::opt<std::string>
     linker("linker", cl::init(""), cl::value_desc("path"),
            cl::desc("C compiler driver used to link model.so (default: the "
@@ -302,14 +310,24 @@ std::unique_ptr<llvm::TargetMachine> createHostTargetMachine() {
     return nullptr;
   }
   llvm::SubtargetFeatures features;
-  for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
-    features.AddFeature(name, enabled);
+  std::string cpuName = cpu;
+  if (cpuName == "host") {
+    cpuName = llvm::sys::getHostCPUName().str();
+    for (const auto &[name, enabled] : llvm::sys::getHostCPUFeatures())
+      features.AddFeature(name, enabled);
+  }
   llvm::CodeGenOptLevel level =
       llvm::CodeGenOpt::getLevel(std::min(optLevel.getValue(), 3u))
           .value_or(llvm::CodeGenOptLevel::Default);
-  return std::unique_ptr<llvm::TargetMachine>(tgt->createTargetMachine(
-      llvm::Triple(triple), llvm::sys::getHostCPUName(), features.getString(),
+  std::unique_ptr<llvm::TargetMachine> tm(tgt->createTargetMachine(
+      llvm::Triple(triple), cpuName, features.getString(),
       llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt, level));
+  if (tm && !tm->getMCSubtargetInfo()->isCPUStringValid(cpuName)) {
+    llvm::errs() << "mod-compile: error: unknown --cpu '" << cpuName
+                 << "' for " << triple << "\n";
+    return nullptr;
+  }
+  return tm;
 }
 
 void optimize(llvm::Module &module, llvm::TargetMachine &tm) {
@@ -398,6 +416,10 @@ LogicalResult compile(MLIRContext &context) {
                  << "' (supported: cpu)\n";
     return failure();
   }
+  // Bad code generation options fail before anything is read or written.
+  std::unique_ptr<llvm::TargetMachine> tm = createHostTargetMachine();
+  if (!tm)
+    return failure();
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
   stage("parsing " + inputFile);
@@ -447,9 +469,6 @@ LogicalResult compile(MLIRContext &context) {
     llvm::errs() << "mod-compile: error: translation to LLVM IR failed\n";
     return failure();
   }
-  std::unique_ptr<llvm::TargetMachine> tm = createHostTargetMachine();
-  if (!tm)
-    return failure();
   llvmModule->setDataLayout(tm->createDataLayout());
   llvmModule->setTargetTriple(tm->getTargetTriple());
   if (failed(addRuntimeWrappers(*llvmModule, *entries)))
