@@ -2,11 +2,48 @@
 
 #include "modrt/Manifest.h"
 
+#include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 using namespace modrt;
+
+std::optional<ParameterInit> ParameterInit::parse(std::string_view text) {
+  ParameterInit init;
+  if (text == "zeros") {
+    init.kind = Kind::Zeros;
+    return init;
+  }
+  if (text == "ones") {
+    init.kind = Kind::Ones;
+    return init;
+  }
+  constexpr std::string_view prefix = "normal:";
+  if (text.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::string_view number = text.substr(prefix.size());
+  // from_chars, unlike strtod, does not depend on the C locale.
+  auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(),
+                                   init.std);
+  if (number.empty() || ec != std::errc() || ptr != number.data() + number.size() ||
+      !std::isfinite(init.std) || init.std < 0)
+    return std::nullopt;
+  init.kind = Kind::Normal;
+  return init;
+}
+
+std::string ParameterInit::str() const {
+  switch (kind) {
+  case Kind::Zeros: return "zeros";
+  case Kind::Ones: return "ones";
+  case Kind::Normal: break;
+  }
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "normal:%.17g", std);
+  return buffer;
+}
 
 std::string TensorSpec::str() const {
   return std::string(manifestDTypeName(dtype)) + "[" + formatShape(shape) + "]";
@@ -79,6 +116,25 @@ public:
     return spec;
   }
 
+  /// Reads "kind" and "init" of an entry point input.
+  void inputRole(const Json &json, TensorSpec &spec, const std::string &where) const {
+    if (const Json *kind = json.find("kind")) {
+      if (!kind->isString() ||
+          (kind->asString() != "input" && kind->asString() != "parameter"))
+        fail(where, "\"kind\" must be \"input\" or \"parameter\", got " + kind->dump());
+      spec.kind = kind->asString() == "parameter" ? InputKind::Parameter : InputKind::Data;
+    }
+    const Json *init = json.find("init");
+    // A data input's init means nothing to this runtime; newer compilers may
+    // put other rules there.
+    if (!init || !spec.isParameter()) return;
+    if (init->isString()) spec.init = ParameterInit::parse(init->asString());
+    if (!spec.init)
+      fail(where, "\"init\" of parameter '" + spec.name + "' must be "
+                  "\"normal:<std>\" (std a non-negative number), \"zeros\" or "
+                  "\"ones\", got " + init->dump());
+  }
+
   std::vector<TensorSpec> tensorSpecs(const Json &entry, const char *key,
                                       const std::string &where) const {
     std::vector<TensorSpec> specs;
@@ -87,6 +143,8 @@ public:
     for (size_t i = 0; i < items.size(); ++i) {
       std::string itemWhere = where + ": " + key + "[" + std::to_string(i) + "]";
       specs.push_back(tensorSpec(items[i], itemWhere));
+      if (std::string_view(key) == "inputs")
+        inputRole(items[i], specs.back(), itemWhere);
       // Names are how mod-run finds inputs and labels outputs.
       if (!names.insert(specs.back().name).second)
         fail(itemWhere, "duplicate name \"" + specs.back().name + "\"");

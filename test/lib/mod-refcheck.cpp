@@ -7,7 +7,9 @@
 //   mod-refcheck gen --manifest=M --entry=E --seed=N [--ties] -o in.safetensors
 //       Random inputs for every argument of E, by name: `scores` [B,S] (with
 //       --ties drawn from a small set, so equal scores, and -0.0 vs +0.0,
-//       are common), `positions` [B,S] (i + 1000·b), float tensors N(0, 0.5²).
+//       are common), `positions` [B,S] (--positions: arange 0..S-1, offset
+//       i + 1000·b, or shuffled rows after the first), `tokens` uniform in
+//       [0, --vocab), float tensors N(0, 0.5²).
 //   mod-refcheck check --inputs=in.safetensors --outputs=out.safetensors
 //       Recomputes every output that the test function names, from the
 //       inputs, and compares. Output names say what they are:
@@ -40,6 +42,8 @@ namespace {
 struct Options {
   std::string mode, manifest, entry, inputs, outputs, output;
   std::string gate = "identity";
+  std::string positions = "arange";
+  int64_t vocab = 256;
   uint64_t seed = 1;
   bool ties = false;
   double rtol = 1e-5, atol = 1e-6;
@@ -222,9 +226,24 @@ int generate(const Options &opt) {
     int64_t n = t.numElements();
     if (spec.name == "positions") {
       int64_t s = spec.shape.at(1);
-      // Distinct per sequence, so a gather from the wrong row shows.
+      for (int64_t i = 0; i < n; ++i) {
+        // offset: distinct per sequence, so a gather from the wrong row
+        // shows; shuffled: rows after the first get a permutation of 0..S-1,
+        // so masks and RoPE must follow the positions, not the token order.
+        int64_t row = i / s;
+        t.data<int32_t>()[i] =
+            int32_t(i % s + (opt.positions == "offset" ? 1000 * row : 0));
+      }
+      if (opt.positions == "shuffled")
+        for (int64_t row = 1; row < n / s; ++row)
+          std::shuffle(t.data<int32_t>() + row * s,
+                       t.data<int32_t>() + (row + 1) * s, rng);
+      else if (opt.positions != "arange" && opt.positions != "offset")
+        fail("unknown --positions '" + opt.positions +
+             "' (expected arange, offset or shuffled)");
+    } else if (spec.name == "tokens") {
       for (int64_t i = 0; i < n; ++i)
-        t.data<int32_t>()[i] = int32_t(i % s + 1000 * (i / s));
+        t.data<int32_t>()[i] = int32_t(rng() % uint64_t(opt.vocab));
     } else if (spec.dtype == DType::F32) {
       for (int64_t i = 0; i < n; ++i)
         t.data<float>()[i] = (opt.ties && spec.name == "scores")
@@ -303,7 +322,7 @@ bool takeValue(const std::string &arg, const char *flag, std::string &out) {
 
 void usage() {
   std::cout << "usage: mod-refcheck gen --manifest=FILE --entry=NAME [--seed=N] "
-               "[--ties] -o FILE\n"
+               "[--ties] [--positions=arange|offset|shuffled] [--vocab=V] -o FILE\n"
                "       mod-refcheck check --inputs=FILE --outputs=FILE "
                "[--gate=identity|sigmoid] [--rtol=X] [--atol=X]\n";
 }
@@ -330,10 +349,13 @@ int main(int argc, char **argv) {
              takeValue(a, "--entry", opt.entry) ||
              takeValue(a, "--inputs", opt.inputs) ||
              takeValue(a, "--outputs", opt.outputs) ||
-             takeValue(a, "--gate", opt.gate))
+             takeValue(a, "--gate", opt.gate) ||
+             takeValue(a, "--positions", opt.positions))
       continue;
     else if (takeValue(a, "--seed", v))
       opt.seed = std::stoull(v);
+    else if (takeValue(a, "--vocab", v))
+      opt.vocab = std::stoll(v);
     else if (takeValue(a, "--rtol", v))
       opt.rtol = std::stod(v);
     else if (takeValue(a, "--atol", v))

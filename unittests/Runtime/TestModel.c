@@ -59,3 +59,64 @@ void _modrt_iota(void **args) {
   for (int64_t i = 0; i < out->sizes[0]; ++i)
     out->aligned[out->offset + i * out->strides[0]] = i;
 }
+
+typedef struct {
+  int32_t *allocated;
+  int32_t *aligned;
+  int64_t offset;
+  int64_t sizes[2];
+  int64_t strides[2];
+} MemRefI32x2;
+
+typedef struct {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+} MemRefF32x1;
+
+typedef struct {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[3];
+  int64_t strides[3];
+} MemRefF32x3;
+
+typedef struct {
+  int32_t *allocated;
+  int32_t *aligned;
+  int64_t offset;
+  int64_t sizes[3];
+  int64_t strides[3];
+} MemRefI32x3;
+
+/* A byte-level "language model" for mod-run's --prompt and --top: inputs
+ * tokens, positions (i32[B,S]) and the parameters table (f32[V,V]) and bias
+ * (f32[V]); outputs logits[b,s,v] = table[tokens[b,s], v] +
+ * positions[b,s] * bias[v] (f32[B,S,V]) and seen[b,s,:] = (token, position)
+ * (i32[B,S,2]), which lets a test check what mod-run passed in. */
+void _modrt_lm(void **args) {
+  const MemRefI32x2 *tokens = (const MemRefI32x2 *)args[0];
+  const MemRefI32x2 *positions = (const MemRefI32x2 *)args[1];
+  const MemRefF32x2 *table = (const MemRefF32x2 *)args[2];
+  const MemRefF32x1 *bias = (const MemRefF32x1 *)args[3];
+  MemRefF32x3 *logits = (MemRefF32x3 *)args[4];
+  MemRefI32x3 *seen = (MemRefI32x3 *)args[5];
+  for (int64_t b = 0; b < logits->sizes[0]; ++b)
+    for (int64_t s = 0; s < logits->sizes[1]; ++s) {
+      int32_t token = tokens->aligned[tokens->offset + b * tokens->strides[0] +
+                                      s * tokens->strides[1]];
+      int32_t position = positions->aligned[positions->offset + b * positions->strides[0] +
+                                            s * positions->strides[1]];
+      for (int64_t v = 0; v < logits->sizes[2]; ++v)
+        logits->aligned[logits->offset + b * logits->strides[0] + s * logits->strides[1] +
+                        v * logits->strides[2]] =
+            *at2(table, token, v) +
+            (float)position * bias->aligned[bias->offset + v * bias->strides[0]];
+      int32_t *out = seen->aligned + seen->offset + b * seen->strides[0] + s * seen->strides[1];
+      out[0] = token;
+      out[seen->strides[2]] = position;
+    }
+}

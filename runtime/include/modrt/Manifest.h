@@ -8,8 +8,15 @@
 //    "library": "model.so",
 //    "entry_points": [
 //      {"name": "forward", "symbol": "_modrt_forward",
-//       "inputs":  [{"name": "x", "dtype": "f32", "shape": [1, 4, 8]}],
+//       "inputs":  [{"name": "x", "dtype": "f32", "shape": [1, 4, 8]},
+//                   {"name": "transformer.h.0.mlp.c_fc.weight", "dtype": "f32",
+//                    "shape": [8, 32], "kind": "parameter",
+//                    "init": "normal:0.02"}],
 //       "outputs": [{"name": "result0", "dtype": "f32", "shape": [1, 4, 8]}]}]}
+//
+// Inputs are data ("kind": "input" or no kind) or parameters ("kind":
+// "parameter"), which carry an "init" rule: "normal:<std>", "zeros" or
+// "ones" (see modrt/Weights.h).
 //
 // Keys this runtime does not know are ignored so that newer compilers can add
 // information (B, S, capacities, schedule, init) without breaking it; the full
@@ -23,17 +30,42 @@
 #include "modrt/Json.h"
 #include "modrt/Tensor.h"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace modrt {
 
+/// How a parameter is initialized when no weights file provides it. The
+/// manifest spells it "normal:<std>" (mean 0), "zeros" or "ones".
+struct ParameterInit {
+  enum class Kind { Normal, Zeros, Ones };
+  Kind kind = Kind::Zeros;
+  double std = 0.0; // Normal only: finite and >= 0
+
+  /// Nullopt for anything but the three spellings above.
+  static std::optional<ParameterInit> parse(std::string_view text);
+  /// The manifest spelling ("normal:0.02").
+  std::string str() const;
+};
+
+/// What an entry point input is: data the caller supplies on every call
+/// ("kind": "input", the default), or a trained parameter ("kind":
+/// "parameter") that the runtime loads from a weights file or initializes.
+enum class InputKind { Data, Parameter };
+
 struct TensorSpec {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
+  /// Inputs only; outputs are always Data.
+  InputKind kind = InputKind::Data;
+  /// Parameters only: the manifest's "init" when present. A parameter's init
+  /// must be well formed; a data input's is ignored.
+  std::optional<ParameterInit> init;
 
+  bool isParameter() const { return kind == InputKind::Parameter; }
   /// "f32[1x4x8]", as used in messages.
   std::string str() const;
 };

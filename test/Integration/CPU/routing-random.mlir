@@ -4,40 +4,40 @@
 //
 // RUN: rm -rf %t && mkdir -p %t && mod-compile %s --target=cpu -o %t/model
 
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s8_d4_k3 --seed=1 --ties -o %t/routing_b1_s8_d4_k3.1.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s8_d4_k3 --seed=1 --ties --positions=offset -o %t/routing_b1_s8_d4_k3.1.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b1_s8_d4_k3 --inputs=%t/routing_b1_s8_d4_k3.1.in.safetensors --outputs=%t/routing_b1_s8_d4_k3.1.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b1_s8_d4_k3.1.in.safetensors --outputs=%t/routing_b1_s8_d4_k3.1.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s8_d4_k3 --seed=2 --ties -o %t/routing_b1_s8_d4_k3.2.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s8_d4_k3 --seed=2 --ties --positions=offset -o %t/routing_b1_s8_d4_k3.2.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b1_s8_d4_k3 --inputs=%t/routing_b1_s8_d4_k3.2.in.safetensors --outputs=%t/routing_b1_s8_d4_k3.2.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b1_s8_d4_k3.2.in.safetensors --outputs=%t/routing_b1_s8_d4_k3.2.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s8_d4_k3 --seed=3 -o %t/routing_b1_s8_d4_k3.3.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s8_d4_k3 --seed=3 --positions=offset -o %t/routing_b1_s8_d4_k3.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b1_s8_d4_k3 --inputs=%t/routing_b1_s8_d4_k3.3.in.safetensors --outputs=%t/routing_b1_s8_d4_k3.3.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b1_s8_d4_k3.3.in.safetensors --outputs=%t/routing_b1_s8_d4_k3.3.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b3_s16_d5_k1 --seed=1 --ties -o %t/routing_b3_s16_d5_k1.1.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b3_s16_d5_k1 --seed=1 --ties --positions=offset -o %t/routing_b3_s16_d5_k1.1.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b3_s16_d5_k1 --inputs=%t/routing_b3_s16_d5_k1.1.in.safetensors --outputs=%t/routing_b3_s16_d5_k1.1.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b3_s16_d5_k1.1.in.safetensors --outputs=%t/routing_b3_s16_d5_k1.1.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b3_s16_d5_k1 --seed=2 --ties -o %t/routing_b3_s16_d5_k1.2.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b3_s16_d5_k1 --seed=2 --ties --positions=offset -o %t/routing_b3_s16_d5_k1.2.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b3_s16_d5_k1 --inputs=%t/routing_b3_s16_d5_k1.2.in.safetensors --outputs=%t/routing_b3_s16_d5_k1.2.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b3_s16_d5_k1.2.in.safetensors --outputs=%t/routing_b3_s16_d5_k1.2.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b3_s16_d5_k1 --seed=3 -o %t/routing_b3_s16_d5_k1.3.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b3_s16_d5_k1 --seed=3 --positions=offset -o %t/routing_b3_s16_d5_k1.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b3_s16_d5_k1 --inputs=%t/routing_b3_s16_d5_k1.3.in.safetensors --outputs=%t/routing_b3_s16_d5_k1.3.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b3_s16_d5_k1.3.in.safetensors --outputs=%t/routing_b3_s16_d5_k1.3.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s8_d4_k8 --seed=1 --ties -o %t/routing_b2_s8_d4_k8.1.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s8_d4_k8 --seed=1 --ties --positions=offset -o %t/routing_b2_s8_d4_k8.1.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s8_d4_k8 --inputs=%t/routing_b2_s8_d4_k8.1.in.safetensors --outputs=%t/routing_b2_s8_d4_k8.1.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s8_d4_k8.1.in.safetensors --outputs=%t/routing_b2_s8_d4_k8.1.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s8_d4_k8 --seed=2 --ties -o %t/routing_b2_s8_d4_k8.2.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s8_d4_k8 --seed=2 --ties --positions=offset -o %t/routing_b2_s8_d4_k8.2.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s8_d4_k8 --inputs=%t/routing_b2_s8_d4_k8.2.in.safetensors --outputs=%t/routing_b2_s8_d4_k8.2.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s8_d4_k8.2.in.safetensors --outputs=%t/routing_b2_s8_d4_k8.2.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s8_d4_k8 --seed=3 -o %t/routing_b2_s8_d4_k8.3.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s8_d4_k8 --seed=3 --positions=offset -o %t/routing_b2_s8_d4_k8.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s8_d4_k8 --inputs=%t/routing_b2_s8_d4_k8.3.in.safetensors --outputs=%t/routing_b2_s8_d4_k8.3.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s8_d4_k8.3.in.safetensors --outputs=%t/routing_b2_s8_d4_k8.3.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=1 --ties -o %t/routing_b2_s33_d3_k7.1.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=1 --ties --positions=offset -o %t/routing_b2_s33_d3_k7.1.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s33_d3_k7 --inputs=%t/routing_b2_s33_d3_k7.1.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.1.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s33_d3_k7.1.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.1.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=2 --ties -o %t/routing_b2_s33_d3_k7.2.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=2 --ties --positions=offset -o %t/routing_b2_s33_d3_k7.2.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s33_d3_k7 --inputs=%t/routing_b2_s33_d3_k7.2.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.2.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s33_d3_k7.2.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.2.out.safetensors | FileCheck %s
-// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=3 -o %t/routing_b2_s33_d3_k7.3.in.safetensors
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=3 --positions=offset -o %t/routing_b2_s33_d3_k7.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s33_d3_k7 --inputs=%t/routing_b2_s33_d3_k7.3.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.3.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s33_d3_k7.3.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.3.out.safetensors | FileCheck %s
 

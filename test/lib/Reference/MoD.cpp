@@ -1,0 +1,254 @@
+//===- MoD.cpp - Reference Mixture-of-Depths routing ----------------------===//
+
+#include "MoD.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+
+using modrt::DType;
+using modrt::Tensor;
+using namespace modref;
+
+//===----------------------------------------------------------------------===//
+// ModSpec
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+[[noreturn]] void specError(const std::string &what) {
+  throw std::runtime_error("invalid --mod spec: " + what);
+}
+
+int64_t parseCount(const std::string &text, const std::string &what, int64_t min) {
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() ||
+      value < min)
+    specError(what + " must be an integer >= " + std::to_string(min) + ", got '" +
+              text + "'");
+  return value;
+}
+
+std::vector<std::string> split(const std::string &text, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t end = text.find(sep, start);
+    parts.push_back(text.substr(start, end - start));
+    if (end == std::string::npos) return parts;
+    start = end + 1;
+  }
+}
+
+} // namespace
+
+ModSpec ModSpec::parse(const std::string &text) {
+  if (text.empty()) return ModSpec(); // all defaults
+  // Pairs are comma-separated, but `schedule=list:1,3` has commas of its
+  // own: a piece without '=' continues the previous value.
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const std::string &piece : split(text, ',')) {
+    size_t eq = piece.find('=');
+    if (eq == std::string::npos) {
+      if (pairs.empty() || pairs.back().first != "schedule")
+        specError("expected key=value, got '" + piece + "'");
+      pairs.back().second += "," + piece;
+      continue;
+    }
+    pairs.emplace_back(piece.substr(0, eq), piece.substr(eq + 1));
+  }
+
+  ModSpec spec;
+  std::set<std::string> seen;
+  for (const auto &[key, value] : pairs) {
+    if (!seen.insert(key).second) specError("'" + key + "' given twice");
+    if (key == "capacity") {
+      if (value.find('.') != std::string::npos) {
+        char *end = nullptr;
+        spec.fraction = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || !std::isfinite(spec.fraction) ||
+            spec.fraction <= 0)
+          specError("capacity fraction must be a positive number, got '" + value + "'");
+        spec.capacityIsFraction = true;
+      } else {
+        spec.absolute = parseCount(value, "capacity", 1);
+        spec.capacityIsFraction = false;
+      }
+    } else if (key == "schedule") {
+      std::vector<std::string> parts = split(value, ':');
+      if (value == "every-other") {
+        spec.schedule = Schedule::EveryOther;
+      } else if (parts[0] == "every" && (parts.size() == 2 ||
+                                         (parts.size() == 4 && parts[2] == "offset"))) {
+        spec.schedule = Schedule::Every;
+        spec.every = parseCount(parts[1], "the period of schedule=every", 1);
+        spec.offset = parts.size() == 4
+                          ? parseCount(parts[3], "the offset of schedule=every", 0)
+                          : 1;
+      } else if (parts[0] == "list" && parts.size() == 2) {
+        spec.schedule = Schedule::List;
+        for (const std::string &block : split(parts[1], ','))
+          spec.blocks.push_back(parseCount(block, "a block of schedule=list", 0));
+        std::set<int64_t> unique(spec.blocks.begin(), spec.blocks.end());
+        if (unique.size() != spec.blocks.size())
+          specError("schedule=list names a block twice: '" + parts[1] + "'");
+      } else {
+        specError("unknown schedule '" + value + "' (expected every-other, "
+                  "every:N, every:N:offset:M or list:I,J,...)");
+      }
+    } else if (key == "gate") {
+      if (value == "linear")
+        spec.gate = Gate::Linear;
+      else if (value == "sigmoid")
+        spec.gate = Gate::Sigmoid;
+      else
+        specError("unknown gate '" + value + "' (expected linear or sigmoid)");
+    } else {
+      specError("unknown key '" + key + "' (expected capacity, schedule, gate)");
+    }
+  }
+  return spec;
+}
+
+int64_t ModSpec::capacity(int64_t seqLen) const {
+  if (capacityIsFraction)
+    return std::clamp<int64_t>(std::lround(fraction * double(seqLen)), 1, seqLen);
+  if (absolute > seqLen)
+    throw std::runtime_error("capacity " + std::to_string(absolute) +
+                             " exceeds the sequence length " +
+                             std::to_string(seqLen));
+  return absolute;
+}
+
+bool ModSpec::isRouted(int64_t layer) const {
+  switch (schedule) {
+  case Schedule::EveryOther: return layer % 2 == 1;
+  case Schedule::Every: return layer >= offset && (layer - offset) % every == 0;
+  case Schedule::List:
+    return std::find(blocks.begin(), blocks.end(), layer) != blocks.end();
+  }
+  return false;
+}
+
+void ModSpec::checkBlocks(int64_t numLayers) const {
+  for (int64_t block : blocks)
+    if (block >= numLayers)
+      throw std::runtime_error("schedule=list names block " + std::to_string(block) +
+                               ", but the model has " + std::to_string(numLayers) +
+                               " blocks (0.." + std::to_string(numLayers - 1) + ")");
+}
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+std::string modref::routerWeightName(const ModelConfig &config, int64_t layer) {
+  return config.blockPrefix(layer) + ".mod.router.weight";
+}
+
+std::vector<double> modref::routerLogits(const Activations &x, const float *w) {
+  std::vector<double> r(static_cast<size_t>(x.rows));
+  for (int64_t i = 0; i < x.rows; ++i) {
+    double acc = 0.0;
+    for (int64_t d = 0; d < x.width; ++d) acc += x.row(i)[d] * w[d];
+    r[size_t(i)] = acc;
+  }
+  return r;
+}
+
+std::vector<int32_t> modref::topKAscending(const std::vector<double> &scores, int64_t k) {
+  std::vector<int32_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  // Descending score, equal scores by ascending index: the first k are the
+  // winners with ties going to the lower index. (-0.0 and +0.0 compare
+  // equal, so they tie too.)
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    double sa = scores[size_t(a)], sb = scores[size_t(b)];
+    return sa > sb || (sa == sb && a < b);
+  });
+  order.resize(size_t(k));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+double modref::applyGate(Gate gate, double r) {
+  return gate == Gate::Linear ? r : 1.0 / (1.0 + std::exp(-r));
+}
+
+RoutedOutput modref::routeBlock(const Activations &x,
+                                const std::vector<int32_t> &positions,
+                                const float *routerWeight, int64_t k, Gate gate,
+                                const BlockFunction &block) {
+  std::vector<double> r = routerLogits(x, routerWeight);
+  RoutedOutput result;
+  result.indices = topKAscending(r, k);
+  Activations gathered(k, x.width);
+  std::vector<int32_t> gatheredPositions;
+  for (int64_t j = 0; j < k; ++j) {
+    int32_t i = result.indices[size_t(j)];
+    std::copy(x.row(i), x.row(i) + x.width, gathered.row(j));
+    gatheredPositions.push_back(positions[size_t(i)]);
+  }
+  Activations d = block(gathered, gatheredPositions);
+  if (d.rows != k || d.width != x.width)
+    throw std::logic_error("block contribution has the wrong shape");
+  result.out = x;
+  for (int64_t j = 0; j < k; ++j) {
+    int32_t i = result.indices[size_t(j)];
+    double g = applyGate(gate, r[size_t(i)]);
+    for (int64_t c = 0; c < x.width; ++c)
+      result.out.row(i)[c] += g * d.row(j)[c];
+  }
+  return result;
+}
+
+ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
+                                 const Tensor &positions, const ModSpec &spec) {
+  const ModelConfig &config = model.config();
+  spec.checkBlocks(config.numLayers);
+  TokenBatch batch = model.checkInputs(tokens, positions);
+  const int64_t K = spec.capacity(batch.seqLen), V = config.vocabSize;
+
+  // Resolve the router weights first so a missing one is reported before
+  // any work is done.
+  std::map<int64_t, const float *> routers;
+  for (int64_t layer = 0; layer < config.numLayers; ++layer)
+    if (spec.isRouted(layer))
+      routers[layer] = model.parameters().get(routerWeightName(config, layer),
+                                              {config.hidden});
+
+  ForwardResult result;
+  result.logits = Tensor(DType::F32, {batch.batch, batch.seqLen, V});
+  for (const auto &entry : routers)
+    result.routedIndices.emplace(entry.first, Tensor(DType::I32, {batch.batch, K}));
+
+  auto block = [&](int64_t layer) {
+    return [&model, layer](const Activations &xk, const std::vector<int32_t> &pk) {
+      return model.blockContribution(layer, xk, pk);
+    };
+  };
+  for (int64_t b = 0; b < batch.batch; ++b) {
+    const std::vector<int32_t> &pos = batch.positions[size_t(b)];
+    Activations h = model.embed(batch.tokens[size_t(b)], pos);
+    for (int64_t layer = 0; layer < config.numLayers; ++layer) {
+      auto router = routers.find(layer);
+      if (router == routers.end()) {
+        model.applyBlock(layer, h, pos);
+        continue;
+      }
+      RoutedOutput routed = routeBlock(h, pos, router->second, K, spec.gate, block(layer));
+      h = std::move(routed.out);
+      std::copy(routed.indices.begin(), routed.indices.end(),
+                result.routedIndices.at(layer).data<int32_t>() + b * K);
+    }
+    Activations rowLogits = model.logits(h);
+    float *dst = result.logits.data<float>() + b * batch.seqLen * V;
+    for (size_t i = 0; i < rowLogits.values.size(); ++i) dst[i] = float(rowLogits.values[i]);
+  }
+  return result;
+}

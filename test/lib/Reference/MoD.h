@@ -1,0 +1,91 @@
+//===- MoD.h - Reference Mixture-of-Depths routing --------------*- C++ -*-===//
+//
+// The routed block of ARCHITECTURE.md section 2, written out step by step
+// for one sequence: router logits, top-K with ties to the lower index and
+// ascending indices, gather, the block's contribution on the gathered tokens
+// alone (causal by their positions), gate and scatter-add.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MODREF_MOD_H
+#define MODREF_MOD_H
+
+#include "Transformer.h"
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace modref {
+
+enum class Gate { Linear, Sigmoid };
+
+/// Which blocks are routed and how: parsed from `--mod=SPEC`, a comma list of
+/// key=value pairs with the meaning of --mod-dense-to-mod's options:
+///   capacity=0.125          fraction of S (has a '.'): K = round(C·S), half
+///                           away from zero, clamped to [1,S]
+///   capacity=3              absolute K, which must lie in [1,S]
+///   schedule=every-other    blocks 1, 3, 5, ... (the default)
+///   schedule=every:N        blocks 1, 1+N, 1+2N, ...
+///   schedule=every:N:offset:M  blocks M, M+N, M+2N, ...
+///   schedule=list:1,3       exactly these blocks
+///   gate=linear|sigmoid     g(r) = r (the paper, the default) or sigmoid(r)
+struct ModSpec {
+  enum class Schedule { EveryOther, Every, List };
+
+  bool capacityIsFraction = true;
+  double fraction = 0.125;
+  int64_t absolute = 0;
+  Schedule schedule = Schedule::EveryOther;
+  int64_t every = 2;
+  int64_t offset = 1;
+  std::vector<int64_t> blocks;
+  Gate gate = Gate::Linear;
+
+  /// Errors quote the offending part of `text`.
+  static ModSpec parse(const std::string &text);
+  /// K for sequences of `seqLen` tokens.
+  int64_t capacity(int64_t seqLen) const;
+  bool isRouted(int64_t layer) const;
+  /// Rejects list entries that are not blocks of a `numLayers`-block model.
+  void checkBlocks(int64_t numLayers) const;
+};
+
+/// `<block prefix>.mod.router.weight`, shape [D].
+std::string routerWeightName(const ModelConfig &config, int64_t layer);
+
+/// r[i] = w · x[i] for every row of `x`.
+std::vector<double> routerLogits(const Activations &x, const float *routerWeight);
+/// The indices of the `k` largest scores, ties to the lower index, sorted
+/// ascending.
+std::vector<int32_t> topKAscending(const std::vector<double> &scores, int64_t k);
+double applyGate(Gate gate, double r);
+
+/// f(xk, pk): the block's residual contribution on the gathered tokens.
+using BlockFunction = std::function<Activations(
+    const Activations &gathered, const std::vector<int32_t> &gatheredPositions)>;
+
+struct RoutedOutput {
+  Activations out;
+  std::vector<int32_t> indices; // I, ascending
+};
+
+/// One routed block on one sequence: out = x; out[I[j]] += g(r[I[j]])·f[j].
+RoutedOutput routeBlock(const Activations &x, const std::vector<int32_t> &positions,
+                        const float *routerWeight, int64_t k, Gate gate,
+                        const BlockFunction &block);
+
+struct ForwardResult {
+  modrt::Tensor logits;                             // f32 [B,S,V]
+  std::map<int64_t, modrt::Tensor> routedIndices;   // layer -> i32 [B,K]
+};
+
+/// The forward pass with the blocks `spec` schedules routed (router weights
+/// read from the model's parameters) and the others dense.
+ForwardResult forwardMoD(const Transformer &model, const modrt::Tensor &tokens,
+                         const modrt::Tensor &positions, const ModSpec &spec);
+
+} // namespace modref
+
+#endif // MODREF_MOD_H
