@@ -48,6 +48,7 @@ struct Options {
   std::optional<std::string> prompt;
   int64_t top = 0; // 0: no top-token listing
   bool print = false;
+  std::vector<std::string> printOnly; // empty: every output
   int64_t printLimit = kDefaultPrintLimit;
   int precision = kDefaultPrecision;
 };
@@ -101,6 +102,7 @@ Options:
                        nor --top is given): a "name: dtype[shape]" line, then
                        one line per row of the last dimension, prefixed by
                        its index.
+  --print=NAME[,NAME]  Print only the named outputs.
   --print-limit=N      Print at most N values per output (default 1000;
                        0 prints everything).
   --precision=N        Significant digits of printed floats, 1 to 17
@@ -178,8 +180,17 @@ std::optional<Options> parseOptions(int argc, char **argv) {
       requireValue();
       options.top = parseInteger(name, value, 1, INT64_MAX);
     } else if (name == "--print") {
-      if (hasValue) usageError("option --print takes no value");
       printGiven = true;
+      if (hasValue) {
+        std::string rest = value;
+        for (size_t pos; !rest.empty();) {
+          pos = rest.find(',');
+          std::string one = rest.substr(0, pos);
+          if (one.empty()) usageError("empty output name in --print");
+          options.printOnly.push_back(one);
+          rest = pos == std::string::npos ? "" : rest.substr(pos + 1);
+        }
+      }
     } else if (name == "--print-limit") {
       requireValue();
       options.printLimit = parseInteger(name, value, 0, INT64_MAX);
@@ -476,10 +487,18 @@ int run(const Options &options) {
     writeSafetensors(options.outputsPath, named,
                      {{"modc.entry_point", entry.name}});
   }
+  for (const std::string &name : options.printOnly)
+    if (std::none_of(entry.outputs.begin(), entry.outputs.end(),
+                     [&](const TensorSpec &o) { return o.name == name; }))
+      throw Error("--print names '" + name + "', which is not an output of '" +
+                  entry.name + "'");
   if (options.print)
     for (size_t i = 0; i < outputs.size(); ++i)
-      printTensor(entry.outputs[i].name, outputs[i], options.printLimit,
-                  options.precision);
+      if (options.printOnly.empty() ||
+          std::find(options.printOnly.begin(), options.printOnly.end(),
+                    entry.outputs[i].name) != options.printOnly.end())
+        printTensor(entry.outputs[i].name, outputs[i], options.printLimit,
+                    options.precision);
   if (options.top > 0) {
     std::optional<int64_t> lastPromptPosition;
     if (options.prompt) lastPromptPosition = int64_t(options.prompt->size()) - 1;

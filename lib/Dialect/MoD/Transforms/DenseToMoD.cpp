@@ -1,0 +1,490 @@
+//===- DenseToMoD.cpp - dense transformer blocks -> mod.routed_block ------===//
+//
+// ARCHITECTURE.md section 4: token-axis analysis, residual-chain discovery,
+// sublayer classification and block formation live in lib/Analysis; this
+// file chooses the blocks to route and rewrites each into a mod.routed_block
+// whose body is the block's residual contribution on K gathered tokens.
+//
+// The rewrite runs on a copy of the function; the original is replaced only
+// when every scheduled block converted, so a failure leaves the module as it
+// was.
+//
+//===----------------------------------------------------------------------===//
+
+#include "mod/Analysis/BlockDiscovery.h"
+#include "mod/Analysis/TokenAxisAnalysis.h"
+#include "mod/Dialect/MoD/IR/MoDOps.h"
+#include "mod/Dialect/MoD/Transforms/Passes.h"
+
+#include "mlir/Analysis/SliceAnalysis.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace mlir::mod {
+#define GEN_PASS_DEF_DENSETOMOD
+#include "mod/Dialect/MoD/Transforms/Passes.h.inc"
+} // namespace mlir::mod
+
+using namespace mlir;
+using namespace mlir::mod;
+
+namespace {
+
+constexpr llvm::StringLiteral kNameAttr = "mod.name";
+
+struct Settings {
+  int64_t seqLen = 0, capacity = 0;
+  GateKind gate = GateKind::Identity;
+  double initStd = 0.02;
+  int64_t initSeed = -1;
+  bool returnRouting = false;
+};
+
+std::optional<unsigned> findNamedArg(func::FuncOp func, StringRef name) {
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (auto attr = func.getArgAttrOfType<StringAttr>(i, kNameAttr))
+      if (attr.getValue() == name)
+        return i;
+  return std::nullopt;
+}
+
+/// K from the capacity option: a fraction (has a '.') or an absolute count.
+FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
+                                 int64_t seqLen) {
+  if (text.contains('.') || text.contains('e')) {
+    double c;
+    if (text.getAsDouble(c) || !(c > 0.0) || c > 1.0)
+      return anchor->emitError()
+             << "capacity '" << text
+             << "' must be a fraction in (0, 1] or a token count in [1, S="
+             << seqLen << "]";
+    int64_t k = std::lround(c * static_cast<double>(seqLen));
+    return std::clamp<int64_t>(k, 1, seqLen);
+  }
+  int64_t k;
+  if (text.getAsInteger(10, k) || k < 1 || k > seqLen)
+    return anchor->emitError() << "capacity '" << text
+                               << "' must be a token count in [1, S="
+                               << seqLen << "] or a fraction in (0, 1]";
+  return k;
+}
+
+/// The resized copy of `op` inside a routed block: operands remapped through
+/// `mapping`, every token factor of size S in result types resized to K, and
+/// the static sizes that ops carry as attributes updated to match.
+LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
+                           const TokenAxisAnalysis &axes, int64_t s,
+                           int64_t k, StringRef blockDesc) {
+  if (std::optional<std::string> why = axes.getFailure(op))
+    return op->emitError() << blockDesc << ": cannot resize the token axis of '"
+                           << op->getName() << "': it " << *why;
+  if (op->getNumRegions() && !isa<linalg::LinalgOp>(op))
+    return op->emitError() << blockDesc << ": '" << op->getName()
+                           << "' has regions; only linalg ops may carry "
+                              "bodies inside a routed block";
+  if (auto cst = dyn_cast<arith::ConstantOp>(op)) {
+    if (axes.hasTokenAxis(cst)) {
+      auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
+      if (!dense || !dense.isSplat())
+        return op->emitError()
+               << blockDesc << ": constant " << cst.getType()
+               << " has a token axis and is not derived from the positions "
+                  "(e.g. a precomputed S x S mask); derive it from the "
+                  "positions input so it can be recomputed for the routed "
+                  "tokens";
+      auto type = cast<ShapedType>(axes.resizedType(cst, s, k));
+      Value v = arith::ConstantOp::create(
+          b, cst.getLoc(), type,
+          DenseElementsAttr::get(type, dense.getSplatValue<Attribute>()));
+      mapping.map(cst.getResult(), v);
+      return success();
+    }
+  }
+  bool indexesTokens = false;
+  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+    llvm::SmallBitVector loops = axes.getTokenLoops(op);
+    op->walk([&](linalg::IndexOp index) {
+      indexesTokens |= loops.test(index.getDim());
+    });
+  }
+  if (indexesTokens)
+    return op->emitError()
+           << blockDesc
+           << ": linalg.index reads a token position from the loop index; "
+              "derive positions from the positions input instead";
+
+  Operation *clone = b.clone(*op, mapping);
+  for (auto [orig, copy] : llvm::zip(op->getResults(), clone->getResults()))
+    copy.setType(axes.resizedType(orig, s, k));
+
+  auto fixSizes = [&](OffsetSizeAndStrideOpInterface sliceOp, Value full,
+                      bool resultIsFull) -> LogicalResult {
+    SmallVector<int64_t> oldFull(cast<ShapedType>(full.getType()).getShape());
+    SmallVector<int64_t> newFull = axes.resizedShape(full, s, k);
+    SmallVector<int64_t> sizes(sliceOp.getStaticSizes());
+    for (size_t d = 0; d < sizes.size() && d < oldFull.size(); ++d)
+      if (oldFull[d] != newFull[d]) {
+        if (sizes[d] != oldFull[d])
+          return op->emitError() << blockDesc << ": '" << op->getName()
+                                 << "' takes part of a token axis";
+        sizes[d] = newFull[d];
+      }
+    (void)resultIsFull;
+    clone->setAttr("static_sizes", DenseI64ArrayAttr::get(b.getContext(), sizes));
+    return success();
+  };
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op))
+    return fixSizes(cast<OffsetSizeAndStrideOpInterface>(clone),
+                    slice.getSource(), true);
+  if (auto insert = dyn_cast<tensor::InsertSliceOp>(op))
+    return fixSizes(cast<OffsetSizeAndStrideOpInterface>(clone),
+                    insert.getDest(), true);
+  if (auto expand = dyn_cast<tensor::ExpandShapeOp>(clone))
+    expand.setStaticOutputShape(
+        axes.resizedShape(cast<tensor::ExpandShapeOp>(op).getResult(), s, k));
+  if (auto empty = dyn_cast<tensor::EmptyOp>(clone))
+    if (!empty.getDynamicSizes().empty() && axes.hasTokenAxis(op->getResult(0)))
+      return op->emitError() << blockDesc
+                             << ": tensor.empty with dynamic sizes on a token axis";
+  return success();
+}
+
+/// `lhs + rhs` elementwise.
+Value buildAdd(OpBuilder &b, Location loc, Value lhs, Value rhs) {
+  auto type = cast<RankedTensorType>(lhs.getType());
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                       type.getElementType());
+  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> iters(type.getRank(),
+                                         utils::IteratorType::parallel);
+  return linalg::GenericOp::create(
+             b, loc, type, ValueRange{lhs, rhs}, ValueRange{init},
+             ArrayRef<AffineMap>{id, id, id}, iters,
+             [](OpBuilder &nb, Location nloc, ValueRange args) {
+               Value sum = arith::AddFOp::create(nb, nloc, args[0], args[1]);
+               linalg::YieldOp::create(nb, nloc, sum);
+             })
+      .getResult(0);
+}
+
+bool sortByPosition(Operation *a, Operation *b) {
+  if (a->getBlock() == b->getBlock())
+    return a->isBeforeInBlock(b);
+  return a < b;
+}
+
+class FunctionRewriter {
+public:
+  FunctionRewriter(func::FuncOp func, const Settings &settings)
+      : func(func), settings(settings) {}
+
+  LogicalResult run(ArrayRef<unsigned> schedule, const TokenAxisAnalysis &axes,
+                    const ResidualStructure &structure, Value positions,
+                    Value tokens);
+
+private:
+  LogicalResult rewriteBlock(const TransformerBlock &block,
+                             const TokenAxisAnalysis &axes, Value positions,
+                             Value tokens);
+
+  func::FuncOp func;
+  const Settings &settings;
+  /// Indices each routed block selects, by block index (return-routing).
+  std::map<unsigned, Value> routingResults;
+};
+
+LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
+                                             const TokenAxisAnalysis &axes,
+                                             Value positions, Value tokens) {
+  std::string desc = llvm::formatv("block {0} ({1})", block.index, block.prefix);
+  Value x = block.input(), out = block.output();
+  int64_t s = settings.seqLen, k = settings.capacity;
+  auto xType = cast<RankedTensorType>(x.getType());
+
+  // The block's own ops, in program order.
+  llvm::SetVector<Operation *> blockOps;
+  for (const Sublayer *sub : block.sublayers)
+    blockOps.insert(sub->ops.begin(), sub->ops.end());
+  if (block.sublayers.size() == 2 && !block.parallel)
+    blockOps.insert(block.sublayers[0]->add);
+  SmallVector<Operation *> ordered(blockOps.begin(), blockOps.end());
+  llvm::sort(ordered, sortByPosition);
+
+  // Values the block reads from outside. Those with a token axis (masks,
+  // RoPE tables) must be recomputed from the gathered positions.
+  llvm::SetVector<Value> external;
+  for (Operation *op : ordered)
+    op->walk([&](Operation *nested) {
+      for (Value v : nested->getOperands()) {
+        Operation *def = v.getDefiningOp();
+        bool inside = def ? (blockOps.contains(def) ||
+                             op->isProperAncestor(def) || def == op)
+                          : (v.getParentRegion()->getParentOp() != func);
+        if (!inside && v != x)
+          external.insert(v);
+      }
+    });
+  llvm::SetVector<Operation *> recompute;
+  for (Value v : external) {
+    if (!axes.hasTokenAxis(v) || v == positions)
+      continue;
+    if (v == tokens)
+      return func.emitError() << desc
+                              << ": the block reads the token ids directly; "
+                                 "only position-derived values can be "
+                                 "recomputed for the routed tokens";
+    llvm::SetVector<Operation *> slice;
+    BackwardSliceOptions options;
+    options.inclusive = true;
+    options.omitBlockArguments = true;
+    options.filter = [&](Operation *op) {
+      return llvm::any_of(op->getResults(),
+                          [&](Value r) { return axes.hasTokenAxis(r); });
+    };
+    (void)getBackwardSlice(v, &slice, options);
+    for (Operation *op : slice) {
+      for (Value operand : op->getOperands()) {
+        if (!axes.hasTokenAxis(operand) || operand == positions)
+          continue;
+        Operation *def = operand.getDefiningOp();
+        if (!def || !slice.contains(def)) {
+          InFlightDiagnostic diag =
+              op->emitError()
+              << desc << ": '" << op->getName()
+              << "' feeds the block a token-dependent value that is not "
+                 "derived from the positions";
+          diag.attachNote(out.getLoc()) << "the block ends here";
+          return diag;
+        }
+      }
+      recompute.insert(op);
+    }
+  }
+
+  // The router weight: a new parameter named after the block.
+  MLIRContext *ctx = func.getContext();
+  OpBuilder b(ctx);
+  unsigned argIndex = func.getNumArguments();
+  for (Value seed : {tokens, positions})
+    if (seed)
+      argIndex = std::min(argIndex, cast<BlockArgument>(seed).getArgNumber());
+  SmallVector<NamedAttribute> attrs{
+      b.getNamedAttr(kNameAttr, b.getStringAttr(block.prefix +
+                                                ".mod.router.weight")),
+      b.getNamedAttr("mod.kind", b.getStringAttr("parameter")),
+      b.getNamedAttr("mod.init", b.getStringAttr(llvm::formatv(
+                                     "normal:{0}", settings.initStd)))};
+  if (settings.initSeed >= 0)
+    attrs.push_back(
+        b.getNamedAttr("mod.init_seed", b.getI64IntegerAttr(settings.initSeed)));
+  auto wType = RankedTensorType::get({xType.getDimSize(2)},
+                                     xType.getElementType());
+  if (failed(func.insertArgument(argIndex, wType, b.getDictionaryAttr(attrs),
+                                 out.getLoc())))
+    return func.emitError() << desc << ": cannot add the router weight argument";
+  Value routerWeight = func.getArgument(argIndex);
+
+  Operation *outDef = out.getDefiningOp();
+  b.setInsertionPoint(outDef);
+  auto routed = RoutedBlockOp::create(
+      b, outDef->getLoc(), xType, x, positions, routerWeight,
+      b.getI64IntegerAttr(k), GateKindAttr::get(ctx, settings.gate));
+  routed->setAttr("mod.block", b.getStringAttr(block.prefix));
+  Block *body = b.createBlock(&routed.getBody());
+  Value xk = body->addArgument(axes.resizedType(x, s, k), x.getLoc());
+  Value pk = body->addArgument(axes.resizedType(positions, s, k),
+                               positions.getLoc());
+
+  IRMapping mapping;
+  mapping.map(x, xk);
+  mapping.map(positions, pk);
+  SmallVector<Operation *> recomputeOrdered(recompute.begin(), recompute.end());
+  llvm::sort(recomputeOrdered, sortByPosition);
+  b.setInsertionPointToStart(body);
+  for (Operation *op : llvm::concat<Operation *>(recomputeOrdered, ordered))
+    if (failed(cloneResized(b, op, mapping, axes, s, k, desc)))
+      return failure();
+
+  Value d = mapping.lookup(block.sublayers[0]->branch);
+  if (block.sublayers.size() == 2)
+    d = buildAdd(b, out.getLoc(), d,
+                 mapping.lookup(block.sublayers[1]->branch));
+  YieldOp::create(b, out.getLoc(), d);
+  out.replaceAllUsesWith(routed.getResult());
+
+  if (settings.returnRouting) {
+    b.setInsertionPointAfter(routed);
+    Location loc = routed.getLoc();
+    auto scoreType = RankedTensorType::get(
+        {xType.getDimSize(0), xType.getDimSize(1)}, xType.getElementType());
+    Value scores = RouterOp::create(b, loc, scoreType, x, routerWeight);
+    auto topk = TopKOp::create(
+        b, loc,
+        RankedTensorType::get({xType.getDimSize(0), k}, b.getI32Type()),
+        RankedTensorType::get({xType.getDimSize(0), k}, xType.getElementType()),
+        scores, b.getI64IntegerAttr(k));
+    routingResults[block.index] = topk.getIndices();
+  }
+  return success();
+}
+
+LogicalResult FunctionRewriter::run(ArrayRef<unsigned> schedule,
+                                    const TokenAxisAnalysis &axes,
+                                    const ResidualStructure &structure,
+                                    Value positions, Value tokens) {
+  // Last block first: rewriting a block replaces its output, which is the
+  // next block's input, so the blocks after it must already be rewritten
+  // against the value the analysis saw.
+  for (unsigned index : llvm::reverse(schedule))
+    if (failed(rewriteBlock(structure.blocks[index], axes, positions, tokens)))
+      return failure();
+  if (!routingResults.empty()) {
+    auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+    SmallVector<Value> operands(ret.getOperands());
+    SmallVector<Type> results(func.getResultTypes());
+    SmallVector<DictionaryAttr> resultAttrs;
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      resultAttrs.push_back(func.getResultAttrDict(i)
+                                ? func.getResultAttrDict(i)
+                                : DictionaryAttr::get(func.getContext()));
+    Builder b(func.getContext());
+    for (auto &[index, indices] : routingResults) {
+      operands.push_back(indices);
+      results.push_back(indices.getType());
+      resultAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
+          kNameAttr, b.getStringAttr("routed_indices." + std::to_string(index)))));
+    }
+    ret->setOperands(operands);
+    func.setFunctionType(
+        FunctionType::get(func.getContext(), func.getArgumentTypes(), results));
+    func.setAllResultAttrs(resultAttrs);
+  }
+  // The dense copies of the routed blocks are now dead.
+  Block &entry = func.getBody().front();
+  bool erased = true;
+  while (erased) {
+    erased = false;
+    for (Operation &op : llvm::make_early_inc_range(llvm::reverse(entry)))
+      if (isOpTriviallyDead(&op)) {
+        op.erase();
+        erased = true;
+      }
+  }
+  if (failed(verify(func)))
+    return func.emitError() << "internal error: the MoD rewrite of @"
+                            << func.getSymName() << " does not verify";
+  return success();
+}
+
+struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
+  using DenseToMoDBase::DenseToMoDBase;
+
+  FailureOr<SmallVector<unsigned>> routedBlocks(func::FuncOp func,
+                                                unsigned numBlocks) {
+    std::set<unsigned> chosen;
+    if (schedule == "every-other" || schedule == "every") {
+      unsigned period = schedule == "every-other" ? 2 : every.getValue();
+      unsigned first = schedule == "every-other" ? 1 : offset.getValue();
+      if (period == 0)
+        return func.emitError() << "schedule 'every' needs every >= 1";
+      for (unsigned i = first; i < numBlocks; i += period)
+        chosen.insert(i);
+    } else if (schedule == "list") {
+      for (unsigned i : blocks) {
+        if (i >= numBlocks)
+          return func.emitError() << "schedule lists block " << i << ", but @"
+                                  << func.getSymName() << " has only "
+                                  << numBlocks << " blocks";
+        chosen.insert(i);
+      }
+    } else {
+      return func.emitError() << "unknown schedule '" << schedule
+                              << "' (expected every-other, every or list)";
+    }
+    return SmallVector<unsigned>(chosen.begin(), chosen.end());
+  }
+
+  LogicalResult convert(func::FuncOp original) {
+    std::optional<unsigned> posIdx = findNamedArg(original, "positions");
+    auto posType = dyn_cast<RankedTensorType>(
+        original.getArgument(*posIdx).getType());
+    if (!posType || posType.getRank() != 2 || !posType.hasStaticShape() ||
+        !posType.getElementType().isSignlessInteger(32))
+      return original.emitError()
+             << "the positions argument must be a static [B,S] i32 tensor, got "
+             << original.getArgument(*posIdx).getType();
+
+    Settings settings;
+    settings.seqLen = posType.getDimSize(1);
+    FailureOr<int64_t> k = parseCapacity(original, capacity, settings.seqLen);
+    if (failed(k))
+      return failure();
+    settings.capacity = *k;
+    if (gate == "linear")
+      settings.gate = GateKind::Identity;
+    else if (gate == "sigmoid")
+      settings.gate = GateKind::Sigmoid;
+    else
+      return original.emitError() << "unknown gate '" << gate
+                                  << "' (expected linear or sigmoid)";
+    settings.initStd = routerInitStd;
+    settings.initSeed = routerInitSeed;
+    settings.returnRouting = returnRouting;
+
+    // Work on a copy so that a failure leaves the module unchanged.
+    OpBuilder b(original);
+    auto func = cast<func::FuncOp>(b.clone(*original));
+    auto discard = [&] {
+      func.erase();
+      return failure();
+    };
+    Value positions = func.getArgument(*posIdx);
+    Value tokens;
+    if (std::optional<unsigned> t = findNamedArg(func, "tokens"))
+      tokens = func.getArgument(*t);
+    SmallVector<Value> seeds{positions};
+    if (tokens)
+      seeds.push_back(tokens);
+    TokenAxisAnalysis axes(func, seeds);
+    FailureOr<ResidualStructure> structure = discoverBlocks(func, axes);
+    if (failed(structure))
+      return discard();
+    FailureOr<SmallVector<unsigned>> chosen =
+        routedBlocks(func, structure->blocks.size());
+    if (failed(chosen))
+      return discard();
+    FunctionRewriter rewriter(func, settings);
+    if (failed(rewriter.run(*chosen, axes, *structure, positions, tokens)))
+      return discard();
+    original.erase();
+    return success();
+  }
+
+  void runOnOperation() override {
+    SmallVector<func::FuncOp> candidates;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (!func.isExternal() && findNamedArg(func, "positions"))
+        candidates.push_back(func);
+    if (candidates.empty()) {
+      getOperation().emitError()
+          << "no function to convert: --mod-dense-to-mod needs a func.func "
+             "with a static [B,S] i32 argument named 'positions' "
+             "({mod.name = \"positions\"})";
+      return signalPassFailure();
+    }
+    for (func::FuncOp func : candidates)
+      if (failed(convert(func)))
+        return signalPassFailure();
+  }
+};
+} // namespace
