@@ -19,16 +19,25 @@ start=$SECONDS
 ctest_rc=$?
 ctest_time=$((SECONDS - start))
 
-python3 - "$build/lit-results.json" "$build/Testing/Temporary/LastTest.log" <<'PY'
+MODC_SRC=$root python3 - "$build/lit-results.json" "$build/Testing/Temporary/LastTest.log" <<'PY'
 import json, re, sys
 lit = json.load(open(sys.argv[1]))["tests"]
 codes = [t["code"] for t in lit]
 passed = sum(c in ("PASS", "XFAIL") for c in codes)
 skipped = sum(c == "UNSUPPORTED" for c in codes)
 failed = len(codes) - passed - skipped
+import os, re as _re
 for t in lit:
     if t["code"] == "UNSUPPORTED":
-        print(f"skipped: {t['name']} (a REQUIRES feature is missing here)")
+        # The test's REQUIRES line says what this machine lacks.
+        path = os.path.join(os.environ.get("MODC_SRC", "."), "test", t["name"].split(" :: ", 1)[1])
+        needs = ""
+        try:
+            needs = ", ".join(m.strip() for m in _re.findall(r"REQUIRES:(.*)", open(path).read()))
+        except OSError:
+            pass
+        print(f"skipped: {t['name']} (requires {needs or 'a missing lit feature'}; "
+              "cuda-gpu means an NVIDIA GPU must be visible)")
 log = open(sys.argv[2]).read()
 unit_pass = len(re.findall(r'Test Passed\.', log))
 unit_fail = len(re.findall(r'Test Failed\.', log))

@@ -26,3 +26,34 @@ tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-refcheck", "mod
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.modc_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# ---- CUDA features (owned by the CUDA target) -------------------------------
+# cuda-toolkit: ptxas is available (PTX -> cubin, ptxas -v, mod-compile
+# --target=cuda). cuda-gpu: a GPU is visible right now (probed at test time,
+# so the same build runs the kernel-launching tests where a GPU exists).
+import shutil
+import subprocess
+
+def _modc_cuda_root():
+    for var in ("CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return "/usr/local/cuda"
+
+_cuda_root = _modc_cuda_root()
+config.substitutions.append(("%cuda_root", _cuda_root))
+if os.access(os.path.join(_cuda_root, "bin", "ptxas"), os.X_OK):
+    config.available_features.add("cuda-toolkit")
+    llvm_config.with_environment("PATH", os.path.join(_cuda_root, "bin"), append_path=True)
+    if os.access(os.path.join(_cuda_root, "bin", "cuobjdump"), os.X_OK):
+        config.available_features.add("cuobjdump")
+if os.path.exists(os.path.join(config.modc_obj_root, "lib", "libmodrt_cuda.so")):
+    config.available_features.add("modrt-cuda")
+_smi = shutil.which("nvidia-smi")
+if _smi:
+    try:
+        _out = subprocess.run([_smi, "-L"], capture_output=True, text=True, timeout=30)
+        if _out.returncode == 0 and "GPU" in _out.stdout:
+            config.available_features.add("cuda-gpu")
+    except (OSError, subprocess.SubprocessError):
+        pass

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "mod/InitAllModc.h"
+#include "mod/Pipelines/CUDAPipeline.h"
 #include "mod/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -59,9 +60,20 @@ static cl::opt<std::string>
                        "(created if missing)"),
               cl::cat(category));
 static cl::opt<std::string>
-    target("target", cl::init("cpu"), cl::value_desc("cpu"),
+    target("target", cl::init("cpu"), cl::value_desc("cpu|cuda"),
            cl::desc("Code generation target (default: cpu)"),
            cl::cat(category));
+static cl::opt<unsigned>
+    cudaSM("sm", cl::init(90), cl::value_desc("N"),
+           cl::desc("--target=cuda: compute capability to compile the "
+                    "kernels for (default: 90, i.e. sm_90)"),
+           cl::cat(category));
+static cl::opt<std::string>
+    cudaRoot("cuda-root", cl::init(""), cl::value_desc("path"),
+             cl::desc("--target=cuda: CUDA toolkit root holding bin/ptxas "
+                      "(default: $CUDA_ROOT, $CUDA_HOME, $CUDA_PATH, "
+                      "/usr/local/cuda)"),
+             cl::cat(category));
 static cl::opt<unsigned>
     optLevel("O", cl::init(2), cl::Prefix, cl::value_desc("0-3"),
              cl::desc("LLVM optimization level for the generated code "
@@ -390,6 +402,10 @@ LogicalResult linkSharedObject(StringRef object, StringRef output) {
   }
   std::string tmp = (output + ".tmp").str();
   SmallVector<StringRef> args{*driver, "-shared", "-o", tmp, object, "-lm"};
+  std::vector<std::string> cudaArgs;
+  if (target == "cuda")
+    cudaArgs = mod::cudaLinkArguments();
+  args.append(cudaArgs.begin(), cudaArgs.end());
   stage("linking with " + *driver);
   std::string error;
   int rc = llvm::sys::ExecuteAndWait(*driver, args, std::nullopt, {}, 0, 0,
@@ -411,9 +427,9 @@ LogicalResult linkSharedObject(StringRef object, StringRef output) {
 }
 
 LogicalResult compile(MLIRContext &context) {
-  if (target != "cpu") {
+  if (target != "cpu" && target != "cuda") {
     llvm::errs() << "mod-compile: error: unknown --target '" << target
-                 << "' (supported: cpu)\n";
+                 << "' (supported: cpu, cuda)\n";
     return failure();
   }
   // Bad code generation options fail before anything is read or written.
@@ -440,8 +456,16 @@ LogicalResult compile(MLIRContext &context) {
 
   stage("lowering to the LLVM dialect");
   PassManager pm(&context);
-  if (failed(mod::buildCPULoweringPipeline(pm)) || failed(pm.run(*module)))
+  if (target == "cuda") {
+    mod::CUDAOptions cudaOptions;
+    cudaOptions.sm = cudaSM;
+    cudaOptions.cudaRoot = cudaRoot;
+    if (failed(mod::compileForCUDA(*module, cudaOptions)))
+      return failure();
+  } else if (failed(mod::buildCPULoweringPipeline(pm)) ||
+             failed(pm.run(*module))) {
     return failure();
+  }
 
   if (std::error_code ec = llvm::sys::fs::create_directories(outputDir)) {
     llvm::errs() << "mod-compile: error: cannot create " << outputDir << ": "

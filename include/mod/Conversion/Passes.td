@@ -52,4 +52,200 @@ def ConvertMoDToLinalg : Pass<"mod-lower-to-linalg"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// CUDA target
+//===----------------------------------------------------------------------===//
+
+def ConvertMoDRoutingToGPU : Pass<"mod-lower-routing-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Lower mod routing ops to fused GPU kernels (gpu.launch)";
+  let description = [{
+    Replaces the expanded routing ops (`mod.router`, `mod.topk`, `mod.gather`,
+    `mod.scatter_add`; run `--mod-expand-routed-blocks` first) with
+    `gpu.launch` kernels on buffers, bridged to the surrounding tensor code by
+    `bufferization.to_buffer` / `bufferization.to_tensor restrict writable`,
+    so the function can still be bufferized with one-shot bufferization.
+
+    - `mod_router_topk_gather_<n>`: `mod.router` → `mod.topk` → the
+      `mod.gather`s of the top-k indices, fused into one kernel with one
+      thread block per batch row: warp-per-token router dot products, a
+      4-pass 8-bit radix select on totally ordered uint32 keys (histogram in
+      workgroup memory; `-0.0 == +0.0`, NaN above `+inf`, ties to the lower
+      index, exactly as `--mod-lower-to-linalg`), an ascending prefix-sum
+      compaction writing `[B,K]` indices and values, then the gathered rows.
+      Without a router (`mod.topk` on any scores) the kernel is
+      `mod_topk_gather_<n>`. A gather whose input is not available at the
+      top-k is not fused and gets a `mod_gather_<n>` kernel.
+    - `mod_scale_scatter_add_<n>`: `out = x; out[b, idx[b,j], :] +=
+      g(val[b,j]) * d[b,j,:]` for indices produced by `mod.topk` (unique and
+      ascending): one warp per output row finds its update by binary search,
+      so no atomics. A sigmoid gate (`linalg.generic` computing
+      `1 / (1 + exp(-v))`, as `--mod-expand-routed-blocks` emits it) is fused
+      into the kernel. Indices of other provenance may repeat and use
+      `mod_scatter_add_<n>_copy` + `mod_scatter_add_<n>_atomic` instead.
+    - A `mod.router` or `mod.gather` left over gets its own kernel.
+
+    Router and top-k need f32 scores (an error names the op otherwise).
+
+    Before:
+
+    ```mlir
+    %r = mod.router %x, %w : tensor<2x64x32xf32>, tensor<32xf32> -> tensor<2x64xf32>
+    %idx, %val = mod.topk %r k(8) : tensor<2x64xf32> -> tensor<2x8xi32>, tensor<2x8xf32>
+    %xk = mod.gather %x[%idx] : tensor<2x64x32xf32>, tensor<2x8xi32> -> tensor<2x8x32xf32>
+    ```
+
+    After (sketch):
+
+    ```mlir
+    %xb = bufferization.to_buffer %x read_only : tensor<2x64x32xf32> to memref<2x64x32xf32>
+    %scores = memref.alloc() : memref<2x64xf32>
+    %idxb = memref.alloc() : memref<2x8xi32>
+    ...
+    gpu.launch blocks(%bx, %by, %bz) in (%gx = %c2, ...) threads(...) in (%tx = %c256, ...)
+        workgroup(%hist : memref<256xi32, #gpu.address_space<workgroup>>, ...)
+        module(@mod_router_topk_gather_0) function(@mod_router_topk_gather_0) {
+      ...
+    }
+    %idx = bufferization.to_tensor %idxb restrict writable : memref<2x8xi32> to tensor<2x8xi32>
+    ```
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block of the routing kernels (a multiple of 32, at "
+           "most 1024)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp"> {
+  let summary = "Turn f32 linalg.matmul / linalg.batch_matmul on buffers into cuBLAS calls";
+  let description = [{
+    Replaces `linalg.matmul` and `linalg.batch_matmul` on f32 memrefs whose
+    rows are contiguous (static unit inner stride) with a call to
+    `modrt_cublas_sgemm_strided_batched` from libmodrt_cuda, which computes
+    `C[b] = A[b] · B[b] + C[b]` (row-major, leading dimensions and batch
+    strides from the memref layouts) on device pointers. Other matmuls
+    (transposed or broadcast indexing maps, other element types, strided
+    rows) are left alone and become generated loop kernels.
+
+    Before:
+
+    ```mlir
+    linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>)
+                  outs(%c : memref<6x8xf32>)
+    ```
+
+    After (sketch):
+
+    ```mlir
+    %pa = ... aligned pointer of %a plus its offset, as !llvm.ptr ...
+    func.call @modrt_cublas_sgemm_strided_batched(%c1_i64, %c6_i64, %c8_i64, %c4_i64,
+        %pa, %lda, %sa, %pb, %ldb, %sb, %pc, %ldc, %sc) : (...) -> ()
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
+def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
+  let summary = "Keep every buffer on the GPU; copy only at the entry-point boundary";
+  let description = [{
+    Runs on bufferized host code (after `buffer-results-to-out-params`, with
+    no deallocations yet). In every function with a body:
+
+    - each `memref.alloc` becomes a `gpu.alloc`, freed with `gpu.dealloc`
+      right after the last use of the buffer or of any view of it;
+    - `memref.get_global` (constants) is copied into a fresh device buffer;
+    - `memref.copy` becomes `linalg.copy` (a generated kernel once linalg is
+      mapped to the GPU), except copies into an out-parameter, which become
+      `gpu.memcpy` device → host;
+    - in public functions (entry points, called with host buffers), every
+      argument read by the body is copied host → device into a device buffer
+      on entry; out-parameters (arguments only ever written by `memref.copy`)
+      receive the results through `gpu.memcpy`.
+
+    Host code must be straight-line: an allocation nested in host control
+    flow is an error, as is a host `memref.load`/`memref.store` of a buffer.
+
+    Before:
+
+    ```mlir
+    func.func @f(%x: memref<4xf32>, %out: memref<4xf32>) {
+      %t = memref.alloc() : memref<4xf32>
+      linalg.map { math.exp } ins(%x : memref<4xf32>) outs(%t : memref<4xf32>)
+      memref.copy %t, %out : memref<4xf32> to memref<4xf32>
+      return
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @f(%x: memref<4xf32>, %out: memref<4xf32>) {
+      %xd = gpu.alloc () : memref<4xf32>
+      gpu.memcpy %xd, %x : memref<4xf32>, memref<4xf32>
+      %t = gpu.alloc () : memref<4xf32>
+      linalg.map { math.exp } ins(%xd : memref<4xf32>) outs(%t : memref<4xf32>)
+      gpu.dealloc %xd : memref<4xf32>
+      gpu.memcpy %out, %t : memref<4xf32>, memref<4xf32>
+      gpu.dealloc %t : memref<4xf32>
+      return
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
+def MoDParallelLoopsToGPU : Pass<"mod-parallel-loops-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Map host scf.parallel loops to 1-D gpu.launch kernels";
+  let description = [{
+    Turns every outermost `scf.parallel` in host code (static bounds, no
+    reductions; what `convert-linalg-to-parallel-loops` produces) into a
+    `gpu.launch` whose threads cover the flattened iteration space with the
+    innermost dimension fastest (coalesced for row-major buffers). A grid-
+    stride loop covers spaces larger than `max-blocks × block-size`.
+    Sequential reduction loops inside the parallel loop run per thread.
+
+    Before:
+
+    ```mlir
+    scf.parallel (%i, %j) = (%c0, %c0) to (%c64, %c512) step (%c1, %c1) {
+      ...
+    }
+    ```
+
+    After (sketch):
+
+    ```mlir
+    gpu.launch blocks(...) in (%gx = %c128, ...) threads(...) in (%tx = %c256, ...) {
+      %flat = ... block_id x * 256 + thread_id x ...
+      scf.for %f = %flat to %c32768 step %stride {
+        %i = arith.divui %f, %c512
+        %j = arith.remui %f, %c512
+        ...
+      }
+      gpu.terminator
+    }
+    ```
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block (a multiple of 32, at most 1024)">,
+    Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"65536",
+           "Most blocks per launch; larger spaces use a grid-stride loop">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 #endif // MOD_CONVERSION_PASSES_TD

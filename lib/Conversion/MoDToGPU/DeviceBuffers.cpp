@@ -1,0 +1,191 @@
+//===- DeviceBuffers.cpp - --mod-gpu-device-buffers -----------------------===//
+//
+// Makes every buffer of the bufferized host code a device buffer, so that
+// tensors stay on the GPU between kernels and the only host <-> device
+// traffic is one copy per entry-point input and output.
+//
+// Deallocation is done here rather than by the ownership-based buffer
+// deallocation pipeline: that pipeline reasons about memref.alloc and emits
+// host-side helper code, while these buffers are gpu.alloc'd and host code is
+// straight-line (checked), where "free after the last use of any view" is
+// exact.
+//
+//===----------------------------------------------------------------------===//
+
+#include "mod/Conversion/Passes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+namespace mlir::mod {
+#define GEN_PASS_DEF_MODGPUDEVICEBUFFERS
+#include "mod/Conversion/Passes.h.inc"
+} // namespace mlir::mod
+
+using namespace mlir;
+
+namespace {
+bool inKernel(Operation *op) {
+  return op->getParentOfType<gpu::LaunchOp>() ||
+         op->getParentOfType<gpu::GPUModuleOp>();
+}
+
+/// An argument the body only ever writes through memref.copy: an
+/// out-parameter added by buffer-results-to-out-params.
+bool isOutParam(BlockArgument arg) {
+  return !arg.use_empty() && llvm::all_of(arg.getUses(), [](OpOperand &use) {
+    auto copy = dyn_cast<memref::CopyOp>(use.getOwner());
+    return copy && copy.getTarget() == use.get();
+  });
+}
+
+/// A fresh identity-layout device buffer of `type`'s shape.
+Value deviceAlloc(OpBuilder &b, Location loc, MemRefType type,
+                  ValueRange dynamicSizes = {}, ValueRange symbols = {}) {
+  return gpu::AllocOp::create(b, loc, type, /*asyncToken=*/Type(),
+                              /*asyncDependencies=*/ValueRange(), dynamicSizes,
+                              symbols, /*hostShared=*/false)
+      .getMemref();
+}
+
+void memcpy(OpBuilder &b, Location loc, Value dst, Value src) {
+  gpu::MemcpyOp::create(b, loc, /*asyncToken=*/Type(), ValueRange(), dst, src);
+}
+
+/// Frees `buffer` after the last op of `body` that uses it or a view of it.
+void deallocAfterLastUse(Value buffer, Block &body) {
+  SmallVector<Value> worklist{buffer};
+  Operation *last = buffer.getDefiningOp();
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    for (Operation *user : v.getUsers()) {
+      if (auto view = dyn_cast<ViewLikeOpInterface>(user);
+          view && view.getViewSource() == v)
+        llvm::append_range(worklist, user->getResults());
+      Operation *top = body.findAncestorOpInBlock(*user);
+      if (!top)
+        continue;
+      // A buffer returned to a caller is the caller's to free.
+      if (top->hasTrait<OpTrait::IsTerminator>())
+        return;
+      if (!last || last->isBeforeInBlock(top))
+        last = top;
+    }
+  }
+  OpBuilder b(buffer.getContext());
+  if (last && last->getBlock() == &body)
+    b.setInsertionPointAfter(last);
+  else
+    b.setInsertionPointToStart(&body);
+  gpu::DeallocOp::create(b, buffer.getLoc(), /*asyncToken=*/Type(),
+                         ValueRange(), buffer);
+}
+
+LogicalResult convertFunction(func::FuncOp fn) {
+  Block &body = fn.getBody().front();
+  // Host code must be straight-line and must not touch buffer contents.
+  WalkResult walk = fn.walk([&](Operation *op) {
+    if (inKernel(op))
+      return WalkResult::skip();
+    if (isa<memref::AllocOp, memref::AllocaOp>(op) && op->getBlock() != &body) {
+      op->emitOpError() << "inside host control flow is not supported by the "
+                           "CUDA target (buffers are freed after their last "
+                           "use in straight-line code)";
+      return WalkResult::interrupt();
+    }
+    if (isa<memref::LoadOp, memref::StoreOp, memref::AtomicRMWOp>(op)) {
+      op->emitOpError() << "accesses a buffer on the host; the CUDA target "
+                           "keeps every buffer on the device";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  if (fn.getBody().getBlocks().size() != 1)
+    return fn.emitOpError() << "has host control flow between blocks, which "
+                               "the CUDA target does not support";
+
+  SmallVector<Value> owned;
+  OpBuilder b(fn.getContext());
+  Location loc = fn.getLoc();
+
+  // Entry points receive host buffers: copy inputs in once.
+  if (fn.isPublic()) {
+    b.setInsertionPointToStart(&body);
+    for (BlockArgument arg : fn.getArguments()) {
+      auto type = dyn_cast<MemRefType>(arg.getType());
+      if (!type || arg.use_empty() || isOutParam(arg))
+        continue;
+      if (!type.getLayout().isIdentity())
+        return fn.emitOpError() << "argument " << arg.getArgNumber()
+                                << " must have an identity layout to be "
+                                   "copied to the device";
+      Value device = deviceAlloc(b, loc, type);
+      arg.replaceAllUsesWith(device);
+      memcpy(b, loc, device, arg);
+      owned.push_back(device);
+    }
+  }
+
+  SmallVector<Operation *> ops;
+  for (Operation &op : body)
+    ops.push_back(&op);
+  for (Operation *op : ops) {
+    b.setInsertionPoint(op);
+    if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+      Value device = deviceAlloc(b, alloc.getLoc(), alloc.getType(),
+                                 alloc.getDynamicSizes(),
+                                 alloc.getSymbolOperands());
+      alloc.replaceAllUsesWith(device);
+      alloc->erase();
+      owned.push_back(device);
+    } else if (auto global = dyn_cast<memref::GetGlobalOp>(op)) {
+      b.setInsertionPointAfter(global);
+      Value device = deviceAlloc(b, global.getLoc(), global.getType());
+      global.getResult().replaceAllUsesWith(device);
+      memcpy(b, global.getLoc(), device, global);
+      owned.push_back(device);
+    } else if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+      auto target = dyn_cast<BlockArgument>(copy.getTarget());
+      if (fn.isPublic() && target && target.getOwner() == &body &&
+          isOutParam(target)) {
+        // Results leave through the out-parameters (host buffers).
+        Value src = copy.getSource();
+        auto srcType = cast<MemRefType>(src.getType());
+        if (!srcType.getLayout().isIdentity()) {
+          auto dense = MemRefType::get(srcType.getShape(),
+                                       srcType.getElementType());
+          Value tmp = deviceAlloc(b, copy.getLoc(), dense);
+          linalg::CopyOp::create(b, copy.getLoc(), src, tmp);
+          owned.push_back(tmp);
+          src = tmp;
+        }
+        memcpy(b, copy.getLoc(), copy.getTarget(), src);
+      } else {
+        linalg::CopyOp::create(b, copy.getLoc(), copy.getSource(),
+                               copy.getTarget());
+      }
+      copy->erase();
+    } else if (isa<memref::DeallocOp>(op)) {
+      return op->emitOpError()
+             << "is not expected before --mod-gpu-device-buffers, which "
+                "frees device buffers itself";
+    }
+  }
+  for (Value buffer : owned)
+    deallocAfterLastUse(buffer, body);
+  return success();
+}
+
+struct MoDGPUDeviceBuffersPass
+    : mod::impl::MoDGPUDeviceBuffersBase<MoDGPUDeviceBuffersPass> {
+  void runOnOperation() override {
+    for (auto fn : getOperation().getOps<func::FuncOp>())
+      if (!fn.isExternal() && failed(convertFunction(fn)))
+        return signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,79 @@
+//===- Runtime.h - libmodrt_cuda: the mgpu* ABI and cuBLAS wrappers -------===//
+//
+// Host code that modc generates for --target=cuda calls these C functions
+// (the names and signatures MLIR 22's gpu-to-llvm lowering and gpu.binary
+// translation emit). libmodrt_cuda implements them on the CUDA driver API,
+// which it loads with dlopen("libcuda.so.1") at first use: the library
+// builds, links and loads on machines without a GPU or driver, and a model
+// run there stops with a message saying why.
+//
+// A CUDA error is fatal: the message names the call and the driver's error,
+// and the process exits with status 1. (Generated code has no way to
+// propagate an error and is not unwind-safe, so there is nothing to return
+// to.)
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MODRT_CUDA_RUNTIME_H
+#define MODRT_CUDA_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Number of visible CUDA devices, or -1 when the driver cannot be used; in
+/// both of the failing cases (-1, 0) `why` (if not null, `whyLen` bytes)
+/// receives the reason. Never exits: tools can check before running a model.
+int modrt_cuda_device_count(char *why, size_t whyLen);
+
+// Module and kernel launch. The module handle is lazy: loading a model.so
+// (whose constructors call mgpuModuleLoad) never touches the driver.
+void *mgpuModuleLoad(void *data, size_t size);
+void *mgpuModuleLoadJIT(void *data, int optLevel);
+void mgpuModuleUnload(void *module);
+void *mgpuModuleGetFunction(void *module, const char *name);
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedMemBytes, void *stream,
+                      void **params, void **extra, size_t paramsCount);
+
+// Streams and events.
+void *mgpuStreamCreate(void);
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamWaitEvent(void *stream, void *event);
+void *mgpuEventCreate(void);
+void mgpuEventDestroy(void *event);
+void mgpuEventSynchronize(void *event);
+void mgpuEventRecord(void *event, void *stream);
+
+// Memory. Allocation and free are stream-ordered when a stream is given.
+void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared);
+void mgpuMemFree(void *ptr, void *stream);
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream);
+void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream);
+void mgpuMemset16(void *dst, uint16_t value, size_t count, void *stream);
+void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes);
+void mgpuMemHostUnregister(void *ptr);
+void mgpuSetDefaultDevice(int32_t device);
+
+/// C[b] = A[b] * B[b] + C[b] for b < batch, row-major f32 on device
+/// pointers: A is m x k (leading dimension lda), B is k x n (ldb), C is
+/// m x n (ldc); stride* are the distances between batch entries in
+/// elements. Runs on cuBLAS (libcublas.so.13 or .12, loaded at first use),
+/// on the legacy default stream, which orders it after and before the
+/// kernels of the (blocking) streams the generated code creates.
+void modrt_cublas_sgemm_strided_batched(int64_t batch, int64_t m, int64_t n,
+                                        int64_t k, const float *a, int64_t lda,
+                                        int64_t strideA, const float *b,
+                                        int64_t ldb, int64_t strideB, float *c,
+                                        int64_t ldc, int64_t strideC);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // MODRT_CUDA_RUNTIME_H

@@ -1,0 +1,200 @@
+//===- MgpuABI.cpp - the mgpu* functions generated host code calls --------===//
+//
+// Debian ships no MLIR CUDA runtime, so libmodrt_cuda provides the ABI that
+// MLIR 22's gpu-to-llvm lowering targets (the signatures are those of
+// upstream's CudaRuntimeWrappers.cpp) on the driver API from Driver.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "modrt/cuda/Runtime.h"
+
+#include "Driver.h"
+
+#include <cstring>
+#include <mutex>
+
+using namespace modrt::cuda;
+
+namespace {
+/// What mgpuModuleLoad returns. model.so calls mgpuModuleLoad from a global
+/// constructor, i.e. at dlopen time; deferring cuModuleLoadData to the first
+/// kernel lookup keeps loading a CUDA model possible (e.g. to list its entry
+/// points) on a machine without a GPU.
+struct LazyModule {
+  const void *image;
+  std::once_flag once;
+  CUmodule module = nullptr;
+
+  CUmodule get() {
+    std::call_once(once, [this] {
+      check(driver().moduleLoadData(&module, image), "cuModuleLoadData");
+    });
+    return module;
+  }
+};
+} // namespace
+
+extern "C" {
+
+int modrt_cuda_device_count(char *why, size_t whyLen) {
+  std::string reason;
+  const Driver *d = tryDriver(reason);
+  int count = 0;
+  if (d && d->deviceGetCount(&count) == CUDA_SUCCESS && count > 0)
+    return count;
+  if (why && whyLen) {
+    std::strncpy(why, reason.c_str(), whyLen - 1);
+    why[whyLen - 1] = '\0';
+  }
+  return reason.find("no CUDA device") != std::string::npos ? 0 : -1;
+}
+
+void *mgpuModuleLoad(void *data, size_t /*size*/) {
+  return new LazyModule{data, {}, nullptr};
+}
+
+void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) {
+  // cuModuleLoadData JIT-compiles PTX images itself.
+  return new LazyModule{data, {}, nullptr};
+}
+
+void mgpuModuleUnload(void *module) {
+  auto *lazy = static_cast<LazyModule *>(module);
+  if (!lazy)
+    return;
+  // Runs from a global destructor: at exit the driver may already be shut
+  // down, so errors here are not worth reporting.
+  std::string why;
+  if (lazy->module)
+    if (const Driver *d = tryDriver(why))
+      d->moduleUnload(lazy->module);
+  delete lazy;
+}
+
+void *mgpuModuleGetFunction(void *module, const char *name) {
+  CUfunction function = nullptr;
+  CUresult r = driver().moduleGetFunction(
+      &function, static_cast<LazyModule *>(module)->get(), name);
+  if (r != CUDA_SUCCESS)
+    check(r, (std::string("cuModuleGetFunction(\"") + name + "\")").c_str());
+  return function;
+}
+
+void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
+                      intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+                      intptr_t blockZ, int32_t sharedMemBytes, void *stream,
+                      void **params, void **extra, size_t /*paramsCount*/) {
+  check(driver().launchKernel(static_cast<CUfunction>(function), gridX, gridY,
+                              gridZ, blockX, blockY, blockZ, sharedMemBytes,
+                              static_cast<CUstream>(stream), params, extra),
+        "cuLaunchKernel");
+}
+
+void *mgpuStreamCreate(void) {
+  CUstream stream = nullptr;
+  // A blocking stream: it stays ordered with the legacy default stream the
+  // cuBLAS wrappers use.
+  check(driver().streamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate");
+  return stream;
+}
+
+void mgpuStreamDestroy(void *stream) {
+  check(driver().streamDestroy(static_cast<CUstream>(stream)),
+        "cuStreamDestroy");
+}
+
+void mgpuStreamSynchronize(void *stream) {
+  check(driver().streamSynchronize(static_cast<CUstream>(stream)),
+        "cuStreamSynchronize (a kernel or copy of the model failed)");
+}
+
+void mgpuStreamWaitEvent(void *stream, void *event) {
+  check(driver().streamWaitEvent(static_cast<CUstream>(stream),
+                                 static_cast<CUevent>(event), 0),
+        "cuStreamWaitEvent");
+}
+
+void *mgpuEventCreate(void) {
+  CUevent event = nullptr;
+  check(driver().eventCreate(&event, CU_EVENT_DISABLE_TIMING),
+        "cuEventCreate");
+  return event;
+}
+
+void mgpuEventDestroy(void *event) {
+  check(driver().eventDestroy(static_cast<CUevent>(event)), "cuEventDestroy");
+}
+
+void mgpuEventSynchronize(void *event) {
+  check(driver().eventSynchronize(static_cast<CUevent>(event)),
+        "cuEventSynchronize");
+}
+
+void mgpuEventRecord(void *event, void *stream) {
+  check(driver().eventRecord(static_cast<CUevent>(event),
+                             static_cast<CUstream>(stream)),
+        "cuEventRecord");
+}
+
+void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared) {
+  const Driver &d = driver();
+  CUdeviceptr ptr = 0;
+  if (sizeBytes == 0)
+    return nullptr;
+  if (isHostShared)
+    check(d.memAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL),
+          "cuMemAllocManaged");
+  else if (stream)
+    // Stream-ordered pool allocation: no device synchronization per buffer.
+    check(d.memAllocAsync(&ptr, sizeBytes, static_cast<CUstream>(stream)),
+          "cuMemAllocAsync");
+  else
+    check(d.memAlloc(&ptr, sizeBytes), "cuMemAlloc");
+  return reinterpret_cast<void *>(ptr);
+}
+
+void mgpuMemFree(void *ptr, void *stream) {
+  if (!ptr)
+    return;
+  const Driver &d = driver();
+  auto devicePtr = reinterpret_cast<CUdeviceptr>(ptr);
+  if (stream)
+    check(d.memFreeAsync(devicePtr, static_cast<CUstream>(stream)),
+          "cuMemFreeAsync");
+  else
+    check(d.memFree(devicePtr), "cuMemFree");
+}
+
+void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
+  if (sizeBytes == 0)
+    return;
+  // Unified addressing: the driver infers host/device from the pointers.
+  check(driver().memcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
+                             reinterpret_cast<CUdeviceptr>(src), sizeBytes,
+                             static_cast<CUstream>(stream)),
+        "cuMemcpyAsync");
+}
+
+void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream) {
+  check(driver().memsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value,
+                                count, static_cast<CUstream>(stream)),
+        "cuMemsetD32Async");
+}
+
+void mgpuMemset16(void *dst, uint16_t value, size_t count, void *stream) {
+  check(driver().memsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value,
+                                count, static_cast<CUstream>(stream)),
+        "cuMemsetD16Async");
+}
+
+void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes) {
+  check(driver().memHostRegister(ptr, sizeBytes, 0), "cuMemHostRegister");
+}
+
+void mgpuMemHostUnregister(void *ptr) {
+  check(driver().memHostUnregister(ptr), "cuMemHostUnregister");
+}
+
+void mgpuSetDefaultDevice(int32_t device) { setDefaultDevice(device); }
+
+} // extern "C"
