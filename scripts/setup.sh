@@ -21,6 +21,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The CUDA toolkit here ships no cuobjdump; the tests that inspect compiled
+# cubins use NVIDIA's from PyPI, installed into the build directory.
+cuda_root=${CUDA_ROOT:-/usr/local/cuda}
+if [ -x "$cuda_root/bin/ptxas" ] && [ ! -x "$cuda_root/bin/cuobjdump" ] \
+   && ! command -v cuobjdump >/dev/null && [ ! -x "$build/pip/nvidia/cu13/bin/cuobjdump" ]; then
+  echo "setup: installing cuobjdump (PyPI nvidia-cuda-cuobjdump) into $build/pip"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  fi
+  mkdir -p "$build"
+  python3 -m pip install -q --disable-pip-version-check --target "$build/pip" nvidia-cuda-cuobjdump 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages --target "$build/pip" nvidia-cuda-cuobjdump
+fi
+
 if [ ! -f "$build/build.ninja" ]; then
   echo "setup: configuring $build"
   cmake -S "$root" -B "$build" -G Ninja \

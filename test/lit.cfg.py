@@ -45,8 +45,17 @@ config.substitutions.append(("%cuda_root", _cuda_root))
 if os.access(os.path.join(_cuda_root, "bin", "ptxas"), os.X_OK):
     config.available_features.add("cuda-toolkit")
     llvm_config.with_environment("PATH", os.path.join(_cuda_root, "bin"), append_path=True)
-    if os.access(os.path.join(_cuda_root, "bin", "cuobjdump"), os.X_OK):
-        config.available_features.add("cuobjdump")
+    # cuobjdump: the toolkit's, one on PATH, or the one scripts/setup.sh
+    # installs from PyPI (nvidia-cuda-cuobjdump) into the build directory.
+    for _dir in (os.path.join(_cuda_root, "bin"),
+                 os.path.join(config.modc_obj_root, "pip", "nvidia", "cu13", "bin")):
+        if os.access(os.path.join(_dir, "cuobjdump"), os.X_OK):
+            llvm_config.with_environment("PATH", _dir, append_path=True)
+            config.available_features.add("cuobjdump")
+            break
+    else:
+        if shutil.which("cuobjdump"):
+            config.available_features.add("cuobjdump")
 if os.path.exists(os.path.join(config.modc_obj_root, "lib", "libmodrt_cuda.so")):
     config.available_features.add("modrt-cuda")
 _smi = shutil.which("nvidia-smi")

@@ -86,8 +86,10 @@ void deallocAfterLastUse(Value buffer, Block &body) {
 LogicalResult convertFunction(func::FuncOp fn) {
   Block &body = fn.getBody().front();
   // Host code must be straight-line and must not touch buffer contents.
-  WalkResult walk = fn.walk([&](Operation *op) {
-    if (inKernel(op))
+  WalkResult walk = fn->walk<WalkOrder::PreOrder>([&](Operation *op) {
+    // Kernels, and linalg ops (which become kernels later in the pipeline),
+    // run on the device: their bodies may read any device buffer.
+    if (inKernel(op) || isa<linalg::LinalgOp>(op))
       return WalkResult::skip();
     if (isa<memref::AllocOp, memref::AllocaOp>(op) && op->getBlock() != &body) {
       op->emitOpError() << "inside host control flow is not supported by the "

@@ -10,7 +10,7 @@
 # for sequences after the first, shuffled positions (so masks and RoPE must
 # follow the positions). Parameters: initialized by mod-run from SEED and
 # saved for the reference. Logits must agree within 1e-4 of their largest
-# magnitude.
+# magnitude. MODC_TARGET=cuda compiles for the GPU instead of the CPU.
 set -euo pipefail
 work=$1 config=$2 batch=$3 seq=$4 seed=$5 pass=${6:-} spec=${7:-}
 mkdir -p "$work"
@@ -21,7 +21,7 @@ if [ -n "$pass" ]; then
   mod-opt "$work/dense.mlir" --mod-dense-to-mod="$pass return-routing" -o "$work/mod.mlir"
   model=$work/mod.mlir
 fi
-mod-compile "$model" --target=cpu -o "$work/model"
+mod-compile "$model" --target="${MODC_TARGET:-cpu}" -o "$work/model"
 mod-refcheck gen --manifest="$work/model/manifest.json" --entry=forward --seed="$seed" \
   --positions=shuffled --vocab="$vocab" -o "$work/inputs.safetensors"
 mod-run "$work/model" --inputs="$work/inputs.safetensors" --init-missing --seed="$seed" \
