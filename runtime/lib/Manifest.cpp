@@ -128,6 +128,13 @@ public:
     // A data input's init means nothing to this runtime; newer compilers may
     // put other rules there.
     if (!init || !spec.isParameter()) return;
+    if (const Json *seed = json.find("init_seed")) {
+      if (!seed->isNumber() || seed->asDouble() < 0 ||
+          seed->asDouble() != static_cast<double>(static_cast<int64_t>(seed->asDouble())))
+        fail(where, "\"init_seed\" of parameter '" + spec.name +
+                        "' must be a non-negative integer, got " + seed->dump());
+      spec.initSeed = static_cast<uint64_t>(seed->asInt());
+    }
     if (init->isString()) spec.init = ParameterInit::parse(init->asString());
     if (!spec.init)
       fail(where, "\"init\" of parameter '" + spec.name + "' must be "

@@ -112,7 +112,7 @@ Tensor modrt::initParameter(const TensorSpec &spec, uint64_t seed) {
     for (int64_t i = 0; i < t.numElements(); ++i) storeFloat(t, i, 1.0);
     return t;
   }
-  NormalStream normal(parameterSeed(spec.name, seed));
+  NormalStream normal(parameterSeed(spec.name, spec.initSeed.value_or(seed)));
   for (int64_t i = 0; i < t.numElements(); ++i) storeFloat(t, i, init.std * normal.next());
   return t;
 }

@@ -57,12 +57,13 @@ struct Options {
 // ---- reference semantics --------------------------------------------------
 
 /// Indices of the K largest scores of one row; ties to the lower index;
-/// returned ascending. Selection by stable sort on (score desc, index asc).
+/// returned ascending. Selection by sorting on (score desc, index asc).
 std::vector<int32_t> referenceTopK(const float *row, int64_t s, int64_t k) {
   std::vector<int32_t> order(s);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return row[a] > row[b] || (row[a] == row[b] && a < b);
+  });
   order.resize(k);
   std::sort(order.begin(), order.end());
   return order;

@@ -110,11 +110,14 @@ struct TensorSpec {
   std::string kind;
   /// How the runtime initializes a missing parameter (from `mod.init`).
   std::string init;
+  /// A seed fixed for this parameter's initialization (`mod.init_seed`).
+  std::optional<int64_t> initSeed;
 };
 
 /// Argument attributes that carry runtime metadata into the manifest.
 constexpr llvm::StringLiteral kNameAttr = "mod.name", kKindAttr = "mod.kind",
-                              kInitAttr = "mod.init";
+                              kInitAttr = "mod.init",
+                              kInitSeedAttr = "mod.init_seed";
 
 struct EntryPoint {
   std::string name;
@@ -155,7 +158,7 @@ FailureOr<TensorSpec> describe(func::FuncOp fn, Type type, std::string name,
                           << ", which the runtime does not support (use f32, "
                              "f64, i32 or i64)";
   return TensorSpec{std::move(name), *dtype,
-                    SmallVector<int64_t>(tensor.getShape()), "", ""};
+                    SmallVector<int64_t>(tensor.getShape()), "", "", std::nullopt};
 }
 
 /// Entry points are the public functions with a body. Argument names come
@@ -177,6 +180,8 @@ FailureOr<std::vector<EntryPoint>> collectEntryPoints(ModuleOp module) {
         spec->kind = attr.str();
       if (auto attr = fn.getArgAttrOfType<StringAttr>(i, kInitAttr))
         spec->init = attr.str();
+      if (auto attr = fn.getArgAttrOfType<IntegerAttr>(i, kInitSeedAttr))
+        spec->initSeed = attr.getInt();
       entry.inputs.push_back(*spec);
     }
     for (auto [i, type] : llvm::enumerate(fn.getResultTypes())) {
@@ -189,7 +194,7 @@ FailureOr<std::vector<EntryPoint>> collectEntryPoints(ModuleOp module) {
       entry.outputs.push_back(*spec);
     }
     // The metadata now lives in the manifest; LLVM has no use for it.
-    for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr}) {
+    for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr}) {
       auto key = StringAttr::get(module.getContext(), attrName);
       for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
         fn.removeArgAttr(i, key);
@@ -257,6 +262,8 @@ llvm::json::Value toJson(const TensorSpec &spec) {
     object["kind"] = spec.kind;
   if (!spec.init.empty())
     object["init"] = spec.init;
+  if (spec.initSeed)
+    object["init_seed"] = *spec.initSeed;
   return object;
 }
 

@@ -203,3 +203,28 @@ TEST(WeightsTest, SavedParametersReloadIdentically) {
 }
 
 } // namespace
+
+namespace {
+TEST(WeightsTest, ManifestInitSeedOverridesTheRunSeed) {
+  // --mod-dense-to-mod's router-init-seed reaches the manifest as init_seed:
+  // that parameter's values then ignore the run's --seed.
+  Manifest seeded = manifest(replaced(kManifest, "\"init\": \"normal:0.5\"",
+                                      "\"init\": \"normal:0.5\", \"init_seed\": 7"));
+  const TensorSpec &w = seeded.entryPoints[0].inputs[1];
+  ASSERT_TRUE(w.initSeed);
+  EXPECT_EQ(*w.initSeed, 7u);
+  EXPECT_TRUE(initParameter(w, 1).identical(initParameter(w, 2)));
+  Manifest unseeded = manifest();
+  const TensorSpec &plain = unseeded.entryPoints[0].inputs[1];
+  EXPECT_FALSE(plain.initSeed);
+  EXPECT_TRUE(initParameter(w, 123).identical(initParameter(plain, 7)));
+  for (const char *bad : {"-1", "1.5", "\"7\""})
+    EXPECT_TRUE(throwsError(
+        [&] {
+          manifest(replaced(kManifest, "\"init\": \"normal:0.5\"",
+                            std::string("\"init\": \"normal:0.5\", \"init_seed\": ") + bad));
+        },
+        {"\"init_seed\" of parameter 'w.weight' must be a non-negative integer"}))
+        << bad;
+}
+} // namespace

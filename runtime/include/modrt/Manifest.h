@@ -64,6 +64,10 @@ struct TensorSpec {
   /// Parameters only: the manifest's "init" when present. A parameter's init
   /// must be well formed; a data input's is ignored.
   std::optional<ParameterInit> init;
+  /// Parameters only: the manifest's "init_seed", a seed fixed by the
+  /// compiler (e.g. --mod-dense-to-mod's router-init-seed) that replaces the
+  /// run's --seed for this tensor.
+  std::optional<uint64_t> initSeed;
 
   bool isParameter() const { return kind == InputKind::Parameter; }
   /// "f32[1x4x8]", as used in messages.

@@ -60,7 +60,8 @@ std::map<std::string, Tensor> loadParameters(const EntryPoint &entry,
                                              ParameterLoadReport *report = nullptr);
 
 /// A fresh tensor for parameter `spec` following its "init" rule (see the
-/// file comment). Throws Error when the spec has no init rule or a dtype
+/// file comment), drawn from `seed`, or from the spec's own initSeed when
+/// the manifest fixes one. Throws Error when the spec has no init rule or a dtype
 /// other than f32, f64, f16 or bf16.
 Tensor initParameter(const TensorSpec &spec, uint64_t seed);
 

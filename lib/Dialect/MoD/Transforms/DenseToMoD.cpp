@@ -24,6 +24,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
@@ -278,12 +279,15 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
   for (Value seed : {tokens, positions})
     if (seed)
       argIndex = std::min(argIndex, cast<BlockArgument>(seed).getArgNumber());
+  // Printed like mod-import's rules, e.g. "normal:0.02".
+  std::string initRule;
+  llvm::raw_string_ostream(initRule)
+      << "normal:" << llvm::format("%.9g", settings.initStd);
   SmallVector<NamedAttribute> attrs{
       b.getNamedAttr(kNameAttr, b.getStringAttr(block.prefix +
                                                 ".mod.router.weight")),
       b.getNamedAttr("mod.kind", b.getStringAttr("parameter")),
-      b.getNamedAttr("mod.init", b.getStringAttr(llvm::formatv(
-                                     "normal:{0}", settings.initStd)))};
+      b.getNamedAttr("mod.init", b.getStringAttr(initRule))};
   if (settings.initSeed >= 0)
     attrs.push_back(
         b.getNamedAttr("mod.init_seed", b.getI64IntegerAttr(settings.initSeed)));
