@@ -14,6 +14,7 @@
 #include "mod/Analysis/BlockDiscovery.h"
 #include "mod/Analysis/TokenAxisAnalysis.h"
 #include "mod/Dialect/MoD/IR/MoDOps.h"
+#include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
 
 #include "mlir/Analysis/SliceAnalysis.h"
@@ -162,20 +163,10 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
 
 /// `lhs + rhs` elementwise.
 Value buildAdd(OpBuilder &b, Location loc, Value lhs, Value rhs) {
-  auto type = cast<RankedTensorType>(lhs.getType());
-  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                       type.getElementType());
-  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
-  SmallVector<utils::IteratorType> iters(type.getRank(),
-                                         utils::IteratorType::parallel);
-  return linalg::GenericOp::create(
-             b, loc, type, ValueRange{lhs, rhs}, ValueRange{init},
-             ArrayRef<AffineMap>{id, id, id}, iters,
-             [](OpBuilder &nb, Location nloc, ValueRange args) {
-               Value sum = arith::AddFOp::create(nb, nloc, args[0], args[1]);
-               linalg::YieldOp::create(nb, nloc, sum);
-             })
-      .getResult(0);
+  return buildElementwise(
+      b, loc, {lhs, rhs}, [](OpBuilder &nb, Location nloc, ValueRange args) {
+        return arith::AddFOp::create(nb, nloc, args[0], args[1]).getResult();
+      });
 }
 
 bool sortByPosition(Operation *a, Operation *b) {

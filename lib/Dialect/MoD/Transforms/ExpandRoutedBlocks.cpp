@@ -1,6 +1,7 @@
 //===- ExpandRoutedBlocks.cpp - mod.routed_block -> routing primitives ----===//
 
 #include "mod/Dialect/MoD/IR/MoDOps.h"
+#include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -18,26 +19,16 @@ using namespace mlir::mod;
 
 /// Elementwise `1 / (1 + exp(-v))` over a `[B,K]` tensor.
 static Value buildSigmoid(OpBuilder &b, Location loc, Value values) {
-  auto type = cast<RankedTensorType>(values.getType());
-  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                       type.getElementType());
-  AffineMap id = b.getMultiDimIdentityMap(type.getRank());
-  SmallVector<utils::IteratorType> iters(type.getRank(),
-                                         utils::IteratorType::parallel);
-  auto generic = linalg::GenericOp::create(
-      b, loc, type, ValueRange{values}, ValueRange{init},
-      ArrayRef<AffineMap>{id, id}, iters,
-      [](OpBuilder &nb, Location nloc, ValueRange args) {
+  return buildElementwise(
+      b, loc, values, [](OpBuilder &nb, Location nloc, ValueRange args) {
         Type et = args[0].getType();
-        Value one = arith::ConstantOp::create(nb, nloc, et,
-                                              nb.getFloatAttr(et, 1.0));
+        Value one =
+            arith::ConstantOp::create(nb, nloc, et, nb.getFloatAttr(et, 1.0));
         Value neg = arith::NegFOp::create(nb, nloc, args[0]);
         Value e = math::ExpOp::create(nb, nloc, neg);
         Value den = arith::AddFOp::create(nb, nloc, one, e);
-        Value sig = arith::DivFOp::create(nb, nloc, one, den);
-        linalg::YieldOp::create(nb, nloc, sig);
+        return arith::DivFOp::create(nb, nloc, one, den).getResult();
       });
-  return generic.getResult(0);
 }
 
 static void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
