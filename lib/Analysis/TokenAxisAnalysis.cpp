@@ -36,7 +36,9 @@ FailureOr<AtomList> refine(ArrayRef<AxisAtom> a, ArrayRef<AxisAtom> b) {
     bool unitA = i < a.size() && remA == 0 && a[i].size == 1;
     bool unitB = j < b.size() && remB == 0 && b[j].size == 1;
     if (unitA && unitB) {
-      out.push_back({1, a[i++].token || b[j++].token});
+      out.push_back({1, a[i].token || b[j].token, a[i].batch || b[j].batch});
+      ++i;
+      ++j;
       continue;
     }
     if (unitA) {
@@ -59,7 +61,10 @@ FailureOr<AtomList> refine(ArrayRef<AxisAtom> a, ArrayRef<AxisAtom> b) {
     if ((a[i].token && piece != a[i].size) ||
         (b[j].token && piece != b[j].size))
       return failure(); // a token factor would be cut
-    out.push_back({piece, a[i].token || b[j].token});
+    // A batch factor stays one only while it is not cut.
+    bool batch = (a[i].batch && piece == a[i].size) ||
+                 (b[j].batch && piece == b[j].size);
+    out.push_back({piece, a[i].token || b[j].token, batch});
     remA /= piece;
     remB /= piece;
     if (remA == 1) {
@@ -84,8 +89,10 @@ bool hasToken(ArrayRef<AxisAtom> atoms) {
 TokenAxisAnalysis::TokenAxisAnalysis(Operation *root, ArrayRef<Value> seeds) {
   for (Value seed : seeds) {
     auto type = dyn_cast<RankedTensorType>(seed.getType());
-    if (type && type.getRank() >= 2)
+    if (type && type.getRank() >= 2) {
       markToken(seed, 1, 0);
+      markBatch(seed, 0);
+    }
   }
   // Propagation only ever turns atoms into token atoms or refines atom
   // lists, so this terminates; the bound guards against a logic error.
@@ -164,6 +171,22 @@ llvm::SmallBitVector TokenAxisAnalysis::getTokenLoops(Operation *op) const {
   return loops;
 }
 
+llvm::SmallBitVector TokenAxisAnalysis::getBatchLoops(Operation *op) const {
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  if (!linalgOp)
+    return {};
+  llvm::SmallBitVector loops(linalgOp.getNumLoops());
+  for (OpOperand &operand : op->getOpOperands()) {
+    AffineMap map = linalgOp.getMatchingIndexingMap(&operand);
+    AxisLayout layout = getLayout(operand.get());
+    for (auto [r, expr] : llvm::enumerate(map.getResults()))
+      if (auto dim = dyn_cast<AffineDimExpr>(expr))
+        if (layout[r].size() == 1 && layout[r][0].batch)
+          loops.set(dim.getPosition());
+  }
+  return loops;
+}
+
 std::optional<std::string> TokenAxisAnalysis::getFailure(Operation *op) const {
   auto it = failures.find(op);
   if (it == failures.end())
@@ -181,6 +204,15 @@ bool TokenAxisAnalysis::markToken(Value v, unsigned dim, unsigned atom) {
       layout[dim][atom].token)
     return false;
   layout[dim][atom].token = true;
+  layouts[v] = layout;
+  return true;
+}
+
+bool TokenAxisAnalysis::markBatch(Value v, unsigned dim) {
+  AxisLayout layout = getLayout(v);
+  if (dim >= layout.size() || layout[dim].size() != 1 || layout[dim][0].batch)
+    return false;
+  layout[dim][0].batch = true;
   layouts[v] = layout;
   return true;
 }

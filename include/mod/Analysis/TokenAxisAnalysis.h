@@ -30,8 +30,11 @@ namespace mlir::mod {
 struct AxisAtom {
   int64_t size;
   bool token;
+  /// The batch axis (axis 0 of the seeds), followed the same way so that a
+  /// rewrite can index [B,K] tensors such as the gathered positions.
+  bool batch = false;
   bool operator==(const AxisAtom &o) const {
-    return size == o.size && token == o.token;
+    return size == o.size && token == o.token && batch == o.batch;
   }
 };
 
@@ -65,6 +68,10 @@ public:
   /// over tokens.
   llvm::SmallBitVector getTokenLoops(Operation *linalgOp) const;
 
+  /// Loops of a linalg op that iterate over the batch axis alone (not merged
+  /// with another axis).
+  llvm::SmallBitVector getBatchLoops(Operation *linalgOp) const;
+
   /// Why the token axes through `op` could not be followed (a token axis in
   /// a compound indexing expression, a reshape that splits a token factor, a
   /// slice that cuts one), or nullopt when `op` was understood. Only ops that
@@ -73,6 +80,7 @@ public:
 
 private:
   bool markToken(Value v, unsigned dim, unsigned atom);
+  bool markBatch(Value v, unsigned dim);
   bool setLayout(Value v, const AxisLayout &layout);
   bool propagate(Operation *op);
   bool propagateLinalg(Operation *op);

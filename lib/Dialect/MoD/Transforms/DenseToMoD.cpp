@@ -86,7 +86,7 @@ FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
 /// the static sizes that ops carry as attributes updated to match.
 LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
                            const TokenAxisAnalysis &axes, int64_t s,
-                           int64_t k, StringRef blockDesc) {
+                           int64_t k, Value pk, StringRef blockDesc) {
   if (std::optional<std::string> why = axes.getFailure(op))
     return op->emitError() << blockDesc << ": cannot resize the token axis of '"
                            << op->getName() << "': it " << *why;
@@ -112,22 +112,48 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
       return success();
     }
   }
+  // A linalg.index over a token loop is the token's position in the dense
+  // sequence; inside the routed block it becomes the gathered position
+  // pk[b, j], read with the op's batch loop.
+  llvm::SmallBitVector tokenLoops, batchLoops;
   bool indexesTokens = false;
-  if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
-    llvm::SmallBitVector loops = axes.getTokenLoops(op);
+  if (isa<linalg::LinalgOp>(op)) {
+    tokenLoops = axes.getTokenLoops(op);
     op->walk([&](linalg::IndexOp index) {
-      indexesTokens |= loops.test(index.getDim());
+      indexesTokens |= tokenLoops.test(index.getDim());
     });
+    batchLoops = axes.getBatchLoops(op);
   }
-  if (indexesTokens)
+  if (indexesTokens && batchLoops.count() != 1)
     return op->emitError()
            << blockDesc
-           << ": linalg.index reads a token position from the loop index; "
-              "derive positions from the positions input instead";
+           << ": linalg.index reads a token position, but the op has no "
+              "loop over the batch axis alone to read the gathered "
+              "positions with; derive positions from the positions input";
 
   Operation *clone = b.clone(*op, mapping);
   for (auto [orig, copy] : llvm::zip(op->getResults(), clone->getResults()))
     copy.setType(axes.resizedType(orig, s, k));
+  if (indexesTokens) {
+    unsigned batchLoop = batchLoops.find_first();
+    SmallVector<linalg::IndexOp> indices;
+    clone->walk([&](linalg::IndexOp index) {
+      if (tokenLoops.test(index.getDim()))
+        indices.push_back(index);
+    });
+    for (linalg::IndexOp index : indices) {
+      OpBuilder ib(index.getContext());
+      ib.setInsertionPointAfter(index);
+      Location loc = index.getLoc();
+      Value batch = linalg::IndexOp::create(ib, loc, batchLoop);
+      Value pos = tensor::ExtractOp::create(ib, loc, pk,
+                                            ValueRange{batch, index.getResult()});
+      Value asIndex =
+          arith::IndexCastOp::create(ib, loc, ib.getIndexType(), pos);
+      index.getResult().replaceAllUsesExcept(
+          asIndex, pos.getDefiningOp<tensor::ExtractOp>());
+    }
+  }
 
   auto fixSizes = [&](OffsetSizeAndStrideOpInterface sliceOp, Value full,
                       bool resultIsFull) -> LogicalResult {
@@ -307,7 +333,7 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
   llvm::sort(recomputeOrdered, sortByPosition);
   b.setInsertionPointToStart(body);
   for (Operation *op : llvm::concat<Operation *>(recomputeOrdered, ordered))
-    if (failed(cloneResized(b, op, mapping, axes, s, k, desc)))
+    if (failed(cloneResized(b, op, mapping, axes, s, k, pk, desc)))
       return failure();
 
   Value d = mapping.lookup(block.sublayers[0]->branch);

@@ -58,7 +58,9 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     never from sizes. Values derived from the positions that the block uses
     (causal masks, RoPE angles) are recomputed inside the block from the
     gathered positions `pk`, so attention inside a routed block is causal by
-    position over the routed tokens.
+    position over the routed tokens. A `linalg.index` over a token axis (a
+    mask built from loop indices) becomes the read `pk[b, j]`, using the
+    op's loop over the batch axis.
 
     Each routed block gets a router weight `[D]`, a new function argument
     named `<block prefix>.mod.router.weight` (the prefix is the common prefix
