@@ -155,8 +155,10 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     }
   }
 
-  auto fixSizes = [&](OffsetSizeAndStrideOpInterface sliceOp, Value full,
-                      bool resultIsFull) -> LogicalResult {
+  // A slice keeps whole token axes (the analysis checked it); its static
+  // sizes along them shrink from S to K with the tensor they index.
+  auto fixSizes = [&](OffsetSizeAndStrideOpInterface sliceOp,
+                      Value full) -> LogicalResult {
     SmallVector<int64_t> oldFull(cast<ShapedType>(full.getType()).getShape());
     SmallVector<int64_t> newFull = axes.resizedShape(full, s, k);
     SmallVector<int64_t> sizes(sliceOp.getStaticSizes());
@@ -167,16 +169,15 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
                                  << "' takes part of a token axis";
         sizes[d] = newFull[d];
       }
-    (void)resultIsFull;
     clone->setAttr("static_sizes", DenseI64ArrayAttr::get(b.getContext(), sizes));
     return success();
   };
   if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op))
     return fixSizes(cast<OffsetSizeAndStrideOpInterface>(clone),
-                    slice.getSource(), true);
+                    slice.getSource());
   if (auto insert = dyn_cast<tensor::InsertSliceOp>(op))
     return fixSizes(cast<OffsetSizeAndStrideOpInterface>(clone),
-                    insert.getDest(), true);
+                    insert.getDest());
   if (auto expand = dyn_cast<tensor::ExpandShapeOp>(clone))
     expand.setStaticOutputShape(
         axes.resizedShape(cast<tensor::ExpandShapeOp>(op).getResult(), s, k));
