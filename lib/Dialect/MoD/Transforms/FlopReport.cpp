@@ -5,6 +5,7 @@
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
 
+#include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -178,9 +179,17 @@ FailureOr<FunctionReport> analyze(func::FuncOp func) {
   }
   // Values a block reads that no other part of the function needs (its
   // causal mask, its RoPE tables) are part of that block's cost.
+  // The embedding that produces the residual stream stays outside blocks.
+  llvm::SetVector<Operation *> embedding;
+  if (!structure->chain.empty()) {
+    BackwardSliceOptions options;
+    options.inclusive = true;
+    (void)getBackwardSlice(structure->chain.front().input, &embedding, options);
+  }
   Block &body = func.getBody().front();
   for (Operation &op : llvm::reverse(body)) {
-    if (owner.count(&op) || op.getNumResults() == 0 || op.use_empty())
+    if (owner.count(&op) || op.getNumResults() == 0 || op.use_empty() ||
+        embedding.contains(&op))
       continue;
     std::optional<unsigned> common;
     bool shared = false;
