@@ -8,7 +8,8 @@ build=${MODC_BUILD_DIR:-$root/build}
 llvm=/usr/lib/llvm-22
 
 packages=(build-essential cmake ninja-build python3 clang-22 llvm-22-dev llvm-22-tools
-          libmlir-22-dev mlir-22-tools libgtest-dev)
+          libmlir-22-dev mlir-22-tools libgtest-dev libsentencepiece-dev fortunes
+          python3-matplotlib ccache)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,14 +39,19 @@ if [ -x "$cuda_root/bin/ptxas" ] && [ ! -x "$cuda_root/bin/cuobjdump" ] \
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages --target "$build/pip" nvidia-cuda-cuobjdump
 fi
 
+# ccache makes rebuilds in a fresh clone (CI) cheap: paths under the source
+# root are hashed relative to it, so clones in other directories share hits.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 if [ ! -f "$build/build.ninja" ]; then
   echo "setup: configuring $build"
+  mkdir -p "$build"
   cmake -S "$root" -B "$build" -G Ninja \
+    -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
     -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
     -DMLIR_DIR=$llvm/lib/cmake/mlir \
-    -DLLVM_EXTERNAL_LIT=$llvm/bin/lit >"$build.configure.log" 2>&1 \
-    || { cat "$build.configure.log"; exit 1; }
+    -DLLVM_EXTERNAL_LIT=$llvm/bin/lit >"$build/configure.log" 2>&1 \
+    || { cat "$build/configure.log"; exit 1; }
 fi
 echo "setup: building (ninja -C $build)"
 start=$SECONDS

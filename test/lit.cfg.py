@@ -3,6 +3,8 @@
 
 import os
 
+import subprocess
+
 import lit.formats
 from lit.llvm import llvm_config
 from lit.llvm.subst import ToolSubst
@@ -22,10 +24,20 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP", "C
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.modc_tools_dir, config.llvm_tools_dir]
-tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-refcheck", "mod-reference"]
+tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-tokenize", "mod-refcheck", "mod-reference"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.modc_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# fortunes: Debian's fortune files, the bundled training corpus (installed by
+# scripts/setup.sh).
+if os.path.isdir("/usr/share/games/fortunes"):
+    config.available_features.add("fortunes")
+
+# matplotlib: Debian's python3-matplotlib for scripts/plot-metrics.
+if os.path.exists("/usr/bin/python3") and subprocess.run(
+        ["/usr/bin/python3", "-c", "import matplotlib"], capture_output=True).returncode == 0:
+    config.available_features.add("matplotlib")
 
 # ---- CUDA features (owned by the CUDA target) -------------------------------
 # cuda-toolkit: ptxas is available (PTX -> cubin, ptxas -v, mod-compile
