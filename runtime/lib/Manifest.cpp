@@ -202,6 +202,15 @@ Manifest Manifest::parse(std::string_view text, const std::string &source) {
     reader.fail("", "\"library\" must be a relative path inside the model "
                     "directory, got \"" + manifest.library + "\"");
 
+  if (root.find("library_sha256")) {
+    manifest.librarySha256 = reader.string(root, "library_sha256", "");
+    if (manifest.librarySha256.size() != 64 ||
+        manifest.librarySha256.find_first_not_of("0123456789abcdef") !=
+            std::string::npos)
+      reader.fail("", "\"library_sha256\" must be 64 lowercase hex digits, "
+                      "got \"" + manifest.librarySha256 + "\"");
+  }
+
   const Json::Array &entries = reader.array(root, "entry_points", "");
   if (entries.empty()) reader.fail("", "\"entry_points\" is empty");
   for (size_t i = 0; i < entries.size(); ++i) {

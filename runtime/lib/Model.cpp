@@ -2,8 +2,14 @@
 
 #include "modrt/Model.h"
 
+#include "modrt/Sha256.h"
+
+#include <cerrno>
 #include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace modrt;
 
@@ -29,11 +35,65 @@ std::vector<int64_t> modrt::makeMemRefDescriptor(const Tensor &tensor) {
   return words;
 }
 
+std::string modrt::entrySignature(const EntryPoint &entry) {
+  auto list = [](const std::vector<TensorSpec> &specs) {
+    std::string out;
+    for (const TensorSpec &spec : specs) {
+      if (!out.empty()) out += ',';
+      out += spec.str();
+    }
+    return out;
+  };
+  return "in:" + list(entry.inputs) + ";out:" + list(entry.outputs);
+}
+
+std::string modrt::signatureSymbol(std::string_view symbol) {
+  constexpr std::string_view prefix = "_modrt_";
+  if (symbol.substr(0, prefix.size()) != prefix) return {};
+  return "_modrtsig_" + std::string(symbol.substr(prefix.size()));
+}
+
+namespace {
+/// Closes a file descriptor on scope exit.
+struct FdGuard {
+  int fd;
+  ~FdGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+} // namespace
+
+/// Checks the library file against the manifest's digest before any of its
+/// code runs. Returns the identity (device, inode) of the file it hashed.
+static std::pair<dev_t, ino_t> checkLibraryDigest(const Manifest &manifest,
+                                                  const std::string &dir,
+                                                  const std::string &path) {
+  if (manifest.librarySha256.empty())
+    throw Error(dir + "/manifest.json: records no \"library_sha256\", so " +
+                path + " cannot be checked before loading; recompile the "
+                "model with this version of mod-compile");
+  FdGuard file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0)
+    throw Error(path + ": cannot load model library: cannot open: " +
+                std::strerror(errno));
+  struct stat st;
+  if (::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    throw Error(path + ": cannot load model library: not a regular file");
+  const std::string digest = sha256OfFile(file.fd, path);
+  if (digest != manifest.librarySha256)
+    throw Error(path + ": cannot load model library: its SHA-256 is " + digest +
+                " but the manifest records " + manifest.librarySha256 +
+                " (the library is truncated, corrupted or from another "
+                "compilation; recompile the model)");
+  return {st.st_dev, st.st_ino};
+}
+
 Model Model::load(const std::string &dir) {
   Model model;
   model.dir_ = dir;
   model.manifest_ = Manifest::load(dir + "/manifest.json");
   const std::string libraryPath = dir + "/" + model.manifest_.library;
+  const auto identity = checkLibraryDigest(model.manifest_, dir, libraryPath);
   // RTLD_NOW surfaces unresolved symbols here instead of mid-call;
   // RTLD_LOCAL keeps two loaded models from resolving each other's symbols.
   model.handle_ = ::dlopen(libraryPath.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -42,15 +102,42 @@ Model Model::load(const std::string &dir) {
     throw Error(libraryPath + ": cannot load model library: " +
                 (why ? why : "unknown dlopen error"));
   }
+  // The file dlopen mapped must be the one whose digest was checked (the
+  // directory may have been replaced by a concurrent mod-compile).
+  struct stat st;
+  if (::stat(libraryPath.c_str(), &st) != 0 || st.st_dev != identity.first ||
+      st.st_ino != identity.second)
+    throw Error(libraryPath + ": cannot load model library: the file was "
+                "replaced while it was being loaded; try again");
   for (const EntryPoint &entry : model.manifest_.entryPoints) {
+    const std::string where =
+        libraryPath + ": entry point '" + entry.name + "': ";
     ::dlerror(); // clear any stale error
     void *symbol = ::dlsym(model.handle_, entry.symbol.c_str());
     if (!symbol) {
       const char *why = ::dlerror();
-      throw Error(libraryPath + ": entry point '" + entry.name +
-                  "': symbol '" + entry.symbol + "' not found" +
+      throw Error(where + "symbol '" + entry.symbol + "' not found" +
                   (why ? std::string(" (") + why + ")" : std::string()));
     }
+    const std::string sigName = signatureSymbol(entry.symbol);
+    if (sigName.empty())
+      throw Error(where + "symbol '" + entry.symbol +
+                  "' does not start with \"_modrt_\", so it has no signature "
+                  "to check the manifest against");
+    const auto *signature =
+        static_cast<const char *>(::dlsym(model.handle_, sigName.c_str()));
+    if (!signature)
+      throw Error(where + "signature symbol '" + sigName +
+                  "' not found (the library predates signature checks; "
+                  "recompile the model)");
+    // Compare at most one byte past the expected string, so a shorter
+    // string in the library is not read beyond its terminator.
+    const std::string expected = entrySignature(entry);
+    if (std::strncmp(signature, expected.c_str(), expected.size() + 1) != 0)
+      throw Error(where + "the manifest declares " + expected +
+                  " but the library was compiled for " +
+                  std::string(signature, ::strnlen(signature, 4096)) +
+                  "; the manifest does not belong to this library");
     EntryFunction fn;
     std::memcpy(&fn, &symbol, sizeof fn); // object -> function pointer
     model.functions_.push_back(fn);

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "modrt/Model.h"
+#include "modrt/Sha256.h"
 #include "TestUtil.h"
 
 using namespace modrt;
@@ -100,12 +101,20 @@ TEST(ModelTest, LoadErrors) {
   EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); },
                           {dir.file("manifest.json"), "cannot open manifest"}));
 
-  writeFile(dir.file("manifest.json"), modrt::test::kTestManifest);
+  writeTestModel(dir);
+  std::filesystem::remove(dir.file("model.so"));
   EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); },
                           {dir.file("model.so"), "cannot load model library"}));
 
-  // Not a shared library at all.
+  // Not a shared library at all, though the manifest records its digest.
   writeFile(dir.file("model.so"), "not an ELF file");
+  {
+    std::string manifest = modrt::test::kTestManifest;
+    const std::string key = "\"library\": \"model.so\"";
+    manifest.insert(manifest.find(key) + key.size(),
+                    ", \"library_sha256\": \"" + Sha256::hex("not an ELF file") + "\"");
+    writeFile(dir.file("manifest.json"), manifest);
+  }
   EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); },
                           {"cannot load model library"}));
 
@@ -114,6 +123,70 @@ TEST(ModelTest, LoadErrors) {
   writeTestModel(dir, manifest);
   EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); },
                           {"entry point 'sum'", "symbol '_modrt_gone' not found"}));
+}
+
+// Issue 13, item 6: a truncated or corrupted model.so crashed inside dlopen.
+// Its digest is checked against the manifest before any of its code runs.
+TEST(ModelTest, RefusesLibraryThatDoesNotMatchItsDigest) {
+  TempDir dir;
+  writeTestModel(dir);
+  const std::string library = modrt::test::readFile(dir.file("model.so"));
+  ASSERT_GT(library.size(), 1000u);
+
+  writeFile(dir.file("model.so"), library.substr(0, library.size() / 2));
+  EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); },
+                          {dir.file("model.so"), "SHA-256", "truncated, corrupted"}));
+
+  std::string corrupted = library;
+  corrupted[corrupted.size() / 3] ^= 0x5a;
+  writeFile(dir.file("model.so"), corrupted);
+  EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); }, {"SHA-256", "recompile"}));
+
+  // A manifest without a digest cannot vouch for any library.
+  writeFile(dir.file("model.so"), library);
+  writeFile(dir.file("manifest.json"), modrt::test::kTestManifest);
+  EXPECT_TRUE(throwsError([&] { Model::load(dir.path()); },
+                          {"records no \"library_sha256\"", "recompile"}));
+}
+
+// Issue 13, item 6: a manifest declaring a smaller output than the code
+// writes made the model write past its buffer (SIGSEGV). The library's
+// signature strings are checked against the manifest at load.
+TEST(ModelTest, RefusesManifestThatDisagreesWithTheLibrary) {
+  TempDir dir;
+  auto rejects = [&](const std::string &from, const std::string &to,
+                     const std::vector<std::string> &words) {
+    std::string manifest = modrt::test::kTestManifest;
+    size_t at = manifest.find(from);
+    if (at == std::string::npos) return ::testing::AssertionFailure() << "no " << from;
+    manifest.replace(at, from.size(), to);
+    writeTestModel(dir, manifest);
+    return throwsError([&] { Model::load(dir.path()); }, words);
+  };
+  // Output smaller than what _modrt_add writes.
+  EXPECT_TRUE(rejects(R"("name": "sum", "dtype": "f32", "shape": [2, 3])",
+                      R"("name": "sum", "dtype": "f32", "shape": [1, 3])",
+                      {"entry point 'add'", "the manifest declares in:f32[2x3],f32[2x3];out:f32[1x3]",
+                       "compiled for in:f32[2x3],f32[2x3];out:f32[2x3]"}));
+  // Input smaller than what _modrt_sum reads.
+  EXPECT_TRUE(rejects(R"("name": "x", "dtype": "f32", "shape": [2, 3])",
+                      R"("name": "x", "dtype": "f32", "shape": [2])",
+                      {"entry point 'sum'", "out:f32[]", "does not belong to this library"}));
+  // Another dtype of the same size.
+  EXPECT_TRUE(rejects(R"("name": "values", "dtype": "i64")", R"("name": "values", "dtype": "f64")",
+                      {"entry point 'iota'", "out:f64[4]", "out:i64[4]"}));
+  // A missing input.
+  EXPECT_TRUE(rejects("},\n                 {\"name\": \"b\", \"dtype\": \"f32\", \"shape\": [2, 3]}",
+                      "}", {"entry point 'add'", "declares in:f32[2x3];out:f32[2x3]"}));
+  // Symbols without a signature, or not following the naming scheme.
+  EXPECT_TRUE(rejects("_modrt_iota", "_modrt_unsigned",
+                      {"entry point 'iota'", "signature symbol '_modrtsig_unsigned' not found"}));
+  EXPECT_TRUE(rejects("\"symbol\": \"_modrt_iota\"", "\"symbol\": \"_modrtsig_iota\"",
+                      {"entry point 'iota'", "does not start with \"_modrt_\""}));
+
+  // The genuine manifest loads.
+  writeTestModel(dir);
+  EXPECT_NO_THROW(Model::load(dir.path()));
 }
 
 } // namespace

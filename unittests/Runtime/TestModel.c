@@ -120,3 +120,14 @@ void _modrt_lm(void **args) {
       out[seen->strides[2]] = position;
     }
 }
+
+/* Signature strings (modrt/Model.h): the dtypes and shapes each entry point
+ * was written for, which Model::load checks the manifest against. */
+const char _modrtsig_add[] = "in:f32[2x3],f32[2x3];out:f32[2x3]";
+const char _modrtsig_sum[] = "in:f32[2x3];out:f32[]";
+const char _modrtsig_iota[] = "in:;out:i64[4]";
+const char _modrtsig_lm[] =
+    "in:i32[2x4],i32[2x4],f32[256x256],f32[256];out:f32[2x4x256],i32[2x4x2]";
+
+/* An entry point as libraries before signature checks had it. */
+void _modrt_unsigned(void **args) { (void)args; }

@@ -4,6 +4,7 @@
 #define MODRT_UNITTESTS_TESTUTIL_H
 
 #include "modrt/Error.h"
+#include "modrt/Sha256.h"
 
 #include <gtest/gtest.h>
 
@@ -98,11 +99,29 @@ inline const char kTestManifest[] = R"({
      "outputs": [{"name": "values", "dtype": "i64", "shape": [4]}]}]
 })";
 
+/// Fills the directory `dir` with a copy of `library` as model.so and with
+/// `manifest` as manifest.json, adding the copy's "library_sha256" (which
+/// Model::load requires) after the manifest's "library" key.
+inline void writeModelDirectory(const std::string &dir, std::string manifest,
+                                const std::string &library) {
+  // A new inode every time: the library is linked with -z nodelete (LLVM's
+  // default for shared libraries), so an earlier load stays mapped, and
+  // rewriting that file in place would corrupt the mapping.
+  std::filesystem::remove(dir + "/model.so");
+  std::filesystem::copy_file(library, dir + "/model.so");
+  const std::string key = R"("library": "model.so")";
+  size_t at = manifest.find(key);
+  if (at == std::string::npos)
+    throw std::runtime_error("test manifest lacks " + key);
+  manifest.insert(at + key.size(), R"(, "library_sha256": ")" +
+                                       modrt::Sha256::hex(readFile(dir + "/model.so")) +
+                                       "\"");
+  writeFile(dir + "/manifest.json", manifest);
+}
+
 /// Fills `dir` with manifest.json and a copy of the test model library.
 inline void writeTestModel(const TempDir &dir, const std::string &manifest = kTestManifest) {
-  writeFile(dir.file("manifest.json"), manifest);
-  std::filesystem::copy_file(MODRT_TEST_MODEL_LIBRARY, dir.file("model.so"),
-                             std::filesystem::copy_options::overwrite_existing);
+  writeModelDirectory(dir.path(), manifest, MODRT_TEST_MODEL_LIBRARY);
 }
 
 } // namespace modrt::test

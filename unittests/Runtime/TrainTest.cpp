@@ -84,8 +84,7 @@ protected:
   void SetUp() override {
     model_ = dir_.file("model");
     std::filesystem::create_directories(model_);
-    test::writeFile(model_ + "/manifest.json", kTrainManifest);
-    std::filesystem::copy_file(MODRT_TRAIN_TEST_MODEL_LIBRARY, model_ + "/model.so");
+    test::writeModelDirectory(model_, kTrainManifest, MODRT_TRAIN_TEST_MODEL_LIBRARY);
     // A corpus of English-like text, so the bigram statistics are learnable.
     std::string text;
     const char *sentences[] = {

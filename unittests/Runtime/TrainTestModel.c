@@ -103,3 +103,10 @@ void _modrt_adamw_step(void **args) {
     }
   norm->aligned[norm->offset] = (float)gn;
 }
+
+/* Signature strings (modrt/Model.h) for the manifest in TrainTest.cpp. */
+const char _modrtsig_loss_and_grad[] =
+    "in:f32[256x256],i32[4x32],i32[4x32],i32[4x32];out:f32[],f32[],f32[256x256]";
+const char _modrtsig_adamw_step[] =
+    "in:f32[256x256],f32[256x256],f32[256x256],f32[256x256],f32[],f32[],f32[],"
+    "f32[],f32[],f32[],f32[];out:f32[256x256],f32[256x256],f32[256x256],f32[]";

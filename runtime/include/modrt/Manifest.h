@@ -5,7 +5,7 @@
 // shape of every input and output in calling order. Example:
 //
 //   {"format": "modc-manifest", "version": 1, "target": "cpu",
-//    "library": "model.so",
+//    "library": "model.so", "library_sha256": "<64 hex digits>",
 //    "entry_points": [
 //      {"name": "forward", "symbol": "_modrt_forward",
 //       "inputs":  [{"name": "x", "dtype": "f32", "shape": [1, 4, 8]},
@@ -87,6 +87,10 @@ struct Manifest {
   int64_t version = kVersion;
   std::string target;  // "cpu" or "cuda"
   std::string library; // relative to the model directory
+  /// "library_sha256": SHA-256 of the library as 64 lowercase hex digits.
+  /// Optional here (tools that only read the manifest need no library);
+  /// Model::load requires it and checks the library against it.
+  std::string librarySha256;
   std::vector<EntryPoint> entryPoints;
   Json json;           // the whole document, unknown keys included
 

@@ -18,6 +18,15 @@
 // contiguous strides. The runtime allocates the outputs; the model writes
 // them and must not retain any pointer after returning.
 //
+// The runtime trusts neither file blindly. Before dlopen runs any code of the
+// library, its SHA-256 must equal the manifest's "library_sha256" (a
+// truncated, corrupted or foreign model.so is refused). After loading, each
+// entry point `_modrt_<x>` must come with a NUL-terminated string
+// `_modrtsig_<x>` holding the signature the code was compiled for (see
+// entrySignature); a manifest that disagrees with it, e.g. one that declares
+// a smaller output than the code writes, is refused instead of letting the
+// code write past a buffer.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef MODRT_MODEL_H
@@ -37,12 +46,23 @@ namespace modrt {
 /// into `tensor`, which must outlive it.
 std::vector<int64_t> makeMemRefDescriptor(const Tensor &tensor);
 
+/// The signature string of an entry point: input and output dtypes and
+/// shapes in calling order, "in:f32[2x3],i32[4];out:f32[]". mod-compile
+/// embeds the same string in the library (see the header comment).
+std::string entrySignature(const EntryPoint &entry);
+
+/// The signature symbol for an entry point symbol "_modrt_<x>":
+/// "_modrtsig_<x>". Empty when `symbol` does not start with "_modrt_".
+std::string signatureSymbol(std::string_view symbol);
+
 class Model {
 public:
   using EntryFunction = void (*)(void **);
 
-  /// Reads `dir`/manifest.json, dlopens `dir`/<library> and resolves every
-  /// entry point symbol. Throws Error on any failure.
+  /// Reads `dir`/manifest.json, checks `dir`/<library> against the
+  /// manifest's library_sha256, dlopens it, resolves every entry point
+  /// symbol and checks its signature against the manifest. Throws Error on
+  /// any failure.
   static Model load(const std::string &dir);
 
   Model(Model &&other) noexcept;
@@ -57,9 +77,9 @@ public:
   /// Throws Error listing the available entry points when `name` is unknown.
   const EntryPoint &entry(std::string_view name) const;
 
-  /// Checks the inputs against the manifest (count, dtype, shape; errors name
-  /// the argument and both types), allocates zeroed outputs and runs the entry
-  /// point. Safe to call concurrently as far as the runtime is concerned.
+  /// Checks the inputs against the manifest (count, dtype, shape;
+  /// errors name the argument and both types), allocates zeroed outputs and
+  /// runs the entry point. Safe to call concurrently as far as the runtime is concerned.
   std::vector<Tensor> call(std::string_view entryName,
                            const std::vector<const Tensor *> &inputs) const;
 

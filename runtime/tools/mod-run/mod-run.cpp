@@ -344,6 +344,11 @@ std::vector<Tensor> gatherInputs(const EntryPoint &entry,
                     spec.str());
       tensor = tensor.toF32();
     }
+    if (tensor.shape() != spec.shape)
+      throw Error(inputsPath + ": tensor '" + spec.name + "' is " +
+                  manifestDTypeName(tensor.dtype()) + "[" +
+                  formatShape(tensor.shape()) + "], but the input must be " +
+                  spec.str());
     inputs.push_back(std::move(tensor));
   }
   return inputs;
