@@ -30,8 +30,28 @@ static void writeAllTo(int fd, std::string_view bytes, const std::string &what) 
 }
 
 void writeFileAtomically(const std::string &path, std::string_view bytes) {
+  writeFileAtomically(path, std::vector<std::string_view>{bytes});
+}
+
+std::optional<std::string>
+tryWriteFileAtomically(const std::string &path, std::string_view bytes) noexcept {
+  try {
+    writeFileAtomically(path, bytes);
+    return std::nullopt;
+  } catch (const std::exception &e) {
+    return std::string(e.what());
+  } catch (...) {
+    return path + ": write failed";
+  }
+}
+
+void writeFileAtomically(const std::string &path,
+                         const std::vector<std::string_view> &pieces) {
+  auto writePieces = [&](int fd, const std::string &what) {
+    for (std::string_view piece : pieces) writeAllTo(fd, piece, what);
+  };
   if (path == "-") {
-    writeAllTo(STDOUT_FILENO, bytes, "standard output");
+    writePieces(STDOUT_FILENO, "standard output");
     return;
   }
   struct stat st;
@@ -42,7 +62,7 @@ void writeFileAtomically(const std::string &path, std::string_view bytes) {
     if (fd < 0)
       throw Error(path + ": cannot open for writing: " + errnoText());
     try {
-      writeAllTo(fd, bytes, path);
+      writePieces(fd, path);
     } catch (...) {
       ::close(fd);
       throw;
@@ -56,7 +76,7 @@ void writeFileAtomically(const std::string &path, std::string_view bytes) {
     throw Error(path + ": cannot create temporary file " + tmp + ": " +
                 errnoText());
   try {
-    writeAllTo(fd, bytes, tmp);
+    writePieces(fd, tmp);
     if (::fsync(fd) != 0)
       throw Error(tmp + ": fsync failed: " + errnoText());
     int rc = ::close(fd);

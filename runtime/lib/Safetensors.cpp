@@ -1,6 +1,7 @@
 //===- Safetensors.cpp - Read and write .safetensors files ----------------===//
 
 #include "modrt/Safetensors.h"
+#include "modrt/FileUtil.h"
 #include "modrt/Json.h"
 
 #include <algorithm>
@@ -212,20 +213,6 @@ SafetensorsFile modrt::readSafetensors(const std::string &path) {
 // Writer
 //===----------------------------------------------------------------------===//
 
-static void writeAll(int fd, const void *buffer, size_t size,
-                     const std::string &tmpPath) {
-  auto *in = static_cast<const char *>(buffer);
-  while (size > 0) {
-    ssize_t n = ::write(fd, in, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(tmpPath + ": write failed: " + errnoText());
-    }
-    in += n;
-    size -= size_t(n);
-  }
-}
-
 static std::string buildHeader(const std::string &path,
                                const std::map<std::string, Tensor> &tensors,
                                const std::map<std::string, std::string> &metadata) {
@@ -274,30 +261,14 @@ void modrt::writeSafetensors(const std::string &path,
   // Validate everything before touching the file system.
   const std::string header = buildHeader(path, tensors, metadata);
 
-  const std::string tmpPath = path + ".tmp." + std::to_string(::getpid());
-  FileDescriptor fd(
-      ::open(tmpPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0)
-    throw Error(path + ": cannot create temporary file " + tmpPath + ": " +
-                errnoText());
-  try {
-    unsigned char lengthBytes[8];
-    uint64_t length = header.size();
-    for (int i = 0; i < 8; ++i) lengthBytes[i] = uint8_t(length >> (8 * i));
-    writeAll(fd.get(), lengthBytes, 8, tmpPath);
-    writeAll(fd.get(), header.data(), header.size(), tmpPath);
-    for (const auto &[name, tensor] : tensors)
-      writeAll(fd.get(), tensor.rawData(), tensor.byteSize(), tmpPath);
-    // Flush before the rename so a crash cannot expose a renamed but empty
-    // file.
-    if (::fsync(fd.get()) != 0)
-      throw Error(tmpPath + ": fsync failed: " + errnoText());
-    if (fd.close() != 0) throw Error(tmpPath + ": close failed: " + errnoText());
-    if (::rename(tmpPath.c_str(), path.c_str()) != 0)
-      throw Error(path + ": cannot rename " + tmpPath + " into place: " +
-                  errnoText());
-  } catch (...) {
-    ::unlink(tmpPath.c_str());
-    throw;
-  }
+  // Regular files go through a temporary and a rename; devices, FIFOs and
+  // "-" are written directly (renaming over /dev/null would replace it).
+  char lengthBytes[8];
+  uint64_t length = header.size();
+  for (int i = 0; i < 8; ++i) lengthBytes[i] = char(uint8_t(length >> (8 * i)));
+  std::vector<std::string_view> pieces{std::string_view(lengthBytes, 8), header};
+  for (const auto &[name, tensor] : tensors)
+    pieces.emplace_back(static_cast<const char *>(tensor.rawData()),
+                        tensor.byteSize());
+  writeFileAtomically(path, pieces);
 }

@@ -4,14 +4,16 @@
 //
 // Reads a Hugging Face style config.json (model_type gpt2 or llama) and
 // writes `func.func @forward` for the dense decoder-only model in upstream
-// dialects, ready for `mod-opt --mod-dense-to-mod` or `mod-compile`. The
-// output file is written through a temporary and renamed, so a failed run
-// never leaves a truncated module behind.
+// dialects, ready for `mod-opt --mod-dense-to-mod` or `mod-compile`. A
+// regular output file is written through a temporary and renamed, so a
+// failed run never leaves a truncated module behind; devices and FIFOs are
+// written directly.
 //
 //===----------------------------------------------------------------------===//
 
 #include "mod/Frontend/Config.h"
 #include "mod/Frontend/Import.h"
+#include "modrt/FileUtil.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -56,35 +58,27 @@ static int fail(const llvm::Twine &message) {
   return 1;
 }
 
+/// Writes the module through libmodrt's writeFileAtomically: a regular file
+/// is replaced by a rename, so a failed run never leaves a truncated module;
+/// devices, FIFOs and '-' are written directly (renaming over /dev/null
+/// would replace the device with a regular file).
 static LogicalResult writeModule(ModuleOp module, StringRef path) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module.print(os);
+  os << "\n";
   if (path == "-") {
-    module.print(llvm::outs());
-    llvm::outs() << "\n";
+    llvm::outs() << text;
     llvm::outs().flush();
-    return success(!llvm::outs().has_error());
-  }
-  int fd = -1;
-  llvm::SmallString<256> tmpPath;
-  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
-          path + ".tmp-%%%%%%", fd, tmpPath)) {
-    fail("cannot create a temporary next to " + path + ": " + ec.message());
-    return failure();
-  }
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    module.print(os);
-    os << "\n";
-    os.close();
-    if (os.has_error()) {
-      fail("writing " + tmpPath + " failed: " + os.error().message());
-      os.clear_error();
-      llvm::sys::fs::remove(tmpPath);
+    if (llvm::outs().has_error()) {
+      fail("writing standard output failed");
       return failure();
     }
+    return success();
   }
-  if (std::error_code ec = llvm::sys::fs::rename(tmpPath, path)) {
-    fail("cannot rename " + tmpPath + " to " + path + ": " + ec.message());
-    llvm::sys::fs::remove(tmpPath);
+  if (std::optional<std::string> error =
+          modrt::tryWriteFileAtomically(path.str(), text)) {
+    fail(*error);
     return failure();
   }
   return success();

@@ -5,6 +5,7 @@
 #include "TestUtil.h"
 
 #include <random>
+#include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -293,13 +294,13 @@ TEST_F(SafetensorsTest, AtomicWriteKeepsOldFileOnInvalidTensorName) {
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"out.safetensors"});
 }
 
-TEST_F(SafetensorsTest, AtomicWriteRemovesTempFileWhenRenameFails) {
-  // The target is a directory: the temp file gets written, rename() fails.
+TEST_F(SafetensorsTest, AtomicWriteRefusesDirectoryTarget) {
+  // The target is a directory: refused before any temporary is written.
   std::string target = dir.file("target");
   ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
   EXPECT_TRUE(throwsError(
       [&] { writeSafetensors(target, {{"x", Tensor(DType::F32, {4})}}); },
-      {target, "cannot rename"}));
+      {target, "is a directory"}));
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"target"});
 }
 
@@ -320,4 +321,27 @@ TEST_F(SafetensorsTest, OverwritesAtomically) {
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"out.safetensors"});
 }
 
+} // namespace
+
+namespace {
+// Issue 13, item 8: writing through a temporary and rename() replaced special
+// files with regular ones. A FIFO (like a device) is written directly and
+// stays a FIFO; the bytes are those of a regular-file write.
+TEST(SafetensorsSpecialFiles, WritesFifoInPlace) {
+  modrt::test::TempDir dir;
+  const std::string fifo = dir.file("fifo"), plain = dir.file("plain");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::map<std::string, Tensor> tensors;
+  tensors.emplace("x", Tensor::fromValues<float>(DType::F32, {2}, {1.5f, -2.0f}));
+  writeSafetensors(plain, tensors, {{"k", "v"}});
+  std::string received;
+  std::thread reader([&] { received = modrt::test::readFile(fifo); });
+  writeSafetensors(fifo, tensors, {{"k", "v"}});
+  reader.join();
+  struct stat st;
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(received, modrt::test::readFile(plain));
+  EXPECT_EQ(dir.entries(), (std::vector<std::string>{"fifo", "plain"}));
+}
 } // namespace
