@@ -2,14 +2,21 @@
 # Installs the Debian packages modc needs (only those missing; `apt-get update`
 # runs once, and only when something must be installed), then configures and
 # builds modc incrementally in $MODC_BUILD_DIR (default: build/).
+# MODC_SANITIZE=1 configures an ASan+UBSan build instead (default directory:
+# build-sanitize/; see -DMODC_SANITIZE in CMakeLists.txt).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${MODC_BUILD_DIR:-$root/build}
+sanitize=${MODC_SANITIZE:-0}
+if [ "$sanitize" = 1 ]; then
+  build=${MODC_BUILD_DIR:-$root/build-sanitize}
+else
+  build=${MODC_BUILD_DIR:-$root/build}
+fi
 llvm=/usr/lib/llvm-22
 
 packages=(build-essential cmake ninja-build python3 clang-22 llvm-22-dev llvm-22-tools
           libmlir-22-dev mlir-22-tools libgtest-dev libsentencepiece-dev fortunes
-          python3-matplotlib ccache)
+          python3-matplotlib ccache libclang-rt-22-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -47,7 +54,7 @@ if [ ! -f "$build/build.ninja" ]; then
   mkdir -p "$build"
   cmake -S "$root" -B "$build" -G Ninja \
     -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_BUILD_TYPE=Release -DMODC_SANITIZE=$([ "$sanitize" = 1 ] && echo ON || echo OFF) \
     -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
     -DMLIR_DIR=$llvm/lib/cmake/mlir \
     -DLLVM_EXTERNAL_LIT=$llvm/bin/lit >"$build/configure.log" 2>&1 \

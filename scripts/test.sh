@@ -2,10 +2,19 @@
 # Installs what is missing, builds modc, and runs the whole test suite: the
 # lit regression and integration tests, then the GoogleTest unit tests.
 # Ends with each runner's summary and one combined "N passed, N failed" line.
+# MODC_SANITIZE=1 builds and tests the ASan+UBSan configuration instead (in
+# build-sanitize/ unless MODC_BUILD_DIR says otherwise); any sanitizer report
+# fails the test that triggered it.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${MODC_BUILD_DIR:-$root/build}
-"$root/scripts/setup.sh" || exit 1
+if [ "${MODC_SANITIZE:-0}" = 1 ]; then
+  build=${MODC_BUILD_DIR:-$root/build-sanitize}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=0:detect_stack_use_after_return=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+else
+  build=${MODC_BUILD_DIR:-$root/build}
+fi
+MODC_BUILD_DIR=$build "$root/scripts/setup.sh" || exit 1
 
 echo "== lit: regression and integration tests"
 start=$SECONDS

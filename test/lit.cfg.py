@@ -20,7 +20,8 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%modc_src_root", config.modc_src_root))
 config.substitutions.append(("%modc_obj_root", config.modc_obj_root))
 
-llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP", "CC"])
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP", "CC",
+                                     "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.modc_tools_dir, config.llvm_tools_dir]
@@ -28,6 +29,26 @@ tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-tokenize", "mod
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.modc_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# libfuzzer: the fuzz targets were built (clang with libclang-rt-22-dev; see
+# fuzz/CMakeLists.txt). test/Fuzz runs each briefly with a fixed seed.
+if all(os.access(os.path.join(config.modc_tools_dir, t), os.X_OK)
+       for t in ("modc-fuzz-safetensors", "modc-fuzz-manifest",
+                 "modc-fuzz-config", "modc-fuzz-mod-opt")):
+    config.available_features.add("libfuzzer")
+
+# can-mknod: this process may create device nodes (root, and the build
+# directory's file system is not mounted nodev), for tests that write to a
+# private copy of /dev/null.
+import tempfile
+try:
+    with tempfile.TemporaryDirectory(dir=config.modc_obj_root) as _d:
+        os.mknod(os.path.join(_d, "null"), 0o666 | __import__("stat").S_IFCHR, os.makedev(1, 3))
+        with open(os.path.join(_d, "null"), "wb") as _f:
+            _f.write(b"x")
+        config.available_features.add("can-mknod")
+except OSError:
+    pass
 
 # fortunes: Debian's fortune files, the bundled training corpus (installed by
 # scripts/setup.sh).
