@@ -34,7 +34,39 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %g = linalg.generic ... // sigmoid(%val); omitted for gate(identity)
     %out = mod.scatter_add %x[%idx], %d scale %g : ... -> tensor<1x4x8xf32>
     ```
+
+    With `routing=threshold` the routed set of each sequence is the causal
+    decision `{i : r[b,i] > 0}` (sigmoid(r) > 0.5, the rule of aux-BCE
+    trained routers at sampling time) instead of the top-k, so a forward pass
+    computes exactly what prefill and decode compute. Shapes stay static:
+    every block must have capacity equal to S (`--mod-dense-to-mod` with
+    `capacity=1.0`), the body runs on all S tokens, and
+
+    - an unrouted token's position becomes `max(p[b,:]) + 1`, later than
+      every real position of its sequence, so the body's position-causal
+      attention (query i sees key j iff `pk[j] <= pk[i]`) hides it from every
+      routed query: routed tokens attend to the routed tokens alone;
+    - an unrouted token's block output is dropped (a select keeps `x`), a
+      routed token gets `x + g(r) * d`.
+
+    ```mlir
+    %r   = mod.router %x, %w : tensor<1x4x8xf32>, tensor<8xf32> -> tensor<1x4xf32>
+    %max = linalg.generic ... // max over the row of %p
+    %pk  = linalg.generic ... // %r > 0 ? %p : %max + 1
+    %d   = "some.block"(%x, %pk) : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<1x4x8xf32>
+    %out = linalg.generic ... // %r > 0 ? %x + g(%r) * %d : %x
+    ```
+
+    A block whose capacity is not S is an error with `routing=threshold`;
+    the IR is then left unchanged.
   }];
+  let options = [
+    Option<"routing", "routing", "std::string", /*default=*/"\"topk\"",
+           "How tokens are chosen: topk (the K largest router logits of the "
+           "sequence, training-time MoD) or threshold (every token whose "
+           "router logit is > 0, the causal rule sampling uses; needs "
+           "capacity == S)">
+  ];
   let dependentDialects = ["::mlir::mod::MoDDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
