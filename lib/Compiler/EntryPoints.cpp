@@ -15,7 +15,8 @@ using namespace mlir::mod;
 static constexpr llvm::StringLiteral kNameAttr = "mod.name",
                                      kKindAttr = "mod.kind",
                                      kInitAttr = "mod.init",
-                                     kInitSeedAttr = "mod.init_seed";
+                                     kInitSeedAttr = "mod.init_seed",
+                                     kAliasesAttr = "mod.aliases";
 
 static std::optional<std::string> dtypeName(Type t) {
   if (t.isF32())
@@ -47,7 +48,7 @@ static FailureOr<TensorSpec> describe(func::FuncOp fn, Type type,
                              "f64, i32 or i64)";
   return TensorSpec{std::move(name), *dtype,
                     SmallVector<int64_t>(tensor.getShape()), "", "",
-                    std::nullopt};
+                    std::nullopt, ""};
 }
 
 FailureOr<std::vector<EntryPoint>> mlir::mod::collectEntryPoints(ModuleOp module) {
@@ -78,11 +79,26 @@ FailureOr<std::vector<EntryPoint>> mlir::mod::collectEntryPoints(ModuleOp module
       FailureOr<TensorSpec> spec = describe(fn, type, name, "result");
       if (failed(spec))
         return failure();
+      if (auto alias = fn.getResultAttrOfType<IntegerAttr>(i, kAliasesAttr)) {
+        int64_t arg = alias.getInt();
+        if (arg < 0 || arg >= int64_t(fn.getNumArguments()) ||
+            fn.getArgumentTypes()[arg] != type)
+          return fn.emitError()
+                 << "entry point @" << fn.getSymName() << ": result '" << name
+                 << "' has mod.aliases = " << arg
+                 << ", which is not an argument of the same type " << type;
+        for (const TensorSpec &other : entry.outputs)
+          if (other.aliasOf == entry.inputs[arg].name)
+            return fn.emitError()
+                   << "entry point @" << fn.getSymName() << ": argument '"
+                   << other.aliasOf << "' is aliased by two results";
+        spec->aliasOf = entry.inputs[arg].name;
+      }
       entry.outputs.push_back(*spec);
     }
     // The metadata now lives in the manifest; LLVM has no use for it.
     for (StringRef attrName :
-         {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr}) {
+         {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr, kAliasesAttr}) {
       auto key = StringAttr::get(module.getContext(), attrName);
       for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
         fn.removeArgAttr(i, key);
@@ -130,6 +146,8 @@ static llvm::json::Value toJson(const TensorSpec &spec) {
     object["init"] = spec.init;
   if (spec.initSeed)
     object["init_seed"] = *spec.initSeed;
+  if (!spec.aliasOf.empty())
+    object["alias_of"] = spec.aliasOf;
   return object;
 }
 

@@ -31,6 +31,9 @@ struct TensorSpec {
   std::string init;
   /// A seed fixed for this parameter's initialization (`mod.init_seed`).
   std::optional<int64_t> initSeed;
+  /// Results only: the name of the argument this result replaces in place
+  /// (from `mod.aliases = <argument index>`).
+  std::string aliasOf;
 };
 
 struct EntryPoint {
