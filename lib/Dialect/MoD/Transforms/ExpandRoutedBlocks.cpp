@@ -3,6 +3,7 @@
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 #include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
+#include "mod/Dialect/MoD/Transforms/RoutedBlocks.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -31,7 +32,7 @@ static Value buildSigmoid(OpBuilder &b, Location loc, Value values) {
       });
 }
 
-static void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
+void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
   Location loc = op.getLoc();
   rewriter.setInsertionPoint(op);
   auto inType = cast<RankedTensorType>(op.getInput().getType());
