@@ -10,7 +10,7 @@
 namespace mlir::mod {
 
 /// Replaces `op` by router, top-k, gather, its inlined body, the gate and
-/// scatter_add (what --mod-expand-routed-blocks does to every routed block).
+/// scatter_add (what --mod-expand-routed-blocks does with routing=topk).
 void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter);
 
 } // namespace mlir::mod
