@@ -253,7 +253,7 @@ int Checker::checkGradients() {
 
   std::mt19937_64 rng(o_.seed * 7919 + 17);
   std::normal_distribution<double> normal(0.0, 1.0);
-  double worst = 0;
+  double worst = 0, worstAbs = 0;
   int failures = 0, nonzero = 0;
   auto check = [&](const std::string &label,
                    const std::vector<std::string> &names, bool predictor) {
@@ -285,6 +285,7 @@ int Checker::checkGradients() {
     double err = std::fabs(fd - ad);
     double rel = scale > 0 ? err / scale : 0;
     bool ok = err <= o_.tol * scale + o_.atol;
+    worstAbs = std::max(worstAbs, err);
     if (scale > 1e3 * o_.atol)
       ++nonzero, worst = std::max(worst, rel);
     if (!ok)
@@ -305,8 +306,9 @@ int Checker::checkGradients() {
   if (!predictors.empty())
     check("(all predictor parameters)", predictors, true), ++directions;
   std::printf("mod-gradcheck: %zu directions, %d with a nonzero derivative, "
-              "max relative error %.2e (tol %.1e), %d failed\n",
-              directions, nonzero, worst, o_.tol, failures);
+              "max relative error %.2e (tol %.1e), max absolute error %.2e "
+              "(atol %.1e), %d failed\n",
+              directions, nonzero, worst, o_.tol, worstAbs, o_.atol, failures);
   if (nonzero == 0) {
     std::printf("mod-gradcheck: FAIL: every directional derivative is zero; "
                 "the check proves nothing\n");
