@@ -412,6 +412,8 @@ LogicalResult linkSharedObject(StringRef object, StringRef output) {
   std::vector<std::string> cudaArgs;
   if (target == "cuda")
     cudaArgs = mod::cudaLinkArguments();
+  else
+    cudaArgs = mod::cpuLinkArguments();
   args.append(cudaArgs.begin(), cudaArgs.end());
   stage("linking with " + *driver);
   std::string error;
