@@ -14,16 +14,18 @@ def ConvertMoDToLinalg : Pass<"mod-lower-to-linalg"> {
     a remaining one is an error.
 
     - `mod.router`: a `linalg.generic` contracting D (`B·S·D` multiply-adds).
-    - `mod.topk`: a rank-based selection. For every token `i` a
-      `linalg.generic` counts the tokens that beat it
-      (`r[j] > r[i]`, or `r[j] == r[i]` and `j < i`: ties go to the lower
-      index); token `i` is selected iff that count is `< K`, so exactly `K`
-      tokens are selected in every row without any sort. An `scf.for` over
-      the tokens then writes the selected indices in ascending order
-      (a running prefix count gives each one its slot). Cost per row:
-      `S²` comparisons (fully parallel over `i`) plus `S` sequential steps of
-      compaction; memory is `O(B·S)`. The CUDA path replaces this with a radix
-      select.
+    - `mod.topk`: a radix select per row, on buffers (bridged with
+      `bufferization.to_buffer` / `to_tensor restrict writable`), in an
+      `scf.parallel` over the rows. Scores become unsigned keys in a total
+      order (`-0.0 == +0.0`, NaN above `+inf`); `W` = bits/8 passes of an
+      8-bit histogram (most significant digit first) find the key `T` of the
+      K-th largest score and how many tokens with key `T` are needed; a last
+      pass in token order writes every token with key `> T` and the first
+      needed ones with key `T` (ties go to the lower index), so the `K`
+      indices come out ascending. Cost per row: `(W + 2) * S` steps (`W = 4`
+      for f32; the figure `--mod-flop-report` prints as `topk_cmp`), plus
+      `W` scans of 256 bins; scratch is `S` keys and 256 counters on the
+      stack of the thread that owns the row.
     - `mod.gather`: a `linalg.generic` over the `[B,K,...]` result whose body
       reads `input[b, idx[b,j], ...]` with `tensor.extract`.
     - `mod.scatter_add`: `scf.for` over `(b, j)` that adds
