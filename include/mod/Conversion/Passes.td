@@ -82,8 +82,10 @@ def ReadOnlyEntryArguments : Pass<"mod-read-only-entry-arguments", "::mlir::Modu
     The one exception is an argument that a result declares it aliases:
     a result with `mod.aliases = N : i64` (an in-place update such as
     `@adamw_step`'s parameters and optimizer state) is written into argument
-    `N`, which is marked `bufferization.writable = true`. An index that is
-    out of range or names a non-tensor argument is an error.
+    `N`, which is marked `bufferization.writable = true`. The pass consumes
+    `mod.aliases` (mod-compile has already written it to the manifest as
+    `alias_of`). An index that is out of range or names a non-tensor
+    argument is an error.
 
     Before:
 
@@ -97,7 +99,7 @@ def ReadOnlyEntryArguments : Pass<"mod-read-only-entry-arguments", "::mlir::Modu
     ```mlir
     func.func @step(%p: tensor<4xf32> {bufferization.writable = true},
                     %g: tensor<4xf32> {bufferization.writable = false})
-        -> (tensor<4xf32> {mod.aliases = 0 : i64}) { ... }
+        -> tensor<4xf32> { ... }
     ```
   }];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];

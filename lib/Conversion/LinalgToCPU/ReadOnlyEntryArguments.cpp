@@ -47,6 +47,10 @@ struct ReadOnlyEntryArgumentsPass
         }
         donated.set(index.getInt());
       }
+      // Consumed here: past bufferization results become out-parameters and
+      // the attribute would describe nothing (the manifest keeps it).
+      for (unsigned r = 0, e = fn.getNumResults(); r < e; ++r)
+        fn.removeResultAttr(r, StringAttr::get(&getContext(), kAliasesAttr));
       auto writableName = StringAttr::get(
           &getContext(),
           bufferization::BufferizationDialect::kWritableAttrName);

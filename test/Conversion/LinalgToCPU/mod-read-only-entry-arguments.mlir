@@ -8,6 +8,7 @@
 // CHECK-SAME:    %{{.*}}: tensor<4xf32> {bufferization.writable = false}
 // CHECK-SAME:    %{{.*}}: tensor<4xf32> {bufferization.writable = false, mod.name = "g"}
 // CHECK-SAME:    %{{.*}}: i32)
+// CHECK-SAME:    -> (tensor<4xf32>, tensor<4xf32>)
 // CHECK-LABEL: func.func private @helper
 // CHECK-SAME:    (%{{.*}}: tensor<4xf32>)
 func.func @step(%p: tensor<4xf32>, %m: tensor<4xf32>, %g: tensor<4xf32> {mod.name = "g"}, %n: i32)
