@@ -23,6 +23,10 @@
 // requires the loss to fall below --expect-below (a model that can memorize
 // its batch must be able to): a check that training actually learns.
 //
+// --print-scalars prints the scalar outputs of one call (loss, aux losses,
+// agreement) for tests that compare them with hand-computed values;
+// --target T sets every target to T (-1: all ignored).
+//
 // Exit status 0 when every check passes, 1 otherwise (with the reason).
 //
 //===----------------------------------------------------------------------===//
@@ -35,6 +39,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -52,6 +57,8 @@ struct Options {
   int64_t sgdSteps = 0;
   double lr = 0.1, expectBelow = 0.05;
   bool verbose = false;
+  bool printScalars = false;
+  std::optional<int32_t> fixedTarget;
 };
 
 [[noreturn]] void usage(const char *msg) {
@@ -61,6 +68,7 @@ struct Options {
                "[--atol A]\n"
                "         [--aux-weight W] [--param-scale S] "
                "[--ignore-fraction F] [-v]\n"
+               "       mod-gradcheck MODEL_DIR --print-scalars [--target T]\n"
                "       mod-gradcheck MODEL_DIR --sgd-steps N [--lr X] "
                "[--expect-below L]\n",
                msg);
@@ -106,6 +114,10 @@ Options parseArgs(int argc, char **argv) {
       o.expectBelow = number();
     else if (a == "-v")
       o.verbose = true;
+    else if (a == "--print-scalars")
+      o.printScalars = true;
+    else if (a == "--target")
+      o.fixedTarget = int32_t(number());
     else if (!a.empty() && a[0] == '-')
       usage(("unknown option " + a).c_str());
     else if (o.modelDir.empty())
@@ -127,7 +139,8 @@ public:
   Checker(const Options &o) : o_(o), model_(Model::load(o.modelDir)) {
     entry_ = &model_.entry("loss_and_grad");
     for (const TensorSpec &in : entry_->inputs)
-      if (in.isParameter() && in.dtype != DType::F64 && o_.sgdSteps == 0)
+      if (in.isParameter() && in.dtype != DType::F64 && o_.sgdSteps == 0 &&
+          !o_.printScalars)
         throw Error("parameter '" + in.name + "' is " + in.str() +
                     ": finite differences need an f64 model "
                     "(mod-opt --mod-convert-float-type=\"from=f32 to=f64\")");
@@ -136,6 +149,8 @@ public:
 
   int checkGradients();
   int train();
+  /// Prints every scalar output of one call (loss, aux losses, agreement).
+  int printScalars();
 
 private:
   void setUpInputs();
@@ -190,6 +205,8 @@ void Checker::setUpInputs() {
     for (int64_t i = 0; i < t.numElements(); ++i) {
       if (in.name == "positions")
         p[i] = int32_t(i % in.shape[1]);
+      else if (in.name == "targets" && o_.fixedTarget)
+        p[i] = *o_.fixedTarget;
       else if (in.name == "targets")
         p[i] = u(rng) < o_.ignoreFraction ? -1 : tok(rng);
       else
@@ -253,7 +270,7 @@ int Checker::checkGradients() {
 
   std::mt19937_64 rng(o_.seed * 7919 + 17);
   std::normal_distribution<double> normal(0.0, 1.0);
-  double worst = 0;
+  double worst = 0, worstAbs = 0;
   int failures = 0, nonzero = 0;
   auto check = [&](const std::string &label,
                    const std::vector<std::string> &names, bool predictor) {
@@ -285,6 +302,7 @@ int Checker::checkGradients() {
     double err = std::fabs(fd - ad);
     double rel = scale > 0 ? err / scale : 0;
     bool ok = err <= o_.tol * scale + o_.atol;
+    worstAbs = std::max(worstAbs, err);
     if (scale > 1e3 * o_.atol)
       ++nonzero, worst = std::max(worst, rel);
     if (!ok)
@@ -305,14 +323,24 @@ int Checker::checkGradients() {
   if (!predictors.empty())
     check("(all predictor parameters)", predictors, true), ++directions;
   std::printf("mod-gradcheck: %zu directions, %d with a nonzero derivative, "
-              "max relative error %.2e (tol %.1e), %d failed\n",
-              directions, nonzero, worst, o_.tol, failures);
+              "max relative error %.2e (tol %.1e), max absolute error %.2e "
+              "(atol %.1e), %d failed\n",
+              directions, nonzero, worst, o_.tol, worstAbs, o_.atol, failures);
   if (nonzero == 0) {
     std::printf("mod-gradcheck: FAIL: every directional derivative is zero; "
                 "the check proves nothing\n");
     return 1;
   }
   return failures ? 1 : 0;
+}
+
+int Checker::printScalars() {
+  std::vector<Tensor> outs = model_.call("loss_and_grad", inputs());
+  for (size_t i = 0; i < outs.size(); ++i)
+    if (entry_->outputs[i].shape.empty())
+      std::printf("%s = %.9g\n", entry_->outputs[i].name.c_str(),
+                  outs[i].elementAsDouble(0));
+  return 0;
 }
 
 int Checker::train() {
@@ -351,6 +379,8 @@ int main(int argc, char **argv) {
   Options o = parseArgs(argc, argv);
   try {
     Checker checker(o);
+    if (o.printScalars)
+      return checker.printScalars();
     return o.sgdSteps > 0 ? checker.train() : checker.checkGradients();
   } catch (const std::exception &e) {
     std::fprintf(stderr, "mod-gradcheck: error: %s\n", e.what());
