@@ -97,8 +97,9 @@ FailureOr<std::vector<EntryPoint>> mlir::mod::collectEntryPoints(ModuleOp module
       entry.outputs.push_back(*spec);
     }
     // The metadata now lives in the manifest; LLVM has no use for it.
-    for (StringRef attrName :
-         {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr, kAliasesAttr}) {
+    // mod.aliases stays for --mod-read-only-entry-arguments, which consumes
+    // it (the aliased arguments are the only writable ones).
+    for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr}) {
       auto key = StringAttr::get(module.getContext(), attrName);
       for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
         fn.removeArgAttr(i, key);

@@ -2,6 +2,7 @@
 
 #include "mod/Compiler/CodeGen.h"
 #include "mod/Pipelines/CUDAPipeline.h"
+#include "mod/Pipelines/Pipelines.h"
 
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
@@ -28,10 +29,10 @@ static std::optional<std::string> findLinker(const CompileOptions &options) {
 std::vector<std::string>
 mlir::mod::getLinkArguments(const CompileOptions &options) {
   std::vector<std::string> args{"-lm"};
-  if (options.target == "cuda") {
-    std::vector<std::string> cuda = cudaLinkArguments();
-    args.insert(args.end(), cuda.begin(), cuda.end());
-  }
+  std::vector<std::string> target = options.target == "cuda"
+                                        ? cudaLinkArguments()
+                                        : cpuLinkArguments();
+  args.insert(args.end(), target.begin(), target.end());
   args.insert(args.end(), options.extraLinkArgs.begin(),
               options.extraLinkArgs.end());
   return args;

@@ -46,6 +46,11 @@ namespace modrt {
 /// into `tensor`, which must outlive it.
 std::vector<int64_t> makeMemRefDescriptor(const Tensor &tensor);
 
+/// The thread count for a CPU model's parallel loops and BLAS calls:
+/// $MODC_NUM_THREADS, or every core when it is unset. Throws Error when the
+/// variable is not a positive integer.
+int configuredThreadCount();
+
 /// The signature string of an entry point: input and output dtypes and
 /// shapes in calling order, "in:f32[2x3],i32[4];out:f32[]". mod-compile
 /// embeds the same string in the library (see the header comment).
