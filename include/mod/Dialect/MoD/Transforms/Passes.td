@@ -34,7 +34,39 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %g = linalg.generic ... // sigmoid(%val); omitted for gate(identity)
     %out = mod.scatter_add %x[%idx], %d scale %g : ... -> tensor<1x4x8xf32>
     ```
+
+    With `routing=threshold` the routed set of each sequence is the causal
+    decision `{i : r[b,i] > 0}` (sigmoid(r) > 0.5, the rule of aux-BCE
+    trained routers at sampling time) instead of the top-k, so a forward pass
+    computes exactly what prefill and decode compute. Shapes stay static:
+    every block must have capacity equal to S (`--mod-dense-to-mod` with
+    `capacity=1.0`), the body runs on all S tokens, and
+
+    - an unrouted token's position becomes `max(p[b,:]) + 1`, later than
+      every real position of its sequence, so the body's position-causal
+      attention (query i sees key j iff `pk[j] <= pk[i]`) hides it from every
+      routed query: routed tokens attend to the routed tokens alone;
+    - an unrouted token's block output is dropped (a select keeps `x`), a
+      routed token gets `x + g(r) * d`.
+
+    ```mlir
+    %r   = mod.router %x, %w : tensor<1x4x8xf32>, tensor<8xf32> -> tensor<1x4xf32>
+    %max = linalg.generic ... // max over the row of %p
+    %pk  = linalg.generic ... // %r > 0 ? %p : %max + 1
+    %d   = "some.block"(%x, %pk) : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<1x4x8xf32>
+    %out = linalg.generic ... // %r > 0 ? %x + g(%r) * %d : %x
+    ```
+
+    A block whose capacity is not S is an error with `routing=threshold`;
+    the IR is then left unchanged.
   }];
+  let options = [
+    Option<"routing", "routing", "std::string", /*default=*/"\"topk\"",
+           "How tokens are chosen: topk (the K largest router logits of the "
+           "sequence, training-time MoD) or threshold (every token whose "
+           "router logit is > 0, the causal rule sampling uses; needs "
+           "capacity == S)">
+  ];
   let dependentDialects = ["::mlir::mod::MoDDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
@@ -178,6 +210,75 @@ def FlopReport : Pass<"mod-flop-report", "::mlir::ModuleOp"> {
            "A dense module (.mlir) to compare with: prints dense FLOPs and "
            "the MoD/dense ratio">
   ];
+}
+
+def GenerateAdamW : Pass<"mod-generate-adamw", "::mlir::ModuleOp"> {
+  let summary = "Generate the @adamw_step entry point that updates the parameters in place";
+  let description = [{
+    Adds a public function `@adamw_step` that applies one AdamW update
+    (Loshchilov & Hutter, decoupled weight decay, PyTorch's formulation) to
+    every parameter of the function named by `func` (the arguments with
+    `mod.kind = "parameter"`, in their order there; normally the
+    `@loss_and_grad` that `--mod-generate-grad` adds):
+
+    ```mlir
+    func.func @adamw_step(%p.. {mod.name = "<p>", mod.kind = "parameter"},
+                          %g.. {mod.name = "grad.<p>"},
+                          %m.. {mod.name = "m.<p>"}, %v.. {mod.name = "v.<p>"},
+                          %lr: tensor<f32>, %beta1: tensor<f32>,
+                          %beta2: tensor<f32>, %eps: tensor<f32>,
+                          %weight_decay: tensor<f32>, %max_norm: tensor<f32>,
+                          %step: tensor<i32>)
+        -> (<p>.. {mod.aliases = 0 : i64, ...}, m.<p>.., v.<p>..,
+            tensor<f32> {mod.name = "grad_norm"})
+    ```
+
+    (the scalars have the parameters' element type; `step` counts from 1).
+    With `n = sqrt(sum over all gradients of g^2)` (accumulated in f64) and
+    `c = max_norm / (n + 1e-6)` clamped to at most 1 when `max_norm > 0`,
+    else `c = 1` (PyTorch's `clip_grad_norm_`), every element is updated as
+
+    ```
+    g' = c * g
+    m' = beta1 * m + (1 - beta1) * g'
+    v' = beta2 * v + (1 - beta2) * g'^2
+    p' = p * (1 - lr * weight_decay)                                  (decayed only)
+         - (lr / (1 - beta1^step)) * m' / (sqrt(v') / sqrt(1 - beta2^step) + eps)
+    ```
+
+    The scalar coefficients are computed in f64 and rounded to the element
+    type once. `grad_norm` is `n`, before clipping. If `n` is not finite
+    (a NaN or infinity in some gradient) the parameters, `m` and `v` are
+    returned unchanged, so the state updated in place stays the last good
+    one and the caller can stop on the reported norm.
+
+    Weight decay rule: a parameter is decayed when its rank is at least 2
+    (weight matrices and embeddings) and its name does not end in
+    `.mod.router.weight`; biases, normalization scales and router weights
+    are not decayed.
+
+    In place: the parameter, `m` and `v` results carry a result attribute
+    `mod.aliases = <argument index : i64>` naming the argument they replace.
+    The runtime passes that argument's buffer as the result's buffer
+    (`modrt::Model::callInPlace`), and the generated code only reads an
+    element of `p`, `m`, `v` in the iteration that writes it. mod-compile
+    records the pairs in the manifest as `"alias_of"`. No other entry point
+    writes into its arguments.
+
+    Errors (the module is left unchanged): no function named `func`, no
+    parameter arguments, parameters whose element types are not one float
+    type, or an existing `@adamw_step`.
+  }];
+  let options = [
+    Option<"func", "func", "std::string", /*default=*/"\"loss_and_grad\"",
+           "The function whose `mod.kind = \"parameter\"` arguments are the "
+           "parameters to update (their names, order, initializers)">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
 }
 
 #endif // MOD_DIALECT_MOD_TRANSFORMS_PASSES_TD
