@@ -3,6 +3,7 @@
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 #include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
+#include "mod/Dialect/MoD/Transforms/RoutedBlocks.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -58,7 +59,7 @@ static Value inlineBody(RoutedBlockOp op, IRRewriter &rewriter, Value tokens,
   return update;
 }
 
-static void expandTopKRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
+void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
   Location loc = op.getLoc();
   rewriter.setInsertionPoint(op);
   auto inType = cast<RankedTensorType>(op.getInput().getType());
@@ -235,7 +236,7 @@ struct ExpandRoutedBlocksPass
       if (threshold)
         expandThresholdRoutedBlock(op, rewriter);
       else
-        expandTopKRoutedBlock(op, rewriter);
+        expandRoutedBlock(op, rewriter);
     }
   }
 };

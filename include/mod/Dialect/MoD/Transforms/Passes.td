@@ -212,6 +212,139 @@ def FlopReport : Pass<"mod-flop-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def ConvertFloatType : Pass<"mod-convert-float-type", "::mlir::ModuleOp"> {
+  let summary = "Change one floating-point element type into another everywhere";
+  let description = [{
+    Rewrites every use of the floating-point type `from` into `to`: operand,
+    result and block-argument types (also inside tensor, memref and function
+    types), float constants and dense float constants (each value rounded
+    once to the new type), so that a model imported in f32 can be compiled
+    in f64 (the gradient checks need f64). Integer and index types are left
+    alone. The rewrite is structural and applies to every dialect, so ops
+    such as `mod.router` or `linalg.matmul` keep verifying as long as their
+    operands change type together.
+
+    Before (`from=f32 to=f64`):
+
+    ```mlir
+    func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+      %c = arith.constant 2.0 : f32
+      ...
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @f(%x: tensor<4xf64>) -> tensor<4xf64> {
+      %c = arith.constant 2.000000e+00 : f64
+      ...
+    }
+    ```
+
+    An unknown type name is an error and leaves the module unchanged.
+  }];
+  let options = [
+    Option<"from", "from", "std::string", /*default=*/"\"f32\"",
+           "Element type to replace: f16, bf16, f32 or f64">,
+    Option<"to", "to", "std::string", /*default=*/"\"f64\"",
+           "Element type to use instead: f16, bf16, f32 or f64">
+  ];
+}
+
+def GenerateGrad : Pass<"mod-generate-grad", "::mlir::ModuleOp"> {
+  let summary = "Generate @loss_and_grad: cross-entropy loss, causal-routing "
+                "losses and reverse-mode gradients of every parameter";
+  let description = [{
+    Takes the forward function `func` (parameters marked `mod.kind =
+    "parameter"`, `tokens` and `positions` `[B,S]` i32 arguments, one
+    `[B,S,V]` logits result) and adds
+
+    ```mlir
+    func.func @loss_and_grad(<parameters>, %tokens, %positions,
+                             %targets: tensor<BxSxi32> {mod.name = "targets"})
+        -> (loss, aux_loss.<prefix>..., agreement.<prefix>...,
+            predictor_loss.<prefix>..., predictor_agreement.<prefix>...,
+            grad.<parameter>...)
+    ```
+
+    whose results carry `mod.name` attributes, which `mod-compile` copies into
+    the manifest. `loss` is the mean next-token cross-entropy over the
+    targets that are not -1 (negative targets are ignored; 0 if all are).
+    The gradients are those of the training objective
+    `loss + aux-loss * sum(aux_loss.*) + sum(predictor_loss.*)`.
+
+    Reverse mode over linalg on tensors, in the style of LAGrad: the forward
+    is cloned (routed blocks expanded into router, top-k, gather and
+    scatter_add), then the ops are visited in reverse order:
+    - `linalg.generic`: one adjoint generic per differentiable operand; its
+      output map is that operand's map and the loops missing from that map
+      become reductions, so broadcasts sum without atomics. The body is
+      recomputed from the forward inputs and differentiated op by op (arith
+      add/sub/mul/div/neg/max/min/select/casts, math exp/log/tanh/sqrt/rsqrt/
+      erf/sin/cos/powf/absf; comparisons, integer ops and linalg.index carry
+      no gradient). Reductions must combine with `addf` or a max (the max
+      gets the gradient where it is attained). A `tensor.extract` of a
+      differentiable tensor in a body (an embedding lookup) becomes a
+      scatter-add loop (scf.for over the generic's iteration space).
+    - `linalg.matmul` / `linalg.batch_matmul`: `dA = dC B^T`, `dB = A^T dC`,
+      emitted as `linalg.transpose` + `linalg.matmul`/`batch_matmul`, so BLAS
+      and cuBLAS still get every GEMM. Other named linalg ops are generalized
+      first.
+    - `tensor.collapse_shape`/`expand_shape` (inverse reshape),
+      `extract_slice` (insert into zeros), `insert_slice`, `concat` (slices),
+      `linalg.transpose` (inverse permutation), `linalg.broadcast` and fills.
+    - `mod.router` (to x and to w), `mod.gather` (scatter-add of the rows),
+      `mod.scatter_add` (to the residual, to the update through the scale,
+      and to the scale), `mod.topk` (values only; indices carry no
+      gradient), `mod.routed_block` (expanded first).
+    An op that has a differentiable operand and no rule is an error naming
+    it; nothing is emitted.
+
+    Causal routing (ARCHITECTURE section 2): for every routed block
+    (prefix taken from its `<prefix>.mod.router.weight` parameter)
+    `aux_loss.<prefix>` is the mean binary cross-entropy between the router
+    logits and top-k membership (targets carry no gradient), and
+    `agreement.<prefix>` the fraction of tokens with `(logit > 0) ==
+    membership`. With `predictor`, each block gets a 2-layer MLP
+    `tanh(x W1 + b1) . w2 + b2` on the block input with the gradient
+    stopped (parameters `<prefix>.mod.predictor.{fc1.weight [D,H], fc1.bias
+    [H], fc2.weight [H], fc2.bias [1]}`), trained with BCE against membership:
+    `predictor_loss.<prefix>` and `predictor_agreement.<prefix>`; its
+    gradient never reaches the main model.
+
+    Memory: every forward value the backward reads is kept (stored
+    activations): the inputs of each differentiated generic and matmul, the
+    results of max reductions, the router logits and indices, the gathered
+    rows and block outputs. Scalar bodies are recomputed, not stored.
+    `print-memory` prints the bytes of these stored values and the largest
+    ones on stderr.
+  }];
+  let options = [
+    Option<"func", "func", "std::string", /*default=*/"\"forward\"",
+           "Name of the forward function to differentiate">,
+    Option<"auxLoss", "aux-loss", "double", /*default=*/"0.01",
+           "Weight of the router aux BCE losses in the training objective "
+           "(0 keeps them as metrics only)">,
+    Option<"predictor", "predictor", "bool", /*default=*/"false",
+           "Add a causal-routing predictor MLP per routed block">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP">,
+    Option<"predictorInitStd", "predictor-init-std", "double",
+           /*default=*/"0.02",
+           "Standard deviation of the normal initialization of the predictor "
+           "weights (biases start at zero)">,
+    Option<"printMemory", "print-memory", "bool", /*default=*/"false",
+           "Print the bytes of stored forward activations on stderr">
+  ];
+  let dependentDialects = ["::mlir::mod::MoDDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def GenerateAdamW : Pass<"mod-generate-adamw", "::mlir::ModuleOp"> {
   let summary = "Generate the @adamw_step entry point that updates the parameters in place";
   let description = [{
