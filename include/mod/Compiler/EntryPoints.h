@@ -29,8 +29,9 @@ struct TensorSpec {
   std::string kind;
   /// How the runtime initializes a missing parameter (from `mod.init`).
   std::string init;
-  /// A seed fixed for this parameter's initialization (`mod.init_seed`).
-  std::optional<int64_t> initSeed;
+  /// A seed fixed for this parameter's initialization (`mod.init_seed`),
+  /// any value in [0, 2^64 - 1].
+  std::optional<uint64_t> initSeed;
   /// Results only: the name of the argument this result replaces in place
   /// (from `mod.aliases = <argument index>`).
   std::string aliasOf;
