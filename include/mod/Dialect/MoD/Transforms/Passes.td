@@ -185,9 +185,10 @@ def FlopReport : Pass<"mod-flop-report", "::mlir::ModuleOp"> {
       scores `q.k^T` and weighted values `p.v`), which are `attention`;
     - `mod.router` costs `2*B*S*D` (`router`), `mod.scatter_add` `2*B*K*rest`
       (`elementwise`), `mod.gather` nothing;
-    - `mod.topk` is reported separately as comparisons (`topk_cmp`,
-      `B*S*S` for the rank-based selection the CPU lowering uses) and is
-      not part of the FLOP total;
+    - `mod.topk` is reported separately as integer steps (`topk_cmp`,
+      `B*(W+2)*S` for the radix select both lowerings use: one pass to form
+      the keys, `W` = bits/8 histogram passes (4 for f32) and one compaction
+      pass per row) and is not part of the FLOP total;
     - fills, copies, transposes, broadcasts and gathers are free.
 
     With `baseline=<file>`, the dense module the MoD module came from is
@@ -401,6 +402,68 @@ def GenerateAdamW : Pass<"mod-generate-adamw", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::math::MathDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
+  let summary = "Generate @prefill and a KV-cache @decode_step from a forward function";
+  let description = [{
+    Incrementalizes a forward function `(params..., tokens [B,S], positions
+    [B,S]) -> logits [B,S,V]` (arguments found by their `mod.name`) into two
+    new entry points that share caches of static maximum size `Smax`:
+
+    ```mlir
+    func.func @prefill(params..., %tokens: tensor<BxPxi32>,
+                       %positions: tensor<BxPxi32>, %cache.0 ..., %lengths: tensor<Bxi32>)
+        -> (tensor<BxPxVxf32> {mod.name = "logits"},
+            tensor<BxSmaxx...> {mod.aliases = <cache.0's argument index> : i64}, ...)
+    func.func @decode_step(params..., %tokens: tensor<Bxi32>,
+                           %positions: tensor<Bxi32>, %cache.0 ..., %lengths: tensor<Bxi32>)
+        -> (tensor<BxVxf32> {mod.name = "logits"}, <the updated caches>...)
+    ```
+
+    `@prefill` writes the first `lengths[b]` of its P tokens (a sequence's
+    prompt, the rest is padding) into slots `0..lengths[b]-1` of an empty
+    cache; `@decode_step` writes one token per sequence into slot
+    `lengths[b]` (the tokens the cache already holds). Each cache result
+    replaces its argument in place (`mod.aliases`, the manifest's
+    `alias_of`). The caller checks `lengths[b] + 1 <= Smax`.
+
+    The analysis never matches op names. Token axes come from
+    TokenAxisAnalysis; every token axis of a value the logits need is
+    labelled *query* (only the new tokens) or *key* (every cache slot): the
+    logits' token axis is a query axis, labels follow indexing maps
+    backwards, and a loop over tokens that is no result dimension of its op
+    (the key axis of attention's contractions and softmax) is a key loop. A
+    value needed on the key side is read from a cache (the new tokens'
+    values, computed position-wise, are written at their slots) or
+    recomputed from cached operands when its op has no reduction, whichever
+    caches fewer elements per token (ties: the cache). So keys and values
+    are cached after their projection and RoPE, and the positions are cached
+    for the key side of the mask. Position-derived values of the new tokens
+    (RoPE angles, the query side of the mask) are computed from the new
+    positions.
+
+    Unwritten cache slots read position `max(new positions) + 1` (so the
+    position-causal mask hides them) and 0 in float caches (so stale memory
+    cannot become NaN through a masked probability). A forward whose mask
+    does not read the positions on its key side, an op with no
+    incrementalization rule, a body that reads a token index, a constant
+    with a token axis, or a routed block is a diagnostic naming the op; the
+    module is then left unchanged.
+  }];
+  let options = [
+    Option<"forward", "func", "std::string", /*default=*/"\"forward\"",
+           "The forward function to incrementalize">,
+    Option<"maxSeqLen", "max-seq-len", "unsigned", /*default=*/"0",
+           "Smax, the token slots of every cache (0: the forward's S)">,
+    Option<"prefillLen", "prefill-len", "unsigned", /*default=*/"0",
+           "P, the padded prompt length @prefill takes (0: the forward's S); "
+           "at most Smax">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::func::FuncDialect"];
 }
