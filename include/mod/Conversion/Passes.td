@@ -186,7 +186,11 @@ def CPUFuseElementwise : Pass<"mod-cpu-fuse-elementwise"> {
     - the producer only moves data (its body yields an input unchanged:
       transposes, broadcasts, copies), so fusing it only composes indexing
       maps. A transpose feeding a matmul becomes a transposed indexing map,
-      which `--mod-linalg-to-blas` turns into a `CblasTrans` flag;
+      which `--mod-linalg-to-blas` turns into a `CblasTrans` flag. The
+      exception is a transpose of a matmul's result read by another matmul
+      (attention's head merge into the output projection): fused, it would
+      split the second GEMM's K into one small GEMM per head, so it stays a
+      copy;
     - or every user reads it through a permutation map (elementwise chains,
       and elementwise ops feeding row reductions such as softmax's max and
       sum) and it has one user, or two users and a body of plain arithmetic
