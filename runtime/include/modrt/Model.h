@@ -60,6 +60,8 @@ public:
   /// Checks the inputs against the manifest (count, dtype, shape; errors name
   /// the argument and both types), allocates zeroed outputs and runs the entry
   /// point. Safe to call concurrently as far as the runtime is concerned.
+  /// A CUDA error during the call (e.g. "cuLaunchKernel failed:
+  /// CUDA_ERROR_...") is thrown as Error naming the entry point.
   std::vector<Tensor> call(std::string_view entryName,
                            const std::vector<const Tensor *> &inputs) const;
 
@@ -71,6 +73,9 @@ private:
   Manifest manifest_;
   void *handle_ = nullptr;
   std::vector<EntryFunction> functions_; // parallel to manifest_.entryPoints
+  /// libmodrt_cuda's modrt_cuda_take_error when the model links it (a CUDA
+  /// model): a CUDA error during a call is reported by throwing.
+  int (*takeCUDAError_)(char *, size_t) = nullptr;
 };
 
 } // namespace modrt

@@ -1,11 +1,8 @@
 //===- ExpandRoutedBlocks.cpp - mod.routed_block -> routing primitives ----===//
 
 #include "mod/Dialect/MoD/IR/MoDOps.h"
-#include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
 
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -16,20 +13,6 @@ namespace mlir::mod {
 
 using namespace mlir;
 using namespace mlir::mod;
-
-/// Elementwise `1 / (1 + exp(-v))` over a `[B,K]` tensor.
-static Value buildSigmoid(OpBuilder &b, Location loc, Value values) {
-  return buildElementwise(
-      b, loc, values, [](OpBuilder &nb, Location nloc, ValueRange args) {
-        Type et = args[0].getType();
-        Value one =
-            arith::ConstantOp::create(nb, nloc, et, nb.getFloatAttr(et, 1.0));
-        Value neg = arith::NegFOp::create(nb, nloc, args[0]);
-        Value e = math::ExpOp::create(nb, nloc, neg);
-        Value den = arith::AddFOp::create(nb, nloc, one, e);
-        return arith::DivFOp::create(nb, nloc, one, den).getResult();
-      });
-}
 
 static void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
   Location loc = op.getLoc();
@@ -63,11 +46,11 @@ static void expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
   Value update = yield.getValue();
   rewriter.eraseOp(yield);
 
-  Value scale = topk.getValues();
-  if (op.getGate() == GateKind::Sigmoid)
-    scale = buildSigmoid(rewriter, loc, scale);
+  // The gate stays an attribute of the scatter: lowerings fuse it and the
+  // adjoint reads it, instead of recognizing a separate elementwise op.
   Value out = ScatterAddOp::create(rewriter, loc, inType, op.getInput(),
-                                   topk.getIndices(), update, scale);
+                                   topk.getIndices(), update,
+                                   topk.getValues(), op.getGate());
   rewriter.replaceOp(op, out);
 }
 
