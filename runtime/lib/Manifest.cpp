@@ -159,6 +159,32 @@ public:
     return specs;
   }
 
+  /// Reads the "alias_of" of every output: the name of an input of the same
+  /// dtype and shape that no other output aliases.
+  void aliases(const Json &json, EntryPoint &entry, const std::string &where) const {
+    const Json::Array &items = array(json, "outputs", where);
+    std::set<size_t> taken;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Json *alias = items[i].find("alias_of");
+      if (!alias) continue;
+      std::string itemWhere = where + ": outputs[" + std::to_string(i) + "]";
+      TensorSpec &out = entry.outputs[i];
+      if (!alias->isString())
+        fail(itemWhere, "\"alias_of\" must be an input name, got " + alias->dump());
+      size_t k = 0;
+      while (k < entry.inputs.size() && entry.inputs[k].name != alias->asString()) ++k;
+      if (k == entry.inputs.size())
+        fail(itemWhere, "\"alias_of\" names no input: \"" + alias->asString() + "\"");
+      const TensorSpec &in = entry.inputs[k];
+      if (in.dtype != out.dtype || in.shape != out.shape)
+        fail(itemWhere, "output '" + out.name + "' (" + out.str() +
+                            ") cannot alias input '" + in.name + "' (" + in.str() + ")");
+      if (!taken.insert(k).second)
+        fail(itemWhere, "input '" + in.name + "' is aliased by two outputs");
+      out.aliasOf = k;
+    }
+  }
+
 private:
   const std::string &source_;
 };
@@ -216,6 +242,7 @@ Manifest Manifest::parse(std::string_view text, const std::string &source) {
     entry.symbol = reader.string(json, "symbol", where);
     entry.inputs = reader.tensorSpecs(json, "inputs", where);
     entry.outputs = reader.tensorSpecs(json, "outputs", where);
+    reader.aliases(json, entry, where);
     manifest.entryPoints.push_back(std::move(entry));
   }
   return manifest;

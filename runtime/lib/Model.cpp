@@ -98,12 +98,10 @@ const EntryPoint &Model::entry(std::string_view name) const {
               "' in the model (available: " + manifest_.entryNames() + ")");
 }
 
-std::vector<Tensor> Model::call(std::string_view entryName,
-                                const std::vector<const Tensor *> &inputs) const {
+size_t Model::checkCall(std::string_view entryName,
+                        const std::vector<const Tensor *> &inputs) const {
   const EntryPoint &entry = this->entry(entryName);
-  const size_t index = size_t(&entry - manifest_.entryPoints.data());
   const std::string where = "entry point '" + entry.name + "': ";
-
   if (inputs.size() != entry.inputs.size())
     throw Error(where + "expected " + std::to_string(entry.inputs.size()) +
                 " inputs, got " + std::to_string(inputs.size()));
@@ -119,28 +117,67 @@ std::vector<Tensor> Model::call(std::string_view entryName,
                   manifestDTypeName(input->dtype()) + "[" +
                   formatShape(input->shape()) + "]");
   }
+  return size_t(&entry - manifest_.entryPoints.data());
+}
 
-  std::vector<Tensor> outputs;
-  outputs.reserve(entry.outputs.size());
-  for (const TensorSpec &spec : entry.outputs)
-    outputs.emplace_back(spec.dtype, spec.shape);
-
+void Model::invoke(size_t index, const std::vector<const Tensor *> &inputs,
+                   const std::vector<Tensor *> &outputs) const {
   std::vector<std::vector<int64_t>> descriptors;
   descriptors.reserve(inputs.size() + outputs.size());
   for (const Tensor *input : inputs)
     descriptors.push_back(makeMemRefDescriptor(*input));
-  for (const Tensor &output : outputs)
-    descriptors.push_back(makeMemRefDescriptor(output));
+  for (const Tensor *output : outputs)
+    descriptors.push_back(makeMemRefDescriptor(*output));
   std::vector<void *> args;
   args.reserve(descriptors.size());
   for (std::vector<int64_t> &descriptor : descriptors)
     args.push_back(descriptor.data());
-
   functions_[index](args.data());
   if (takeCUDAError_) {
     char message[1024];
     if (takeCUDAError_(message, sizeof message))
-      throw Error(where + "CUDA error: " + message);
+      throw Error("entry point '" + manifest_.entryPoints[index].name +
+                  "': CUDA error: " + message);
   }
+}
+
+std::vector<Tensor> Model::call(std::string_view entryName,
+                                const std::vector<const Tensor *> &inputs) const {
+  const size_t index = checkCall(entryName, inputs);
+  const EntryPoint &entry = manifest_.entryPoints[index];
+  std::vector<Tensor> outputs;
+  outputs.reserve(entry.outputs.size());
+  std::vector<const Tensor *> args = inputs;
+  for (const TensorSpec &spec : entry.outputs) {
+    if (spec.aliasOf) {
+      // Computed in place of a copy, so the caller's input stays as it was.
+      outputs.push_back(*inputs[*spec.aliasOf]);
+      args[*spec.aliasOf] = &outputs.back();
+    } else {
+      outputs.emplace_back(spec.dtype, spec.shape);
+    }
+  }
+  std::vector<Tensor *> outs;
+  for (Tensor &output : outputs)
+    outs.push_back(&output);
+  invoke(index, args, outs);
   return outputs;
+}
+
+std::vector<Tensor> Model::callInPlace(std::string_view entryName,
+                                       const std::vector<Tensor *> &inputs) const {
+  const size_t index =
+      checkCall(entryName, std::vector<const Tensor *>(inputs.begin(), inputs.end()));
+  const EntryPoint &entry = manifest_.entryPoints[index];
+  std::vector<Tensor> fresh;
+  fresh.reserve(entry.outputs.size());
+  for (const TensorSpec &spec : entry.outputs)
+    if (!spec.aliasOf)
+      fresh.emplace_back(spec.dtype, spec.shape);
+  std::vector<Tensor *> outs;
+  size_t next = 0;
+  for (const TensorSpec &spec : entry.outputs)
+    outs.push_back(spec.aliasOf ? inputs[*spec.aliasOf] : &fresh[next++]);
+  invoke(index, std::vector<const Tensor *>(inputs.begin(), inputs.end()), outs);
+  return fresh;
 }

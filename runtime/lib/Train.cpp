@@ -204,6 +204,12 @@ void Trainer::checkEntryPoints() {
       throw Error(o_.modelDir + ": '" + kAdamW + "' input '" + n +
                   "' is not one mod-train knows how to supply");
   }
+  for (const TensorSpec &out : adam_->outputs)
+    if (out.aliasOf && adam_->inputs[*out.aliasOf].name != out.name)
+      throw Error(o_.modelDir + ": '" + kAdamW + "' output '" + out.name +
+                  "' aliases input '" + adam_->inputs[*out.aliasOf].name +
+                  "'; mod-train expects an update to replace the input of "
+                  "its own name");
   data_.requireTokens(Split::Train, uint64_t(seq_) + 1);
   if (o_.evalEvery > 0)
     data_.requireTokens(Split::Validation, uint64_t(seq_) + 1);
@@ -355,7 +361,7 @@ void Trainer::step(int64_t step) {
   // Reserved up front: `inputs` points into `scalars`.
   std::vector<Tensor> scalars;
   scalars.reserve(adam_->inputs.size());
-  std::vector<const Tensor *> inputs;
+  std::vector<Tensor *> inputs;
   for (const TensorSpec &in : adam_->inputs) {
     const std::string &n = in.name;
     if (paramNames_.count(n))
@@ -378,25 +384,31 @@ void Trainer::step(int64_t step) {
       inputs.push_back(&scalars.back());
     }
   }
-  std::vector<Tensor> outs = model_.call(kAdamW, inputs);
+  // Parameters, m and v are updated in place (the outputs that alias them);
+  // the rest (grad_norm) comes back.
+  std::vector<Tensor> outs = model_.callInPlace(kAdamW, inputs);
   gradNorm_ = NAN;
-  for (size_t i = 0; i < outs.size(); ++i) {
-    if (adam_->outputs[i].name != "grad_norm")
+  size_t next = 0;
+  for (const TensorSpec &spec : adam_->outputs) {
+    if (spec.aliasOf)
       continue;
-    gradNorm_ = outs[i].elementAsDouble(0);
-    if (!std::isfinite(gradNorm_))
-      throw Error("step " + std::to_string(step + 1) + ": the gradient norm is " +
-                  (std::isnan(gradNorm_) ? "NaN" : "infinite") +
-                  "; stopping (the last checkpoint is kept)");
-  }
-  for (size_t i = 0; i < outs.size(); ++i) {
-    const std::string &n = adam_->outputs[i].name;
-    if (auto it = params_.find(n); it != params_.end())
-      it->second = std::move(outs[i]);
-    else if (auto it = m_.find(n); it != m_.end())
-      it->second = std::move(outs[i]);
-    else if (auto it = v_.find(n); it != v_.end())
-      it->second = std::move(outs[i]);
+    Tensor &out = outs[next++];
+    const std::string &n = spec.name;
+    if (n == "grad_norm") {
+      gradNorm_ = out.elementAsDouble(0);
+      if (!std::isfinite(gradNorm_))
+        throw Error("step " + std::to_string(step + 1) +
+                    ": the gradient norm is " +
+                    (std::isnan(gradNorm_) ? "NaN" : "infinite") +
+                    "; stopping (the last checkpoint is kept)");
+    } else if (auto it = params_.find(n); it != params_.end()) {
+      // An artifact that returns the update instead of aliasing.
+      it->second = std::move(out);
+    } else if (auto it = m_.find(n); it != m_.end()) {
+      it->second = std::move(out);
+    } else if (auto it = v_.find(n); it != v_.end()) {
+      it->second = std::move(out);
+    }
   }
 }
 

@@ -120,12 +120,16 @@ struct TensorSpec {
   std::string init;
   /// A seed fixed for this parameter's initialization (`mod.init_seed`).
   std::optional<int64_t> initSeed;
+  /// Results only: the name of the argument this result replaces in place
+  /// (from `mod.aliases = <argument index>`).
+  std::string aliasOf;
 };
 
 /// Argument attributes that carry runtime metadata into the manifest.
 constexpr llvm::StringLiteral kNameAttr = "mod.name", kKindAttr = "mod.kind",
                               kInitAttr = "mod.init",
-                              kInitSeedAttr = "mod.init_seed";
+                              kInitSeedAttr = "mod.init_seed",
+                              kAliasesAttr = "mod.aliases";
 
 struct EntryPoint {
   std::string name;
@@ -166,7 +170,8 @@ FailureOr<TensorSpec> describe(func::FuncOp fn, Type type, std::string name,
                           << ", which the runtime does not support (use f32, "
                              "f64, i32 or i64)";
   return TensorSpec{std::move(name), *dtype,
-                    SmallVector<int64_t>(tensor.getShape()), "", "", std::nullopt};
+                    SmallVector<int64_t>(tensor.getShape()), "", "", std::nullopt,
+                    ""};
 }
 
 /// Entry points are the public functions with a body. Argument names come
@@ -199,10 +204,26 @@ FailureOr<std::vector<EntryPoint>> collectEntryPoints(ModuleOp module) {
       FailureOr<TensorSpec> spec = describe(fn, type, name, "result");
       if (failed(spec))
         return failure();
+      if (auto alias = fn.getResultAttrOfType<IntegerAttr>(i, kAliasesAttr)) {
+        int64_t arg = alias.getInt();
+        if (arg < 0 || arg >= int64_t(fn.getNumArguments()) ||
+            fn.getArgumentTypes()[arg] != type)
+          return fn.emitError()
+                 << "entry point @" << fn.getSymName() << ": result '" << name
+                 << "' has mod.aliases = " << arg
+                 << ", which is not an argument of the same type " << type;
+        for (const TensorSpec &other : entry.outputs)
+          if (other.aliasOf == entry.inputs[arg].name)
+            return fn.emitError()
+                   << "entry point @" << fn.getSymName() << ": argument '"
+                   << other.aliasOf << "' is aliased by two results";
+        spec->aliasOf = entry.inputs[arg].name;
+      }
       entry.outputs.push_back(*spec);
     }
     // The metadata now lives in the manifest; LLVM has no use for it.
-    for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr}) {
+    for (StringRef attrName :
+         {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr, kAliasesAttr}) {
       auto key = StringAttr::get(module.getContext(), attrName);
       for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
         fn.removeArgAttr(i, key);
@@ -272,6 +293,8 @@ llvm::json::Value toJson(const TensorSpec &spec) {
     object["init"] = spec.init;
   if (spec.initSeed)
     object["init_seed"] = *spec.initSeed;
+  if (!spec.aliasOf.empty())
+    object["alias_of"] = spec.aliasOf;
   return object;
 }
 

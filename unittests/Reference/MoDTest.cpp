@@ -70,6 +70,7 @@ TEST(ModSpecTest, RejectsBadSpecs) {
       {"schedule=list:1,1", "names a block twice"},
       {"schedule=list:1,x", "a block of schedule=list must be an integer"},
       {"gate=relu", "unknown gate 'relu'"},
+      {"routing=causal", "unknown routing 'causal' (expected topk or threshold)"},
       {"k=3", "unknown key 'k'"},
       {"capacity=2,3", "expected key=value, got '3'"},
   };
@@ -110,6 +111,52 @@ TEST(RoutingTest, PaperWorkedExample) {
   for (int c = 0; c < 8; ++c) EXPECT_NEAR(out.out.row(0)[c], row0[c], 1e-6) << c;
   for (int64_t i = 1; i < 4; ++i)
     for (int c = 0; c < 8; ++c) EXPECT_EQ(out.out.row(i)[c], x.row(i)[c]);
+}
+
+TEST(RoutingTest, ThresholdRoutesPositiveLogitsOnly) {
+  EXPECT_EQ(ModSpec::parse("routing=threshold").routing,
+            ModSpec::Routing::Threshold);
+  EXPECT_EQ(ModSpec::parse("").routing, ModSpec::Routing::TopK);
+  // Zero (of either sign) is not routed: sigmoid(0) = 0.5 is not > 0.5.
+  EXPECT_EQ(positiveAscending({0.5, -0.0, 0.0, 2, -1, 1e-300}),
+            (std::vector<int32_t>{0, 3, 5}));
+
+  // The worked example's x and w route tokens 0, 2, 3 (r = 0.34, -0.08,
+  // 0.29, 0.27); the block sees them alone, with their positions, and
+  // token 1 passes through.
+  Activations x(4, 8);
+  x.values = {0.5f, -0.2f, 0.1f, 0.3f, 0.0f, 0.4f, -0.1f, 0.2f,
+              -0.1f, 0.5f, 0.2f, -0.3f, 0.1f, 0.0f, 0.4f, -0.2f,
+              0.3f, 0.3f, -0.4f, 0.1f, 0.2f, 0.1f, 0.0f, 0.5f,
+              0.0f, 0.1f, 0.2f, 0.6f, -0.1f, 0.3f, 0.2f, 0.0f};
+  const float w[] = {0.2f, 0.1f, -0.1f, 0.3f, 0.2f, 0.4f, 0.0f, 0.1f};
+  auto ones = [&](const Activations &xk, const std::vector<int32_t> &pk) {
+    EXPECT_EQ(pk, (std::vector<int32_t>{10, 12, 13}));
+    EXPECT_EQ(xk.row(1)[0], x.row(2)[0]);
+    Activations out(xk.rows, xk.width);
+    out.values.assign(out.values.size(), 1.0);
+    return out;
+  };
+  RoutedOutput out =
+      routeBlockThreshold(x, {10, 11, 12, 13}, w, Gate::Sigmoid, ones);
+  EXPECT_EQ(out.indices, (std::vector<int32_t>{0, 2, 3}));
+  EXPECT_NEAR(out.out.row(0)[0], x.row(0)[0] + 1.0 / (1.0 + std::exp(-0.34)), 1e-6);
+  for (int c = 0; c < 8; ++c) EXPECT_EQ(out.out.row(1)[c], x.row(1)[c]);
+
+  // Nothing routed: the block is not called and the output is the input.
+  const float negative[] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  Activations y(2, 8);
+  y.values.assign(16, 1.0);
+  bool called = false;
+  RoutedOutput none = routeBlockThreshold(
+      y, {0, 1}, negative, Gate::Linear,
+      [&](const Activations &xk, const std::vector<int32_t> &) {
+        called = true;
+        return xk;
+      });
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(none.indices.empty());
+  EXPECT_EQ(none.out.values, y.values);
 }
 
 TEST(RoutingTest, TopKTiesGoToTheLowerIndexAndIndicesAscend) {

@@ -130,4 +130,28 @@ TEST(ManifestTest, RejectsInvalidTensorSpecs) {
                       {"outputs[0]: must be an object"}));
 }
 
+TEST(ManifestTest, OutputAliases) {
+  Manifest m = Manifest::parse(
+      edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+             R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"})"),
+      "test.json");
+  ASSERT_TRUE(m.entryPoints[0].outputs[0].aliasOf);
+  EXPECT_EQ(*m.entryPoints[0].outputs[0].aliasOf, 0u);
+  EXPECT_FALSE(m.entryPoints[1].outputs[0].aliasOf);
+  EXPECT_TRUE(rejects(edited(R"("name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                             R"("name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "nope"})"),
+                      {"outputs[0]", "\"alias_of\" names no input: \"nope\""}));
+  EXPECT_TRUE(rejects(edited(R"("name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                             R"("name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": 0})"),
+                      {"outputs[0]", "\"alias_of\" must be an input name"}));
+  EXPECT_TRUE(rejects(edited(R"("name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                             R"("name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "p"})"),
+                      {"outputs[0]", "output 'result0' (f32[1x4x8]) cannot alias input 'p' (i32[1x4])"}));
+  EXPECT_TRUE(rejects(
+      edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+             R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"},
+                {"name": "result1", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"})"),
+      {"outputs[1]", "input 'x' is aliased by two outputs"}));
+}
+
 } // namespace

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "modrt/FileUtil.h"
+#include "modrt/Model.h"
 #include "modrt/Safetensors.h"
 #include "modrt/TokenFile.h"
 #include "modrt/Train.h"
@@ -52,12 +53,12 @@ const char kTrainManifest[] = R"({
        {"name": "beta2", "dtype": "f32", "shape": []},
        {"name": "eps", "dtype": "f32", "shape": []},
        {"name": "weight_decay", "dtype": "f32", "shape": []},
-       {"name": "step", "dtype": "f32", "shape": []},
-       {"name": "max_norm", "dtype": "f32", "shape": []}],
+       {"name": "max_norm", "dtype": "f32", "shape": []},
+       {"name": "step", "dtype": "i32", "shape": []}],
      "outputs": [
-       {"name": "W", "dtype": "f32", "shape": [256, 256]},
-       {"name": "m.W", "dtype": "f32", "shape": [256, 256]},
-       {"name": "v.W", "dtype": "f32", "shape": [256, 256]},
+       {"name": "W", "dtype": "f32", "shape": [256, 256], "alias_of": "W"},
+       {"name": "m.W", "dtype": "f32", "shape": [256, 256], "alias_of": "m.W"},
+       {"name": "v.W", "dtype": "f32", "shape": [256, 256], "alias_of": "v.W"},
        {"name": "grad_norm", "dtype": "f32", "shape": []}]}]
 })";
 
@@ -291,6 +292,40 @@ TEST_F(TrainTest, DataErrorsAreClear) {
   r = run(std::string(MODRT_MOD_TRAIN) + " " + model_ + " --data=" + tokens_ +
           " --out=" + dir_.file("run") + " --lr=abc");
   EXPECT_NE(r.output.find("invalid value 'abc' for --lr"), std::string::npos);
+}
+
+// adamw_step's W, m.W, v.W alias their inputs: callInPlace writes the update
+// into the caller's tensors and returns only grad_norm; call computes the
+// same update in copies and leaves its inputs alone.
+TEST_F(TrainTest, AliasedOutputsAreUpdatedInPlaceOnlyByCallInPlace) {
+  Model model = Model::load(model_);
+  auto filled = [](float base) {
+    Tensor t(DType::F32, {256, 256});
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      t.data<float>()[i] = base + 0.001f * float(i % 97);
+    return t;
+  };
+  auto scalar = [](float x) { return Tensor::fromValues<float>(DType::F32, {}, {x}); };
+  Tensor w = filled(0.5f), g = filled(-0.2f), m = filled(0.01f), v = filled(0.02f);
+  Tensor lr = scalar(0.1f), b1 = scalar(0.9f), b2 = scalar(0.95f),
+         eps = scalar(1e-8f), wd = scalar(0.1f), maxNorm = scalar(0.0f);
+  Tensor step = Tensor::fromValues<int32_t>(DType::I32, {}, {3});
+  const Tensor w0 = w, m0 = m, v0 = v;
+  std::vector<Tensor> functional =
+      model.call("adamw_step", {&w, &g, &m, &v, &lr, &b1, &b2, &eps, &wd, &maxNorm, &step});
+  ASSERT_EQ(functional.size(), 4u);
+  EXPECT_TRUE(w.identical(w0));
+  EXPECT_TRUE(m.identical(m0));
+  EXPECT_TRUE(v.identical(v0));
+  EXPECT_FALSE(functional[0].identical(w0));
+
+  std::vector<Tensor> rest = model.callInPlace(
+      "adamw_step", {&w, &g, &m, &v, &lr, &b1, &b2, &eps, &wd, &maxNorm, &step});
+  ASSERT_EQ(rest.size(), 1u); // grad_norm
+  EXPECT_EQ(rest[0].elementAsDouble(0), functional[3].elementAsDouble(0));
+  EXPECT_TRUE(w.identical(functional[0]));
+  EXPECT_TRUE(m.identical(functional[1]));
+  EXPECT_TRUE(v.identical(functional[2]));
 }
 
 TEST(TrainSchedule, WarmupThenCosine) {

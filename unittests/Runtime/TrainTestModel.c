@@ -6,7 +6,7 @@
  *   loss_and_grad(W, tokens, positions, targets) -> (loss, aux_loss.test,
  *                                                     grad.W)
  *   adamw_step(W, grad.W, m.W, v.W, lr, beta1, beta2, eps, weight_decay,
- *              step, max_norm) -> (W, m.W, v.W, grad_norm)
+ *              max_norm, step i32) -> (W, m.W, v.W, grad_norm)
  *
  * Same memref-descriptor calling convention as TestModel.c. */
 
@@ -27,6 +27,10 @@ typedef struct {
   float *allocated, *aligned;
   int64_t offset;
 } F32x0;
+typedef struct {
+  int32_t *allocated, *aligned;
+  int64_t offset;
+} I32x0;
 
 static float *w2(const F32x2 *m, int64_t i, int64_t j) {
   return m->aligned + m->offset + i * m->strides[0] + j * m->strides[1];
@@ -79,17 +83,25 @@ void _modrt_loss_and_grad(void **args) {
   aux->aligned[aux->offset] = (float)(sq / (V * V));
 }
 
+/* In place like the generated one: W, m.W and v.W alias their outputs, so
+ * each element is read before it is written; a non-finite gradient norm
+ * leaves the state unchanged. */
 void _modrt_adamw_step(void **args) {
   const F32x2 *w = args[0], *g = args[1], *m = args[2], *v = args[3];
   float lr = s0(args[4]), b1 = s0(args[5]), b2 = s0(args[6]), eps = s0(args[7]),
-        wd = s0(args[8]), step = s0(args[9]), maxNorm = s0(args[10]);
+        wd = s0(args[8]), maxNorm = s0(args[9]);
+  const I32x0 *stepArg = args[10];
+  double step = stepArg->aligned[stepArg->offset];
   F32x2 *wOut = args[11], *mOut = args[12], *vOut = args[13];
   F32x0 *norm = args[14];
   double sq = 0.0;
   for (int i = 0; i < V; ++i)
     for (int j = 0; j < V; ++j)
       sq += (double)*w2(g, i, j) * *w2(g, i, j);
-  double gn = sqrt(sq), scale = (maxNorm > 0 && gn > maxNorm) ? maxNorm / gn : 1.0;
+  double gn = sqrt(sq), scale = maxNorm > 0 ? fmin(1.0, maxNorm / (gn + 1e-6)) : 1.0;
+  norm->aligned[norm->offset] = (float)gn;
+  if (!isfinite(gn))
+    return;
   double c1 = 1.0 - pow(b1, step), c2 = 1.0 - pow(b2, step);
   for (int i = 0; i < V; ++i)
     for (int j = 0; j < V; ++j) {
@@ -101,5 +113,4 @@ void _modrt_adamw_step(void **args) {
       *w2(mOut, i, j) = (float)mi;
       *w2(vOut, i, j) = (float)vi;
     }
-  norm->aligned[norm->offset] = (float)gn;
 }

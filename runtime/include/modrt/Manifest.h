@@ -16,7 +16,9 @@
 //
 // Inputs are data ("kind": "input" or no kind) or parameters ("kind":
 // "parameter"), which carry an "init" rule: "normal:<std>", "zeros" or
-// "ones" (see modrt/Weights.h).
+// "ones" (see modrt/Weights.h). An output may carry "alias_of": "<input
+// name>" (e.g. adamw_step's updated parameters): it is computed in place of
+// that input, which has the same dtype and shape (see Model::callInPlace).
 //
 // Keys this runtime does not know are ignored so that newer compilers can add
 // information (B, S, capacities, schedule, init) without breaking it; the full
@@ -68,6 +70,10 @@ struct TensorSpec {
   /// compiler (e.g. --mod-dense-to-mod's router-init-seed) that replaces the
   /// run's --seed for this tensor.
   std::optional<uint64_t> initSeed;
+  /// Outputs only: the index of the input this output replaces in place
+  /// (the manifest's "alias_of": that input's name). The compiled code may
+  /// write it into that input's buffer; Model::callInPlace makes it do so.
+  std::optional<size_t> aliasOf;
 
   bool isParameter() const { return kind == InputKind::Parameter; }
   /// "f32[1x4x8]", as used in messages.

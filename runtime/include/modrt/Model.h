@@ -60,14 +60,30 @@ public:
   /// Checks the inputs against the manifest (count, dtype, shape; errors name
   /// the argument and both types), allocates zeroed outputs and runs the entry
   /// point. Safe to call concurrently as far as the runtime is concerned.
-  /// A CUDA error during the call (e.g. "cuLaunchKernel failed:
-  /// CUDA_ERROR_...") is thrown as Error naming the entry point.
+  /// The inputs are never written: an output that aliases an input
+  /// ("alias_of") is computed in a copy of that input. A CUDA error during
+  /// the call (e.g. "cuLaunchKernel failed: CUDA_ERROR_...") is thrown as
+  /// Error naming the entry point (call and callInPlace alike).
   std::vector<Tensor> call(std::string_view entryName,
                            const std::vector<const Tensor *> &inputs) const;
+
+  /// Like call, but every output that aliases an input ("alias_of") is
+  /// written into that input's tensor: the same buffer is passed as the
+  /// input and as the output, so e.g. adamw_step updates the parameters and
+  /// the optimizer state without copies. Returns the other outputs, in
+  /// manifest order. Inputs no output aliases are not written.
+  std::vector<Tensor> callInPlace(std::string_view entryName,
+                                  const std::vector<Tensor *> &inputs) const;
 
 private:
   Model() = default;
   void release();
+  /// Checks `inputs` and returns the index of the entry point.
+  size_t checkCall(std::string_view entryName,
+                   const std::vector<const Tensor *> &inputs) const;
+  /// Runs entry point `index` on tensors the caller has checked.
+  void invoke(size_t index, const std::vector<const Tensor *> &inputs,
+              const std::vector<Tensor *> &outputs) const;
 
   std::string dir_;
   Manifest manifest_;

@@ -6,10 +6,13 @@
 //   loss_and_grad(params..., tokens [B,S] i32, positions [B,S] i32,
 //                 targets [B,S] i32) -> (loss, <scalar metrics>..., grad.<p>...)
 //   adamw_step(params..., grad.<p>..., m.<p>..., v.<p>..., lr, beta1, beta2,
-//              eps, weight_decay, step, max_norm) -> (<p>..., m.<p>..., v.<p>...,
-//              grad_norm)
+//              eps, weight_decay, max_norm, step) -> (<p>..., m.<p>...,
+//              v.<p>..., grad_norm)
 //
-// Tensors are matched by their manifest names, not by position. Every scalar
+// Tensors are matched by their manifest names, not by position. adamw_step's
+// <p>, m.<p> and v.<p> outputs alias ("alias_of") the inputs of the same
+// name: Model::callInPlace updates the parameters and optimizer state in
+// their own buffers. A non-finite grad_norm stops the run. Every scalar
 // output of loss_and_grad other than the gradients (aux losses, causal-routing
 // agreement per block, ...) is recorded in metrics.jsonl under its name.
 //

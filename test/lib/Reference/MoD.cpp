@@ -108,8 +108,16 @@ ModSpec ModSpec::parse(const std::string &text) {
         spec.gate = Gate::Sigmoid;
       else
         specError("unknown gate '" + value + "' (expected linear or sigmoid)");
+    } else if (key == "routing") {
+      if (value == "topk")
+        spec.routing = Routing::TopK;
+      else if (value == "threshold")
+        spec.routing = Routing::Threshold;
+      else
+        specError("unknown routing '" + value + "' (expected topk or threshold)");
     } else {
-      specError("unknown key '" + key + "' (expected capacity, schedule, gate)");
+      specError("unknown key '" + key +
+                "' (expected capacity, schedule, gate, routing)");
     }
   }
   return spec;
@@ -176,17 +184,27 @@ std::vector<int32_t> modref::topKAscending(const std::vector<double> &scores, in
   return order;
 }
 
+std::vector<int32_t> modref::positiveAscending(const std::vector<double> &scores) {
+  std::vector<int32_t> routed;
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (scores[i] > 0.0) routed.push_back(int32_t(i));
+  return routed;
+}
+
 double modref::applyGate(Gate gate, double r) {
   return gate == Gate::Linear ? r : 1.0 / (1.0 + std::exp(-r));
 }
 
-RoutedOutput modref::routeBlock(const Activations &x,
-                                const std::vector<int32_t> &positions,
-                                const float *routerWeight, int64_t k, Gate gate,
-                                const BlockFunction &block) {
-  std::vector<double> r = routerLogits(x, routerWeight);
+namespace {
+/// out = x; out[I[j]] += g(r[I[j]])·f(x[I], p[I])[j].
+RoutedOutput routeOn(const Activations &x, const std::vector<int32_t> &positions,
+                     const std::vector<double> &r, std::vector<int32_t> indices,
+                     Gate gate, const BlockFunction &block) {
   RoutedOutput result;
-  result.indices = topKAscending(r, k);
+  result.indices = std::move(indices);
+  result.out = x;
+  const int64_t k = int64_t(result.indices.size());
+  if (k == 0) return result;
   Activations gathered(k, x.width);
   std::vector<int32_t> gatheredPositions;
   for (int64_t j = 0; j < k; ++j) {
@@ -197,7 +215,6 @@ RoutedOutput modref::routeBlock(const Activations &x,
   Activations d = block(gathered, gatheredPositions);
   if (d.rows != k || d.width != x.width)
     throw std::logic_error("block contribution has the wrong shape");
-  result.out = x;
   for (int64_t j = 0; j < k; ++j) {
     int32_t i = result.indices[size_t(j)];
     double g = applyGate(gate, r[size_t(i)]);
@@ -206,13 +223,32 @@ RoutedOutput modref::routeBlock(const Activations &x,
   }
   return result;
 }
+} // namespace
+
+RoutedOutput modref::routeBlock(const Activations &x,
+                                const std::vector<int32_t> &positions,
+                                const float *routerWeight, int64_t k, Gate gate,
+                                const BlockFunction &block) {
+  std::vector<double> r = routerLogits(x, routerWeight);
+  return routeOn(x, positions, r, topKAscending(r, k), gate, block);
+}
+
+RoutedOutput modref::routeBlockThreshold(const Activations &x,
+                                         const std::vector<int32_t> &positions,
+                                         const float *routerWeight, Gate gate,
+                                         const BlockFunction &block) {
+  std::vector<double> r = routerLogits(x, routerWeight);
+  return routeOn(x, positions, r, positiveAscending(r), gate, block);
+}
 
 ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
                                  const Tensor &positions, const ModSpec &spec) {
   const ModelConfig &config = model.config();
   spec.checkBlocks(config.numLayers);
   TokenBatch batch = model.checkInputs(tokens, positions);
-  const int64_t K = spec.capacity(batch.seqLen), V = config.vocabSize;
+  const bool threshold = spec.routing == ModSpec::Routing::Threshold;
+  const int64_t K = threshold ? 0 : spec.capacity(batch.seqLen);
+  const int64_t S = batch.seqLen, V = config.vocabSize;
 
   // Resolve the router weights first so a missing one is reported before
   // any work is done.
@@ -224,8 +260,12 @@ ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
 
   ForwardResult result;
   result.logits = Tensor(DType::F32, {batch.batch, batch.seqLen, V});
-  for (const auto &entry : routers)
-    result.routedIndices.emplace(entry.first, Tensor(DType::I32, {batch.batch, K}));
+  for (const auto &entry : routers) {
+    if (threshold)
+      result.routedMask.emplace(entry.first, Tensor(DType::I32, {batch.batch, S}));
+    else
+      result.routedIndices.emplace(entry.first, Tensor(DType::I32, {batch.batch, K}));
+  }
 
   auto block = [&](int64_t layer) {
     return [&model, layer](const Activations &xk, const std::vector<int32_t> &pk) {
@@ -239,6 +279,15 @@ ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
       auto router = routers.find(layer);
       if (router == routers.end()) {
         model.applyBlock(layer, h, pos);
+        continue;
+      }
+      if (threshold) {
+        RoutedOutput routed =
+            routeBlockThreshold(h, pos, router->second, spec.gate, block(layer));
+        h = std::move(routed.out);
+        int32_t *mask = result.routedMask.at(layer).data<int32_t>() + b * S;
+        std::fill(mask, mask + S, 0);
+        for (int32_t i : routed.indices) mask[i] = 1;
         continue;
       }
       RoutedOutput routed = routeBlock(h, pos, router->second, K, spec.gate, block(layer));

@@ -31,8 +31,12 @@ enum class Gate { Linear, Sigmoid };
 ///   schedule=every:N:offset:M  blocks M, M+N, M+2N, ...
 ///   schedule=list:1,3       exactly these blocks
 ///   gate=linear|sigmoid     g(r) = r (the paper, the default) or sigmoid(r)
+///   routing=topk|threshold  the K largest logits of the sequence (the
+///                           default) or every token whose logit is > 0,
+///                           the causal rule of sampling (capacity unused)
 struct ModSpec {
   enum class Schedule { EveryOther, Every, List };
+  enum class Routing { TopK, Threshold };
 
   bool capacityIsFraction = true;
   double fraction = 0.125;
@@ -42,6 +46,7 @@ struct ModSpec {
   int64_t offset = 1;
   std::vector<int64_t> blocks;
   Gate gate = Gate::Linear;
+  Routing routing = Routing::TopK;
 
   /// Errors quote the offending part of `text`.
   static ModSpec parse(const std::string &text);
@@ -60,6 +65,8 @@ std::vector<double> routerLogits(const Activations &x, const float *routerWeight
 /// The indices of the `k` largest scores, ties to the lower index, sorted
 /// ascending.
 std::vector<int32_t> topKAscending(const std::vector<double> &scores, int64_t k);
+/// The indices of the scores > 0, ascending: threshold routing's set.
+std::vector<int32_t> positiveAscending(const std::vector<double> &scores);
 double applyGate(Gate gate, double r);
 
 /// f(xk, pk): the block's residual contribution on the gathered tokens.
@@ -75,10 +82,17 @@ struct RoutedOutput {
 RoutedOutput routeBlock(const Activations &x, const std::vector<int32_t> &positions,
                         const float *routerWeight, int64_t k, Gate gate,
                         const BlockFunction &block);
+/// The same with threshold routing: I = {i : r[i] > 0}, which may be empty
+/// (then out = x) or every token.
+RoutedOutput routeBlockThreshold(const Activations &x,
+                                 const std::vector<int32_t> &positions,
+                                 const float *routerWeight, Gate gate,
+                                 const BlockFunction &block);
 
 struct ForwardResult {
   modrt::Tensor logits;                             // f32 [B,S,V]
-  std::map<int64_t, modrt::Tensor> routedIndices;   // layer -> i32 [B,K]
+  std::map<int64_t, modrt::Tensor> routedIndices;   // layer -> i32 [B,K] (top-k)
+  std::map<int64_t, modrt::Tensor> routedMask;      // layer -> i32 [B,S] 0/1 (threshold)
 };
 
 /// The forward pass with the blocks `spec` schedules routed (router weights

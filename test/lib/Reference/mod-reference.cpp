@@ -45,10 +45,14 @@ forward: runs the reference model. --config is a Hugging Face config.json
   --mod=SPEC routes blocks as in ARCHITECTURE.md section 2; SPEC is a comma
   list of capacity=0.125 (fraction of S, K = round(C*S) clamped to [1,S]) or
   capacity=3 (absolute K), schedule=every-other (default: blocks 1,3,5,...),
-  every:N, every:N:offset:M or list:1,3, and gate=linear (default) or sigmoid.
+  every:N, every:N:offset:M or list:1,3, gate=linear (default) or sigmoid,
+  and routing=topk (default) or threshold (every token whose router logit is
+  > 0 goes through the block, causal; capacity is unused).
   The router weight of block i is `<block prefix>.mod.router.weight` [D] in
-  the weights file. With --mod the output also holds `routed_indices.<i>`
-  i32 [B,K], the ascending token indices each routed block selected.
+  the weights file. With --mod (top-k) the output also holds
+  `routed_indices.<i>` i32 [B,K], the ascending token indices each routed
+  block selected; with routing=threshold the tool prints
+  `routed.<i>: n/S ...`, the routed count of every sequence, instead.
 
 compare: compares every tensor of --expected with the tensor of the same
   name in --actual and prints `name: max rel err X (N elements)`. The
@@ -157,6 +161,18 @@ int runForward(Options &options) {
     outputs.emplace("logits", std::move(result.logits));
     for (auto &[layer, indices] : result.routedIndices)
       outputs.emplace("routed_indices." + std::to_string(layer), std::move(indices));
+    // Threshold routing selects a different number of tokens per sequence,
+    // which no static-shape output can hold: report the counts instead.
+    for (auto &[layer, mask] : result.routedMask) {
+      const int64_t s = mask.shape()[1];
+      std::printf("routed.%lld:", static_cast<long long>(layer));
+      for (int64_t b = 0; b < mask.shape()[0]; ++b) {
+        int64_t n = 0;
+        for (int64_t i = 0; i < s; ++i) n += mask.data<int32_t>()[b * s + i];
+        std::printf(" %lld/%lld", static_cast<long long>(n), static_cast<long long>(s));
+      }
+      std::printf("\n");
+    }
     metadata.emplace("modc.mod", modText);
   }
   modrt::writeSafetensors(outputPath, outputs, metadata);

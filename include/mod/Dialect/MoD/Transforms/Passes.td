@@ -35,7 +35,39 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %out = mod.scatter_add %x[%idx], %d scale %val gate(sigmoid)
         : ... -> tensor<1x4x8xf32>
     ```
+
+    With `routing=threshold` the routed set of each sequence is the causal
+    decision `{i : r[b,i] > 0}` (sigmoid(r) > 0.5, the rule of aux-BCE
+    trained routers at sampling time) instead of the top-k, so a forward pass
+    computes exactly what prefill and decode compute. Shapes stay static:
+    every block must have capacity equal to S (`--mod-dense-to-mod` with
+    `capacity=1.0`), the body runs on all S tokens, and
+
+    - an unrouted token's position becomes `max(p[b,:]) + 1`, later than
+      every real position of its sequence, so the body's position-causal
+      attention (query i sees key j iff `pk[j] <= pk[i]`) hides it from every
+      routed query: routed tokens attend to the routed tokens alone;
+    - an unrouted token's block output is dropped (a select keeps `x`), a
+      routed token gets `x + g(r) * d`.
+
+    ```mlir
+    %r   = mod.router %x, %w : tensor<1x4x8xf32>, tensor<8xf32> -> tensor<1x4xf32>
+    %max = linalg.generic ... // max over the row of %p
+    %pk  = linalg.generic ... // %r > 0 ? %p : %max + 1
+    %d   = "some.block"(%x, %pk) : (tensor<1x4x8xf32>, tensor<1x4xi32>) -> tensor<1x4x8xf32>
+    %out = linalg.generic ... // %r > 0 ? %x + g(%r) * %d : %x
+    ```
+
+    A block whose capacity is not S is an error with `routing=threshold`;
+    the IR is then left unchanged.
   }];
+  let options = [
+    Option<"routing", "routing", "std::string", /*default=*/"\"topk\"",
+           "How tokens are chosen: topk (the K largest router logits of the "
+           "sequence, training-time MoD) or threshold (every token whose "
+           "router logit is > 0, the causal rule sampling uses; needs "
+           "capacity == S)">
+  ];
   let dependentDialects = ["::mlir::mod::MoDDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
@@ -170,6 +202,270 @@ def FlopReport : Pass<"mod-flop-report", "::mlir::ModuleOp"> {
            "A dense module (.mlir) to compare with: prints dense FLOPs and "
            "the MoD/dense ratio">
   ];
+}
+
+def ConvertFloatType : Pass<"mod-convert-float-type", "::mlir::ModuleOp"> {
+  let summary = "Change one floating-point element type into another everywhere";
+  let description = [{
+    Rewrites every use of the floating-point type `from` into `to`: operand,
+    result and block-argument types (also inside tensor, memref and function
+    types), float constants and dense float constants (each value rounded
+    once to the new type), so that a model imported in f32 can be compiled
+    in f64 (the gradient checks need f64). Integer and index types are left
+    alone. The rewrite is structural and applies to every dialect, so ops
+    such as `mod.router` or `linalg.matmul` keep verifying as long as their
+    operands change type together.
+
+    Before (`from=f32 to=f64`):
+
+    ```mlir
+    func.func @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+      %c = arith.constant 2.0 : f32
+      ...
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @f(%x: tensor<4xf64>) -> tensor<4xf64> {
+      %c = arith.constant 2.000000e+00 : f64
+      ...
+    }
+    ```
+
+    An unknown type name is an error and leaves the module unchanged.
+  }];
+  let options = [
+    Option<"from", "from", "std::string", /*default=*/"\"f32\"",
+           "Element type to replace: f16, bf16, f32 or f64">,
+    Option<"to", "to", "std::string", /*default=*/"\"f64\"",
+           "Element type to use instead: f16, bf16, f32 or f64">
+  ];
+}
+
+def GenerateGrad : Pass<"mod-generate-grad", "::mlir::ModuleOp"> {
+  let summary = "Generate @loss_and_grad: cross-entropy loss, causal-routing "
+                "losses and reverse-mode gradients of every parameter";
+  let description = [{
+    Takes the forward function `func` (parameters marked `mod.kind =
+    "parameter"`, `tokens` and `positions` `[B,S]` i32 arguments, one
+    `[B,S,V]` logits result) and adds
+
+    ```mlir
+    func.func @loss_and_grad(<parameters>, %tokens, %positions,
+                             %targets: tensor<BxSxi32> {mod.name = "targets"})
+        -> (loss, aux_loss.<prefix>..., agreement.<prefix>...,
+            predictor_loss.<prefix>..., predictor_agreement.<prefix>...,
+            grad.<parameter>...)
+    ```
+
+    whose results carry `mod.name` attributes, which `mod-compile` copies into
+    the manifest. `loss` is the mean next-token cross-entropy over the
+    targets that are not -1 (negative targets are ignored; 0 if all are).
+    The gradients are those of the training objective
+    `loss + aux-loss * sum(aux_loss.*) + sum(predictor_loss.*)`.
+
+    Reverse mode over linalg on tensors, in the style of LAGrad: the forward
+    is cloned (routed blocks expanded into router, top-k, gather and
+    scatter_add), then the ops are visited in reverse order:
+    - `linalg.generic`: one adjoint generic per differentiable operand; its
+      output map is that operand's map and the loops missing from that map
+      become reductions, so broadcasts sum without atomics. The body is
+      recomputed from the forward inputs and differentiated op by op (arith
+      add/sub/mul/div/neg/max/min/select/casts, math exp/log/tanh/sqrt/rsqrt/
+      erf/sin/cos/powf/absf; comparisons, integer ops and linalg.index carry
+      no gradient). Reductions must combine with `addf` or a max (the max
+      gets the gradient where it is attained). A `tensor.extract` of a
+      differentiable tensor in a body (an embedding lookup) becomes a
+      scatter-add loop (scf.for over the generic's iteration space).
+    - `linalg.matmul` / `linalg.batch_matmul`: `dA = dC B^T`, `dB = A^T dC`,
+      emitted as `linalg.transpose` + `linalg.matmul`/`batch_matmul`, so BLAS
+      and cuBLAS still get every GEMM. Other named linalg ops are generalized
+      first.
+    - `tensor.collapse_shape`/`expand_shape` (inverse reshape),
+      `extract_slice` (insert into zeros), `insert_slice`, `concat` (slices),
+      `linalg.transpose` (inverse permutation), `linalg.broadcast` and fills.
+    - `mod.router` (to x and to w), `mod.gather` (scatter-add of the rows),
+      `mod.scatter_add` (to the residual, to the update through the scale,
+      and to the scale), `mod.topk` (values only; indices carry no
+      gradient), `mod.routed_block` (expanded first).
+    An op that has a differentiable operand and no rule is an error naming
+    it; nothing is emitted.
+
+    Causal routing (ARCHITECTURE section 2): for every routed block
+    (prefix taken from its `<prefix>.mod.router.weight` parameter)
+    `aux_loss.<prefix>` is the mean binary cross-entropy between the router
+    logits and top-k membership (targets carry no gradient), and
+    `agreement.<prefix>` the fraction of tokens with `(logit > 0) ==
+    membership`. With `predictor`, each block gets a 2-layer MLP
+    `tanh(x W1 + b1) . w2 + b2` on the block input with the gradient
+    stopped (parameters `<prefix>.mod.predictor.{fc1.weight [D,H], fc1.bias
+    [H], fc2.weight [H], fc2.bias [1]}`), trained with BCE against membership:
+    `predictor_loss.<prefix>` and `predictor_agreement.<prefix>`; its
+    gradient never reaches the main model.
+
+    Memory: every forward value the backward reads is kept (stored
+    activations): the inputs of each differentiated generic and matmul, the
+    results of max reductions, the router logits and indices, the gathered
+    rows and block outputs. Scalar bodies are recomputed, not stored.
+    `print-memory` prints the bytes of these stored values and the largest
+    ones on stderr.
+  }];
+  let options = [
+    Option<"func", "func", "std::string", /*default=*/"\"forward\"",
+           "Name of the forward function to differentiate">,
+    Option<"auxLoss", "aux-loss", "double", /*default=*/"0.01",
+           "Weight of the router aux BCE losses in the training objective "
+           "(0 keeps them as metrics only)">,
+    Option<"predictor", "predictor", "bool", /*default=*/"false",
+           "Add a causal-routing predictor MLP per routed block">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP">,
+    Option<"predictorInitStd", "predictor-init-std", "double",
+           /*default=*/"0.02",
+           "Standard deviation of the normal initialization of the predictor "
+           "weights (biases start at zero)">,
+    Option<"printMemory", "print-memory", "bool", /*default=*/"false",
+           "Print the bytes of stored forward activations on stderr">
+  ];
+  let dependentDialects = ["::mlir::mod::MoDDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def GenerateAdamW : Pass<"mod-generate-adamw", "::mlir::ModuleOp"> {
+  let summary = "Generate the @adamw_step entry point that updates the parameters in place";
+  let description = [{
+    Adds a public function `@adamw_step` that applies one AdamW update
+    (Loshchilov & Hutter, decoupled weight decay, PyTorch's formulation) to
+    every parameter of the function named by `func` (the arguments with
+    `mod.kind = "parameter"`, in their order there; normally the
+    `@loss_and_grad` that `--mod-generate-grad` adds):
+
+    ```mlir
+    func.func @adamw_step(%p.. {mod.name = "<p>", mod.kind = "parameter"},
+                          %g.. {mod.name = "grad.<p>"},
+                          %m.. {mod.name = "m.<p>"}, %v.. {mod.name = "v.<p>"},
+                          %lr: tensor<f32>, %beta1: tensor<f32>,
+                          %beta2: tensor<f32>, %eps: tensor<f32>,
+                          %weight_decay: tensor<f32>, %max_norm: tensor<f32>,
+                          %step: tensor<i32>)
+        -> (<p>.. {mod.aliases = 0 : i64, ...}, m.<p>.., v.<p>..,
+            tensor<f32> {mod.name = "grad_norm"})
+    ```
+
+    (the scalars have the parameters' element type; `step` counts from 1).
+    With `n = sqrt(sum over all gradients of g^2)` (accumulated in f64) and
+    `c = max_norm / (n + 1e-6)` clamped to at most 1 when `max_norm > 0`,
+    else `c = 1` (PyTorch's `clip_grad_norm_`), every element is updated as
+
+    ```
+    g' = c * g
+    m' = beta1 * m + (1 - beta1) * g'
+    v' = beta2 * v + (1 - beta2) * g'^2
+    p' = p * (1 - lr * weight_decay)                                  (decayed only)
+         - (lr / (1 - beta1^step)) * m' / (sqrt(v') / sqrt(1 - beta2^step) + eps)
+    ```
+
+    The scalar coefficients are computed in f64 and rounded to the element
+    type once. `grad_norm` is `n`, before clipping. If `n` is not finite
+    (a NaN or infinity in some gradient) the parameters, `m` and `v` are
+    returned unchanged, so the state updated in place stays the last good
+    one and the caller can stop on the reported norm.
+
+    Weight decay rule: a parameter is decayed when its rank is at least 2
+    (weight matrices and embeddings) and its name does not end in
+    `.mod.router.weight`; biases, normalization scales and router weights
+    are not decayed.
+
+    In place: the parameter, `m` and `v` results carry a result attribute
+    `mod.aliases = <argument index : i64>` naming the argument they replace.
+    The runtime passes that argument's buffer as the result's buffer
+    (`modrt::Model::callInPlace`), and the generated code only reads an
+    element of `p`, `m`, `v` in the iteration that writes it. mod-compile
+    records the pairs in the manifest as `"alias_of"`. No other entry point
+    writes into its arguments.
+
+    Errors (the module is left unchanged): no function named `func`, no
+    parameter arguments, parameters whose element types are not one float
+    type, or an existing `@adamw_step`.
+  }];
+  let options = [
+    Option<"func", "func", "std::string", /*default=*/"\"loss_and_grad\"",
+           "The function whose `mod.kind = \"parameter\"` arguments are the "
+           "parameters to update (their names, order, initializers)">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
+  let summary = "Generate @prefill and a KV-cache @decode_step from a forward function";
+  let description = [{
+    Incrementalizes a forward function `(params..., tokens [B,S], positions
+    [B,S]) -> logits [B,S,V]` (arguments found by their `mod.name`) into two
+    new entry points that share caches of static maximum size `Smax`:
+
+    ```mlir
+    func.func @prefill(params..., %tokens: tensor<BxPxi32>,
+                       %positions: tensor<BxPxi32>, %cache.0 ..., %lengths: tensor<Bxi32>)
+        -> (tensor<BxPxVxf32> {mod.name = "logits"},
+            tensor<BxSmaxx...> {mod.aliases = <cache.0's argument index> : i64}, ...)
+    func.func @decode_step(params..., %tokens: tensor<Bxi32>,
+                           %positions: tensor<Bxi32>, %cache.0 ..., %lengths: tensor<Bxi32>)
+        -> (tensor<BxVxf32> {mod.name = "logits"}, <the updated caches>...)
+    ```
+
+    `@prefill` writes the first `lengths[b]` of its P tokens (a sequence's
+    prompt, the rest is padding) into slots `0..lengths[b]-1` of an empty
+    cache; `@decode_step` writes one token per sequence into slot
+    `lengths[b]` (the tokens the cache already holds). Each cache result
+    replaces its argument in place (`mod.aliases`, the manifest's
+    `alias_of`). The caller checks `lengths[b] + 1 <= Smax`.
+
+    The analysis never matches op names. Token axes come from
+    TokenAxisAnalysis; every token axis of a value the logits need is
+    labelled *query* (only the new tokens) or *key* (every cache slot): the
+    logits' token axis is a query axis, labels follow indexing maps
+    backwards, and a loop over tokens that is no result dimension of its op
+    (the key axis of attention's contractions and softmax) is a key loop. A
+    value needed on the key side is read from a cache (the new tokens'
+    values, computed position-wise, are written at their slots) or
+    recomputed from cached operands when its op has no reduction, whichever
+    caches fewer elements per token (ties: the cache). So keys and values
+    are cached after their projection and RoPE, and the positions are cached
+    for the key side of the mask. Position-derived values of the new tokens
+    (RoPE angles, the query side of the mask) are computed from the new
+    positions.
+
+    Unwritten cache slots read position `max(new positions) + 1` (so the
+    position-causal mask hides them) and 0 in float caches (so stale memory
+    cannot become NaN through a masked probability). A forward whose mask
+    does not read the positions on its key side, an op with no
+    incrementalization rule, a body that reads a token index, a constant
+    with a token axis, or a routed block is a diagnostic naming the op; the
+    module is then left unchanged.
+  }];
+  let options = [
+    Option<"forward", "func", "std::string", /*default=*/"\"forward\"",
+           "The forward function to incrementalize">,
+    Option<"maxSeqLen", "max-seq-len", "unsigned", /*default=*/"0",
+           "Smax, the token slots of every cache (0: the forward's S)">,
+    Option<"prefillLen", "prefill-len", "unsigned", /*default=*/"0",
+           "P, the padded prompt length @prefill takes (0: the forward's S); "
+           "at most Smax">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect"];
 }
 
 #endif // MOD_DIALECT_MOD_TRANSFORMS_PASSES_TD
