@@ -24,7 +24,7 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP", "C
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.modc_tools_dir, config.llvm_tools_dir]
-tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-tokenize", "mod-refcheck", "mod-reference", "mod-optcheck", "mod-gradcheck", "mod-decode-check", "mod-train"]
+tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-tokenize", "mod-refcheck", "mod-reference", "mod-optcheck", "mod-gradcheck", "mod-decode-check", "mod-train", "mod-sample"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.modc_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

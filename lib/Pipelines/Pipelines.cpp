@@ -13,23 +13,34 @@ std::string mlir::mod::getCPULoweringPipeline() {
   return "mod-expand-routed-blocks,"
          "mod-lower-to-linalg,"
          "canonicalize,cse,"
+         "mod-cpu-fuse-elementwise,"
+         "canonicalize,cse,"
+         "mod-read-only-entry-arguments,"
          "one-shot-bufferize{bufferize-function-boundaries "
          "function-boundary-type-conversion=identity-layout-map},"
          "buffer-results-to-out-params{hoist-static-allocs modify-public-functions},"
          "buffer-deallocation-pipeline,"
          "canonicalize,"
-         "convert-linalg-to-loops,"
-         "lower-affine,"
-         "convert-scf-to-cf,"
+         "mod-linalg-to-blas,"
+         "mod-strided-copies-to-linalg,"
+         "func.func(convert-linalg-to-parallel-loops),"
+         "mod-cpu-parallel-loops,"
+         "convert-scf-to-openmp,"
+         "mod-cpu-approximate-math,"
+         // Memref ops lower before scf: the memref.alloca_scope that
+         // convert-scf-to-openmp puts in each parallel body must still hold
+         // a single block when it is inlined.
          "expand-strided-metadata,"
          "lower-affine,"
          "finalize-memref-to-llvm,"
+         "convert-scf-to-cf,"
          "convert-math-to-llvm,"
          "convert-math-to-libm,"
          "convert-arith-to-llvm,"
          "convert-index-to-llvm,"
          "convert-func-to-llvm,"
          "convert-cf-to-llvm,"
+         "convert-openmp-to-llvm,"
          "reconcile-unrealized-casts";
 }
 
@@ -52,6 +63,13 @@ LogicalResult mlir::mod::buildCPULoweringPipeline(OpPassManager &pm,
                                                   std::string &error) {
   return parsePipelineInto(pm, getCPULoweringPipeline(), "CPU lowering",
                            error);
+}
+
+std::vector<std::string> mlir::mod::cpuLinkArguments() {
+  // libomp comes with LLVM (Debian's libomp-22-dev), outside the default
+  // library path, hence the rpath.
+  return {"-lopenblas", "-L" MODC_LLVM_LIBRARY_DIR, "-lomp",
+          "-Wl,-rpath," MODC_LLVM_LIBRARY_DIR};
 }
 
 void mlir::mod::registerMoDPipelines() {

@@ -23,6 +23,8 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
 #include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
@@ -71,6 +73,9 @@ void mlir::mod::registerModcDialects(DialectRegistry &registry) {
   func::registerInlinerExtension(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  // CPU target: parallel loops become OpenMP work-sharing loops.
+  registry.insert<omp::OpenMPDialect>();
+  registerOpenMPDialectTranslation(registry);
   // CUDA target: kernels in the gpu dialect, NVVM code generation, cubin
   // serialization (#nvvm.target) and translation of gpu.binary /
   // gpu.launch_func host code to LLVM IR.

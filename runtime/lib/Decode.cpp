@@ -172,7 +172,12 @@ Tensor Decoder::prefill(const std::vector<std::vector<int32_t>> &prompts) {
 }
 
 Tensor Decoder::step(const std::vector<int32_t> &next) {
-  if (int64_t(next.size()) != batch_)
+  return step(next, std::vector<bool>(next.size(), true));
+}
+
+Tensor Decoder::step(const std::vector<int32_t> &next,
+                     const std::vector<bool> &active) {
+  if (int64_t(next.size()) != batch_ || active.size() != next.size())
     throw Error("expected " + std::to_string(batch_) +
                 " tokens (one per sequence), got " + std::to_string(next.size()));
   Tensor tokens(DType::I32, {batch_});
@@ -180,7 +185,7 @@ Tensor Decoder::step(const std::vector<int32_t> &next) {
   Tensor lengths(DType::I32, {batch_});
   for (size_t b = 0; b < next.size(); ++b) {
     checkToken(next[b], b);
-    if (lengths_[b] >= maxSeqLen_)
+    if (active[b] && lengths_[b] >= maxSeqLen_)
       throw Error("sequence " + std::to_string(b) + ": the KV cache is full: "
                   "position " + std::to_string(lengths_[b]) +
                   " needs a slot, but the model was generated with "
@@ -191,7 +196,9 @@ Tensor Decoder::step(const std::vector<int32_t> &next) {
   }
   std::vector<Tensor> outputs = model_.callInPlace(
       stepEntry_->name, inputsFor(*stepEntry_, tokens, positions, lengths));
-  for (int32_t &length : lengths_)
-    ++length;
+  // An inactive sequence's token went to the slot past its length, which
+  // stays unused (and is overwritten if it ever resumes).
+  for (size_t b = 0; b < lengths_.size(); ++b)
+    if (active[b]) ++lengths_[b];
   return std::move(outputs.at(0));
 }

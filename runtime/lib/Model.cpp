@@ -2,10 +2,50 @@
 
 #include "modrt/Model.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <string>
+#include <thread>
 
 using namespace modrt;
+
+int modrt::configuredThreadCount() {
+  const char *text = std::getenv("MODC_NUM_THREADS");
+  if (!text || !*text) {
+    unsigned cores = std::thread::hardware_concurrency();
+    return cores == 0 ? 1 : int(cores);
+  }
+  char *end = nullptr;
+  long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 1 || value > 4096)
+    throw Error(std::string("MODC_NUM_THREADS='") + text +
+                "' must be a positive integer (the number of threads for "
+                "parallel loops and BLAS)");
+  return int(value);
+}
+
+namespace {
+/// One thread count for both pools a CPU model uses: LLVM's OpenMP runtime
+/// (parallel loops) and OpenBLAS (GEMMs). Model::load also sets the
+/// environment before dlopen, for runtimes that read it when they start; the
+/// setters cover libraries that were already loaded.
+void configureThreads(void *handle, int threads) {
+  auto call = [&](const char *name, int value) {
+    void *symbol = ::dlsym(handle, name);
+    if (!symbol) return;
+    void (*fn)(int);
+    std::memcpy(&fn, &symbol, sizeof fn);
+    fn(value);
+  };
+  call("openblas_set_num_threads", threads);
+  call("omp_set_num_threads", threads);
+  // Idle OpenMP workers sleep at once instead of spinning for 200 ms: the
+  // GEMMs between two parallel loops run on OpenBLAS's own threads, which
+  // spinning OpenMP workers would starve.
+  call("kmp_set_blocktime", 0);
+}
+} // namespace
 
 std::vector<int64_t> modrt::makeMemRefDescriptor(const Tensor &tensor) {
   static_assert(sizeof(void *) == sizeof(int64_t),
@@ -34,6 +74,10 @@ Model Model::load(const std::string &dir) {
   model.dir_ = dir;
   model.manifest_ = Manifest::load(dir + "/manifest.json");
   const std::string libraryPath = dir + "/" + model.manifest_.library;
+  const int threads = configuredThreadCount();
+  // OpenBLAS sizes its thread pool from the environment when it is loaded.
+  ::setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  ::setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   // RTLD_NOW surfaces unresolved symbols here instead of mid-call;
   // RTLD_LOCAL keeps two loaded models from resolving each other's symbols.
   model.handle_ = ::dlopen(libraryPath.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -42,6 +86,7 @@ Model Model::load(const std::string &dir) {
     throw Error(libraryPath + ": cannot load model library: " +
                 (why ? why : "unknown dlopen error"));
   }
+  configureThreads(model.handle_, threads);
   for (const EntryPoint &entry : model.manifest_.entryPoints) {
     ::dlerror(); // clear any stale error
     void *symbol = ::dlsym(model.handle_, entry.symbol.c_str());

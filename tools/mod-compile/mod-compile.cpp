@@ -222,8 +222,9 @@ FailureOr<std::vector<EntryPoint>> collectEntryPoints(ModuleOp module) {
       entry.outputs.push_back(*spec);
     }
     // The metadata now lives in the manifest; LLVM has no use for it.
-    for (StringRef attrName :
-         {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr, kAliasesAttr}) {
+    // mod.aliases stays for --mod-read-only-entry-arguments, which consumes
+    // it (the aliased arguments are the only writable ones).
+    for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr}) {
       auto key = StringAttr::get(module.getContext(), attrName);
       for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
         fn.removeArgAttr(i, key);
@@ -443,6 +444,8 @@ LogicalResult linkSharedObject(StringRef object, StringRef output) {
   std::vector<std::string> cudaArgs;
   if (target == "cuda")
     cudaArgs = mod::cudaLinkArguments();
+  else
+    cudaArgs = mod::cpuLinkArguments();
   args.append(cudaArgs.begin(), cudaArgs.end());
   stage("linking with " + *driver);
   std::string error;

@@ -14,16 +14,18 @@ def ConvertMoDToLinalg : Pass<"mod-lower-to-linalg"> {
     a remaining one is an error.
 
     - `mod.router`: a `linalg.generic` contracting D (`B·S·D` multiply-adds).
-    - `mod.topk`: a rank-based selection. For every token `i` a
-      `linalg.generic` counts the tokens that beat it
-      (`r[j] > r[i]`, or `r[j] == r[i]` and `j < i`: ties go to the lower
-      index); token `i` is selected iff that count is `< K`, so exactly `K`
-      tokens are selected in every row without any sort. An `scf.for` over
-      the tokens then writes the selected indices in ascending order
-      (a running prefix count gives each one its slot). Cost per row:
-      `S²` comparisons (fully parallel over `i`) plus `S` sequential steps of
-      compaction; memory is `O(B·S)`. The CUDA path replaces this with a radix
-      select.
+    - `mod.topk`: a radix select per row, on buffers (bridged with
+      `bufferization.to_buffer` / `to_tensor restrict writable`), in an
+      `scf.parallel` over the rows. Scores become unsigned keys in a total
+      order (`-0.0 == +0.0`, NaN above `+inf`); `W` = bits/8 passes of an
+      8-bit histogram (most significant digit first) find the key `T` of the
+      K-th largest score and how many tokens with key `T` are needed; a last
+      pass in token order writes every token with key `> T` and the first
+      needed ones with key `T` (ties go to the lower index), so the `K`
+      indices come out ascending. Cost per row: `(W + 2) * S` steps (`W = 4`
+      for f32; the figure `--mod-flop-report` prints as `topk_cmp`), plus
+      `W` scans of 256 bins; scratch is `S` keys and 256 counters on the
+      stack of the thread that owns the row.
     - `mod.gather`: a `linalg.generic` over the `[B,K,...]` result whose body
       reads `input[b, idx[b,j], ...]` with `tensor.extract`.
     - `mod.scatter_add`: `scf.for` over `(b, j)` that adds
@@ -40,16 +42,257 @@ def ConvertMoDToLinalg : Pass<"mod-lower-to-linalg"> {
     After (sketch):
 
     ```mlir
-    %beaten = linalg.generic {iterator_types = ["parallel", "parallel", "reduction"]}
-        ins(%r, %r : ...) outs(%zeros : tensor<1x4xi32>) { ... }
-    %idx, %val = scf.for %b ... { scf.for %i ... { tensor.insert ... } }
+    %rb = bufferization.to_buffer %r read_only : tensor<1x4xf32> to memref<1x4xf32>
+    %ib = memref.alloc() : memref<1x2xi32>
+    scf.parallel (%b) = (%c0) to (%c1) step (%c1) {
+      %keys = memref.alloca() : memref<4xi32>
+      %hist = memref.alloca() : memref<256xi32>
+      scf.for %i ... { ... key ... }                  // keys
+      scf.for %i ... { ... histogram of one digit ... } // 4 times
+      scf.for %i ... iter_args(%slot = %c0, ...) { scf.if %take { memref.store ... } }
+    }
+    %idx = bufferization.to_tensor %ib restrict writable : memref<1x2xi32> to tensor<1x2xi32>
     ```
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
                            "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// CPU target
+//===----------------------------------------------------------------------===//
+
+def ReadOnlyEntryArguments : Pass<"mod-read-only-entry-arguments", "::mlir::ModuleOp"> {
+  let summary = "Mark entry-point tensor arguments read-only for one-shot bufferization";
+  let description = [{
+    Entry points (public `func.func`s with a body) must never write into the
+    buffers the caller passes in: calling one twice with the same inputs must
+    give the same answer. One-shot bufferization with
+    `bufferize-function-boundaries` treats function arguments as writable and
+    would, for instance, let the lowering of `mod.scatter_add` update the
+    caller's residual stream in place. This pass sets
+    `bufferization.writable = false` on every tensor argument of an entry
+    point, so that bufferization copies before any in-place write.
+
+    The one exception is an argument that a result declares it aliases:
+    a result with `mod.aliases = N : i64` (an in-place update such as
+    `@adamw_step`'s parameters and optimizer state) is written into argument
+    `N`, which is marked `bufferization.writable = true`. The pass consumes
+    `mod.aliases` (mod-compile has already written it to the manifest as
+    `alias_of`). An index that is out of range or names a non-tensor
+    argument is an error.
+
+    Before:
+
+    ```mlir
+    func.func @step(%p: tensor<4xf32>, %g: tensor<4xf32>)
+        -> (tensor<4xf32> {mod.aliases = 0 : i64}) { ... }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @step(%p: tensor<4xf32> {bufferization.writable = true},
+                    %g: tensor<4xf32> {bufferization.writable = false})
+        -> tensor<4xf32> { ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect"];
+}
+
+def StridedCopiesToLinalg : Pass<"mod-strided-copies-to-linalg"> {
+  let summary = "Turn memref.copy between non-contiguous buffers into linalg.copy";
+  let description = [{
+    `finalize-memref-to-llvm` lowers a `memref.copy` whose source or target
+    is not a contiguous row-major buffer to a call to `memrefCopy` from
+    MLIR's C runner utilities, which a compiled model does not link (a model
+    with `tensor.concat` would fail to load). This pass rewrites such copies
+    into `linalg.copy`, which becomes generated (parallel) loops; contiguous
+    copies stay `memref.copy` (a `memcpy`).
+
+    Before:
+
+    ```mlir
+    memref.copy %a, %b : memref<4x2xf32, strided<[4, 1]>> to memref<4x2xf32>
+    ```
+
+    After:
+
+    ```mlir
+    linalg.copy ins(%a : memref<4x2xf32, strided<[4, 1]>>) outs(%b : memref<4x2xf32>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
+  let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm calls";
+  let description = [{
+    Replaces every f32 contraction on buffers (`linalg.matmul`,
+    `linalg.batch_matmul`, and any `linalg.generic` whose body is
+    `out + a * b` and whose indexing maps have one M, one N and one K
+    dimension plus any number of batch dimensions) by calls to OpenBLAS's
+    `cblas_sgemm` (row-major, `alpha = beta = 1`: linalg accumulates into
+    its init).
+
+    For each operand, the strides of its two GEMM dimensions come from the
+    memref layout composed with the indexing map: unit stride on the inner
+    dimension is a plain operand, unit stride on the outer one is a
+    transposed operand (`CblasTrans`), so transposes never materialize. An
+    output whose M stride is 1 is computed as `Cᵀ = Bᵀ·Aᵀ`. Extra M, N or K
+    dimensions that collapse with the primary one in every operand (e.g.
+    `[B,S,D]` tokens) are merged into it; the remaining dimensions become
+    `scf.for` loops around the call, advancing each operand by its stride
+    (0 for an operand that does not use the dimension, i.e. a broadcast).
+
+    Ops that do not fit (other element types, a body that is not a plain
+    multiply-add, no unit stride in an operand, dynamic shapes or strides)
+    are left alone and become generated loops.
+
+    Before:
+
+    ```mlir
+    linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>)
+                  outs(%c : memref<6x8xf32>)
+    ```
+
+    After (sketch):
+
+    ```mlir
+    %pa = ... aligned pointer of %a plus its offset, as !llvm.ptr ...
+    func.call @cblas_sgemm(%c101_i32, %c111_i32, %c111_i32, %c6_i32, %c8_i32, %c4_i32,
+        %one, %pa, %c4_i32, %pb, %c8_i32, %one, %pc, %c8_i32) : (...) -> ()
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def CPUFuseElementwise : Pass<"mod-cpu-fuse-elementwise"> {
+  let summary = "Producer-consumer fusion of linalg ops on tensors for the CPU";
+  let description = [{
+    Runs before bufferization. Named linalg ops (other than `linalg.fill`)
+    are generalized, then a producer `linalg.generic` is fused into its
+    consumer when no element of the producer would be computed twice:
+
+    - the producer only moves data (its body yields an input unchanged:
+      transposes, broadcasts, copies), so fusing it only composes indexing
+      maps. A transpose feeding a matmul becomes a transposed indexing map,
+      which `--mod-linalg-to-blas` turns into a `CblasTrans` flag;
+    - or the producer has one user, which reads it through a permutation
+      map (elementwise chains, and elementwise ops feeding row reductions
+      such as softmax's max and sum).
+
+    An elementwise op is never fused into a matmul (it would be recomputed
+    for every output column). `tensor.collapse_shape` / `tensor.expand_shape`
+    with a single user are folded into the neighbouring generic by expanding
+    its iteration space (so `[B*H,S,hd]` batch GEMMs read `[B,S,H,hd]`
+    directly).
+
+    Before:
+
+    ```mlir
+    %t = linalg.transpose ins(%w : tensor<5x4xf32>) outs(%e : tensor<4x5xf32>) permutation = [1, 0]
+    %y = linalg.matmul ins(%x, %t : tensor<3x4xf32>, tensor<4x5xf32>) outs(%z : tensor<3x5xf32>) -> tensor<3x5xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %y = linalg.generic {indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
+                                          affine_map<(m, n, k) -> (n, k)>,
+                                          affine_map<(m, n, k) -> (m, n)>], ...}
+        ins(%x, %w : tensor<3x4xf32>, tensor<5x4xf32>) outs(%z : tensor<3x5xf32>) { ... }
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def CPUParallelLoops : Pass<"mod-cpu-parallel-loops"> {
+  let summary = "Choose which scf.parallel dimensions run on OpenMP threads";
+  let description = [{
+    Runs after `convert-linalg-to-parallel-loops` and before
+    `convert-scf-to-openmp`. For each outermost `scf.parallel`:
+
+    - nested `scf.parallel` loops become `scf.for` (one parallel region per
+      loop nest; the thread that owns an outer iteration runs the inner ones);
+    - a nest with fewer than `min-work` innermost iterations in total runs
+      sequentially (`scf.for`): a parallel region costs more than it saves;
+    - otherwise only the shortest prefix of dimensions with at least
+      `min-parallel-iterations` iterations stays parallel, and the inner
+      dimensions become `scf.for` loops, so the contiguous innermost loop
+      keeps a simple induction variable that LLVM vectorizes.
+
+    Loops with reductions (`init` values) are left unchanged.
+
+    Before:
+
+    ```mlir
+    scf.parallel (%b, %s, %d) = (%c0, %c0, %c0) to (%c1, %c256, %c768) step (%c1, %c1, %c1) {
+      ...
+    }
+    ```
+
+    After (`min-parallel-iterations=64`):
+
+    ```mlir
+    scf.parallel (%b, %s) = (%c0, %c0) to (%c1, %c256) step (%c1, %c1) {
+      scf.for %d = %c0 to %c768 step %c1 {
+        ...
+      }
+    }
+    ```
+  }];
+  let options = [
+    Option<"minWork", "min-work", "int64_t", /*default=*/"32768",
+           "Innermost iterations of a loop nest below which it runs "
+           "sequentially">,
+    Option<"minParallelIterations", "min-parallel-iterations", "int64_t",
+           /*default=*/"64",
+           "Iterations the parallel dimensions should provide before the "
+           "inner dimensions are made sequential">,
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
+def CPUApproximateMath : Pass<"mod-cpu-approximate-math"> {
+  let summary = "Replace f32 exp/tanh/erf/log calls with vectorizable polynomials";
+  let description = [{
+    `math.exp`, `math.expm1`, `math.tanh`, `math.erf`, `math.log`,
+    `math.log1p` and `math.log2` on f32 would lower to one libm call per
+    element, which LLVM cannot vectorize; softmax and GELU evaluate them on
+    every attention score and MLP activation. This pass rewrites them into
+    MLIR's polynomial approximations (`populateMathPolynomialApproximationPatterns`),
+    plain arithmetic accurate to a few ulp over the f32 range that LLVM
+    vectorizes. `math.sin` and `math.cos` keep libm: their approximations
+    lose accuracy for large arguments such as RoPE angles at late positions.
+
+    Before:
+
+    ```mlir
+    %e = math.exp %x : f32
+    ```
+
+    After (sketch):
+
+    ```mlir
+    %k = math.floor ... %x * log2(e) ...
+    %p = math.fma ... (degree-5 polynomial of the reduced argument) ...
+    %e = arith.bitcast ... (2^k scaling in the exponent bits) ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 //===----------------------------------------------------------------------===//

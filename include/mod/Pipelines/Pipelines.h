@@ -5,6 +5,9 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <string>
+#include <vector>
+
 namespace mlir::mod {
 
 /// The textual pass pipeline that takes a module of func/linalg/tensor/
@@ -21,6 +24,11 @@ LogicalResult parsePipelineInto(OpPassManager &pm, StringRef pipeline,
 /// Appends the CPU lowering pipeline to `pm`; fails with `error` if it does
 /// not parse.
 LogicalResult buildCPULoweringPipeline(OpPassManager &pm, std::string &error);
+
+/// Libraries a CPU model.so links besides libm: OpenBLAS (cblas_sgemm from
+/// --mod-linalg-to-blas) and LLVM's OpenMP runtime (parallel loops), as
+/// arguments for the C compiler driver.
+std::vector<std::string> cpuLinkArguments();
 
 /// Registers `--mod-cpu-lowering` with mod-opt.
 void registerMoDPipelines();

@@ -49,6 +49,9 @@ public:
   /// returns its f32 logits [B,V]. A sequence whose cache is full
   /// (lengths()[b] == maxSeqLen()) is an Error naming it.
   Tensor step(const std::vector<int32_t> &tokens);
+  /// The same for the sequences with `active[b]` set; the others (finished
+  /// samples) keep their length, and their logits rows mean nothing.
+  Tensor step(const std::vector<int32_t> &tokens, const std::vector<bool> &active);
 
 private:
   std::vector<Tensor *> inputsFor(const EntryPoint &entry, Tensor &tokens,

@@ -37,6 +37,11 @@ namespace modrt {
 /// into `tensor`, which must outlive it.
 std::vector<int64_t> makeMemRefDescriptor(const Tensor &tensor);
 
+/// The thread count for a CPU model's parallel loops and BLAS calls:
+/// $MODC_NUM_THREADS, or every core when it is unset. Throws Error when the
+/// variable is not a positive integer.
+int configuredThreadCount();
+
 class Model {
 public:
   using EntryFunction = void (*)(void **);

@@ -3,7 +3,7 @@
 // mod-run <model-dir> [--entry=NAME] [--inputs=FILE] [--outputs=FILE]
 //         [--weights=FILE] [--init-missing] [--seed=N] [--save-weights=FILE]
 //         [--prompt=TEXT] [--top=N] [--print] [--print-limit=N]
-//         [--precision=N]
+//         [--precision=N] [--repeat=N]
 //
 // Reads the entry point's data inputs by argument name from a safetensors
 // file (or, for a byte-level language model, makes them from --prompt), its
@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -51,6 +52,7 @@ struct Options {
   std::vector<std::string> printOnly; // empty: every output
   int64_t printLimit = kDefaultPrintLimit;
   int precision = kDefaultPrecision;
+  int64_t repeat = 1;
 };
 
 const char kUsage[] =
@@ -107,6 +109,13 @@ Options:
                        0 prints everything).
   --precision=N        Significant digits of printed floats, 1 to 17
                        (default 6).
+  --repeat=N           Call the entry point N times (default 1) on the same
+                       input buffers, print the median and fastest wall
+                       time per call to standard error, and fail if any
+                       call's outputs differ bit for bit from the first
+                       call's (an entry point must never write into its
+                       inputs). The threads used come from
+                       $MODC_NUM_THREADS (default: every core).
   --help               Show this help.
 )";
 
@@ -194,6 +203,9 @@ std::optional<Options> parseOptions(int argc, char **argv) {
     } else if (name == "--print-limit") {
       requireValue();
       options.printLimit = parseInteger(name, value, 0, INT64_MAX);
+    } else if (name == "--repeat") {
+      requireValue();
+      options.repeat = parseInteger(name, value, 1, 1000000);
     } else if (name == "--precision") {
       requireValue();
       options.precision = int(parseInteger(name, value, 1, 17));
@@ -478,7 +490,33 @@ int run(const Options &options) {
   std::vector<const Tensor *> inputPointers;
   for (const Tensor &input : inputs) inputPointers.push_back(&input);
 
-  std::vector<Tensor> outputs = model.call(entry.name, inputPointers);
+  std::vector<Tensor> outputs;
+  std::vector<double> millis;
+  for (int64_t call = 0; call < options.repeat; ++call) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<Tensor> result = model.call(entry.name, inputPointers);
+    millis.push_back(std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - start)
+                         .count());
+    if (call == 0) {
+      outputs = std::move(result);
+      continue;
+    }
+    for (size_t i = 0; i < outputs.size(); ++i)
+      if (result[i].byteSize() != outputs[i].byteSize() ||
+          std::memcmp(result[i].rawData(), outputs[i].rawData(),
+                      outputs[i].byteSize()) != 0)
+        throw Error("call " + std::to_string(call + 1) + " of '" + entry.name +
+                    "' gave a different '" + entry.outputs[i].name +
+                    "' than call 1 on the same inputs");
+  }
+  if (options.repeat > 1) {
+    std::vector<double> sorted = millis;
+    std::sort(sorted.begin(), sorted.end());
+    std::fprintf(stderr, "mod-run: %s: %lld calls, median %.3f ms, fastest %.3f ms "
+                 "(%d threads)\n", entry.name.c_str(), (long long)options.repeat,
+                 sorted[sorted.size() / 2], sorted.front(), configuredThreadCount());
+  }
 
   if (!options.outputsPath.empty()) {
     std::map<std::string, Tensor> named;

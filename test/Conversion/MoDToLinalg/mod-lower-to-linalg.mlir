@@ -18,24 +18,28 @@ func.func @router(%x: tensor<2x4x8xf32>, %w: tensor<8xf32>) -> tensor<2x4xf32> {
 
 // -----
 
-// Top-k: total-order keys, a rank count with the lower-index tie rule, then an
-// ascending compaction of the tokens whose rank is below K.
+// Top-k: a radix select per row, rows in parallel. Keys in a total order
+// (bitcast, flipped to unsigned order), four 8-bit histogram passes over the
+// row (most significant digit first: shifts 24, 16, 8, 0), each followed by
+// a scan of the 256 bins from the top, then one compaction pass in token
+// order taking keys above the threshold and the first ties.
 // CHECK-LABEL: func.func @topk
 // CHECK-SAME: (%[[R:.*]]: tensor<2x8xf32>)
-// CHECK: %[[KEYS:.*]] = linalg.generic {{.*}} ins(%[[R]] : tensor<2x8xf32>) outs(%{{.*}} : tensor<2x8xi32>)
+// CHECK: %[[RB:.*]] = bufferization.to_buffer %[[R]] read_only
+// CHECK: %[[IB:.*]] = memref.alloc() : memref<2x3xi32>
+// CHECK: %[[VB:.*]] = memref.alloc() : memref<2x3xf32>
+// CHECK: scf.parallel (%[[ROW:.*]]) =
+// CHECK: memref.alloca() : memref<8xi32>
 // CHECK: arith.bitcast %{{.*}} : f32 to i32
-// CHECK: %[[RANK:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[KEYS]], %[[KEYS]] : tensor<2x8xi32>, tensor<2x8xi32>)
-// CHECK: arith.cmpi sgt
+// CHECK: %[[HIST:.*]] = memref.alloca() : memref<256xi32>
+// CHECK-COUNT-4: arith.shrui
+// CHECK: arith.cmpi ugt
 // CHECK: arith.cmpi eq
-// CHECK: arith.cmpi ult
-// CHECK: %[[K:.*]] = arith.constant 3 : i32
-// CHECK: scf.for
-// CHECK: scf.for
-// CHECK: %[[RK:.*]] = tensor.extract %[[RANK]]
-// CHECK: %[[SEL:.*]] = arith.cmpi slt, %[[RK]], %[[K]] : i32
-// CHECK: scf.if %[[SEL]]
-// CHECK: tensor.insert
-// CHECK: tensor.insert
+// CHECK: scf.if
+// CHECK: memref.store %{{.*}}, %[[IB]][%[[ROW]], %{{.*}}] : memref<2x3xi32>
+// CHECK: memref.store %{{.*}}, %[[VB]][%[[ROW]], %{{.*}}] : memref<2x3xf32>
+// CHECK: bufferization.to_tensor %[[IB]] restrict writable
+// CHECK: bufferization.to_tensor %[[VB]] restrict writable
 // CHECK-NOT: mod.topk
 func.func @topk(%r: tensor<2x8xf32>) -> (tensor<2x3xi32>, tensor<2x3xf32>) {
   %i, %v = mod.topk %r k(3) : tensor<2x8xf32> -> tensor<2x3xi32>, tensor<2x3xf32>

@@ -75,6 +75,12 @@ int64_t floatOpsInBody(Operation *op) {
   return n;
 }
 
+/// Steps of the radix select that lowers mod.topk: per row, one pass forming
+/// the keys, one histogram pass per byte of the score, one compaction pass.
+int64_t radixSelectSteps(int64_t batch, int64_t seq, unsigned bits) {
+  return batch * (bits / 8 + 2) * seq;
+}
+
 /// FLOPs of one op (recursing into routed blocks).
 void countOp(Operation *op, const TokenAxisAnalysis &axes, Flops &f) {
   if (auto routed = dyn_cast<RoutedBlockOp>(op)) {
@@ -82,7 +88,7 @@ void countOp(Operation *op, const TokenAxisAnalysis &axes, Flops &f) {
     int64_t b = in.getDimSize(0), s = in.getDimSize(1), d = in.getDimSize(2);
     int64_t k = routed.getCapacity();
     f.router += 2 * b * s * d;
-    f.topkCmp += b * s * s;
+    f.topkCmp += radixSelectSteps(b, s, in.getElementTypeBitWidth());
     f.elementwise += 2 * b * k * d; // scale and add back
     if (routed.getGate() == GateKind::Sigmoid)
       f.elementwise += 4 * b * k;
@@ -96,7 +102,8 @@ void countOp(Operation *op, const TokenAxisAnalysis &axes, Flops &f) {
   }
   if (auto topk = dyn_cast<TopKOp>(op)) {
     auto in = cast<RankedTensorType>(topk.getInput().getType());
-    f.topkCmp += in.getDimSize(0) * in.getDimSize(1) * in.getDimSize(1);
+    f.topkCmp += radixSelectSteps(in.getDimSize(0), in.getDimSize(1),
+                                  in.getElementTypeBitWidth());
     return;
   }
   if (auto scatter = dyn_cast<ScatterAddOp>(op)) {

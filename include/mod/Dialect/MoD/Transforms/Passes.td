@@ -186,9 +186,10 @@ def FlopReport : Pass<"mod-flop-report", "::mlir::ModuleOp"> {
       scores `q.k^T` and weighted values `p.v`), which are `attention`;
     - `mod.router` costs `2*B*S*D` (`router`), `mod.scatter_add` `2*B*K*rest`
       (`elementwise`), `mod.gather` nothing;
-    - `mod.topk` is reported separately as comparisons (`topk_cmp`,
-      `B*S*S` for the rank-based selection the CPU lowering uses) and is
-      not part of the FLOP total;
+    - `mod.topk` is reported separately as integer steps (`topk_cmp`,
+      `B*(W+2)*S` for the radix select both lowerings use: one pass to form
+      the keys, `W` = bits/8 histogram passes (4 for f32) and one compaction
+      pass per row) and is not part of the FLOP total;
     - fills, copies, transposes, broadcasts and gathers are free.
 
     With `baseline=<file>`, the dense module the MoD module came from is

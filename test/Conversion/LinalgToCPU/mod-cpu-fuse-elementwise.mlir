@@ -1,0 +1,42 @@
+// RUN: mod-opt %s --mod-cpu-fuse-elementwise --split-input-file | FileCheck %s
+
+// A transposed weight feeding a matmul: the transpose disappears into the
+// matmul's indexing map (read as [N,K]); no copy remains.
+// CHECK-DAG: #[[A:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[W:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-LABEL: func.func @linear_out_in
+// CHECK-SAME:    %[[X:.*]]: tensor<3x4xf32>, %[[WT:.*]]: tensor<5x4xf32>
+// CHECK-NOT:     linalg.transpose
+// CHECK:         linalg.generic {indexing_maps = [#[[A]], #[[W]], {{.*}}], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME:        ins(%[[X]], %[[WT]] : tensor<3x4xf32>, tensor<5x4xf32>)
+func.func @linear_out_in(%x: tensor<3x4xf32>, %w: tensor<5x4xf32>) -> tensor<3x5xf32> {
+  %e = tensor.empty() : tensor<4x5xf32>
+  %t = linalg.transpose ins(%w : tensor<5x4xf32>) outs(%e : tensor<4x5xf32>) permutation = [1, 0]
+  %zero = arith.constant 0.0 : f32
+  %z = tensor.empty() : tensor<3x5xf32>
+  %c = linalg.fill ins(%zero : f32) outs(%z : tensor<3x5xf32>) -> tensor<3x5xf32>
+  %y = linalg.matmul ins(%x, %t : tensor<3x4xf32>, tensor<4x5xf32>) outs(%c : tensor<3x5xf32>) -> tensor<3x5xf32>
+  return %y : tensor<3x5xf32>
+}
+
+// -----
+
+// An elementwise chain becomes one loop nest; the exp is not fused into the
+// matmul that reads it (it would be recomputed for every output column).
+// CHECK-LABEL: func.func @chain
+// CHECK:         %[[EW:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]
+// CHECK:           arith.mulf
+// CHECK:           math.exp
+// CHECK-NOT:     linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME:        ins(%[[EW]], %{{.*}} : tensor<3x4xf32>, tensor<4x5xf32>)
+func.func @chain(%x: tensor<3x4xf32>, %w: tensor<4x5xf32>) -> tensor<3x5xf32> {
+  %e = tensor.empty() : tensor<3x4xf32>
+  %sq = linalg.map { arith.mulf } ins(%x, %x : tensor<3x4xf32>, tensor<3x4xf32>) outs(%e : tensor<3x4xf32>)
+  %ex = linalg.map { math.exp } ins(%sq : tensor<3x4xf32>) outs(%e : tensor<3x4xf32>)
+  %zero = arith.constant 0.0 : f32
+  %z = tensor.empty() : tensor<3x5xf32>
+  %c = linalg.fill ins(%zero : f32) outs(%z : tensor<3x5xf32>) -> tensor<3x5xf32>
+  %y = linalg.matmul ins(%ex, %w : tensor<3x4xf32>, tensor<4x5xf32>) outs(%c : tensor<3x5xf32>) -> tensor<3x5xf32>
+  return %y : tensor<3x5xf32>
+}

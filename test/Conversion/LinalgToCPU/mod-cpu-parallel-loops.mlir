@@ -1,0 +1,71 @@
+// RUN: mod-opt %s --mod-cpu-parallel-loops --split-input-file | FileCheck %s
+// RUN: mod-opt %s --mod-cpu-parallel-loops=min-parallel-iterations=1000 --split-input-file | FileCheck %s --check-prefix=WIDE
+
+// [1,256,768] elementwise: (b, s) stay parallel (256 iterations), the
+// contiguous d loop runs sequentially inside each thread's iterations. With
+// min-parallel-iterations=1000 all three stay parallel.
+// CHECK-LABEL: func.func @elementwise
+// CHECK:         scf.parallel (%[[B:.*]], %[[S:.*]]) = (%{{.*}}, %{{.*}}) to (%{{.*}}, %{{.*}}) step
+// CHECK:           scf.for %[[D:.*]] = %{{.*}} to %{{.*}} step
+// CHECK:             memref.load %{{.*}}[%[[B]], %[[S]], %[[D]]]
+// CHECK-NOT:     scf.parallel
+// WIDE-LABEL: func.func @elementwise
+// WIDE:         scf.parallel (%{{.*}}, %{{.*}}, %{{.*}}) =
+// WIDE-NOT:     scf.for
+func.func @elementwise(%x: memref<1x256x768xf32>, %y: memref<1x256x768xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c256 = arith.constant 256 : index
+  %c768 = arith.constant 768 : index
+  scf.parallel (%b, %s, %d) = (%c0, %c0, %c0) to (%c1, %c256, %c768) step (%c1, %c1, %c1) {
+    %v = memref.load %x[%b, %s, %d] : memref<1x256x768xf32>
+    %e = math.exp %v : f32
+    memref.store %e, %y[%b, %s, %d] : memref<1x256x768xf32>
+  }
+  return
+}
+
+// -----
+
+// Too little work for a parallel region: fully sequential.
+// CHECK-LABEL: func.func @small
+// WIDE-LABEL: func.func @small
+// CHECK-NOT:     scf.parallel
+// CHECK:         scf.for
+// CHECK:           scf.for
+func.func @small(%x: memref<8x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c16 = arith.constant 16 : index
+  %f = arith.constant 1.0 : f32
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c8, %c16) step (%c1, %c1) {
+    memref.store %f, %x[%i, %j] : memref<8x16xf32>
+  }
+  return
+}
+
+// -----
+
+// A reduction loop inside counts towards the work; a nested parallel loop
+// runs sequentially inside the outer one.
+// CHECK-LABEL: func.func @nested
+// WIDE-LABEL: func.func @nested
+// CHECK:         scf.parallel (%[[I:.*]]) =
+// CHECK-NEXT:      scf.for %[[J:.*]] =
+// CHECK-NEXT:        memref.load %{{.*}}[%[[I]], %[[J]]]
+// CHECK-NOT:     scf.parallel
+func.func @nested(%x: memref<512x512xf32>, %y: memref<512xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c512 = arith.constant 512 : index
+  scf.parallel (%i) = (%c0) to (%c512) step (%c1) {
+    scf.parallel (%j) = (%c0) to (%c512) step (%c1) {
+      %v = memref.load %x[%i, %j] : memref<512x512xf32>
+      %a = memref.load %y[%i] : memref<512xf32>
+      %s = arith.addf %a, %v : f32
+      memref.store %s, %y[%i] : memref<512xf32>
+    }
+  }
+  return
+}
