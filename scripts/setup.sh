@@ -9,7 +9,7 @@ llvm=/usr/lib/llvm-22
 
 packages=(build-essential cmake ninja-build python3 clang-22 llvm-22-dev llvm-22-tools
           libmlir-22-dev mlir-22-tools libgtest-dev libsentencepiece-dev fortunes
-          python3-matplotlib ccache libopenblas-dev libomp-22-dev)
+          python3-matplotlib ccache libopenblas-dev libomp-22-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -109,8 +109,8 @@ static std::string blockPrefix(func::FuncOp func, const TransformerBlock &block,
                                                       "mod.name"))
       names.push_back(name.str());
   };
-  for (const Sublayer *s : block.sublayers)
-    for (Operation *op : s->ops)
+  for (const Sublayer &s : block.sublayers)
+    for (Operation *op : s.ops)
       op->walk([&](Operation *nested) {
         for (Value operand : nested->getOperands())
           visit(operand);
@@ -248,7 +248,7 @@ mlir::mod::discoverBlocks(func::FuncOp func, const TokenAxisAnalysis &axes) {
     const Sublayer &s = chain[i];
     TransformerBlock block;
     block.index = result.blocks.size();
-    block.sublayers.push_back(&s);
+    block.sublayers.push_back(s);
     if (!s.isTokenMixing()) {
       InFlightDiagnostic diag = s.add->emitError()
           << "position-wise sublayer (block " << block.index
@@ -259,7 +259,7 @@ mlir::mod::discoverBlocks(func::FuncOp func, const TokenAxisAnalysis &axes) {
     if (!isa<RoutedBlockOp>(s.add) && i + 1 < chain.size() &&
         !chain[i + 1].isTokenMixing() &&
         (chain[i + 1].input == s.output || chain[i + 1].input == s.input)) {
-      block.sublayers.push_back(&chain[i + 1]);
+      block.sublayers.push_back(chain[i + 1]);
       block.parallel = chain[i + 1].input == s.input;
       i += 2;
     } else {

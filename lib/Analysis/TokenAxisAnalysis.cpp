@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/OpDefinition.h"
 #include "llvm/ADT/SmallBitVector.h"
+#include "llvm/Support/MathExtras.h"
 
 using namespace mlir;
 using namespace mlir::mod;
@@ -13,10 +14,14 @@ using namespace mlir::mod;
 namespace {
 using AtomList = SmallVector<AxisAtom, 1>;
 
-int64_t product(ArrayRef<AxisAtom> atoms) {
+/// The extent of a factor list, or nullopt when it has no positive finite
+/// extent: a factor of size 0 (an empty tensor), a dynamic size, or a
+/// product that overflows. Such lists cannot be cut into pieces.
+std::optional<int64_t> product(ArrayRef<AxisAtom> atoms) {
   int64_t p = 1;
   for (const AxisAtom &a : atoms)
-    p *= a.size;
+    if (a.size <= 0 || llvm::MulOverflow(p, a.size, p))
+      return std::nullopt;
   return p;
 }
 
@@ -25,7 +30,22 @@ int64_t product(ArrayRef<AxisAtom> atoms) {
 /// token factor if it lies in a token atom of either list. Fails when a token
 /// atom would be cut into pieces, or when the extents differ.
 FailureOr<AtomList> refine(ArrayRef<AxisAtom> a, ArrayRef<AxisAtom> b) {
-  if (product(a) != product(b))
+  std::optional<int64_t> extentA = product(a), extentB = product(b);
+  if (!extentA || !extentB) {
+    // Without a positive extent there is nothing to divide (a zero-sized
+    // atom would be a division by zero below): the lists agree only when
+    // they have the same factors, and then their flags merge.
+    if (a.size() != b.size())
+      return failure();
+    AtomList out;
+    for (auto [x, y] : llvm::zip(a, b)) {
+      if (x.size != y.size)
+        return failure();
+      out.push_back({x.size, x.token || y.token, x.batch || y.batch});
+    }
+    return out;
+  }
+  if (*extentA != *extentB)
     return failure();
   AtomList out;
   size_t i = 0, j = 0;
@@ -427,14 +447,27 @@ bool TokenAxisAnalysis::propagateReshape(Operation *op) {
       concat.append(fineLayout[f].begin(), fineLayout[f].end());
     FailureOr<AtomList> merged = refine(coarseLayout[c], concat);
     if (failed(merged)) {
-      fail(op, "splits a token axis across dimensions");
+      fail(op, product(concat) ? "splits a token axis across dimensions"
+                               : "reshapes a dimension of size 0 or of "
+                                 "dynamic size");
       return false;
     }
     coarseLayout[c] = *merged;
     // Hand the refined atoms back to the fine dimensions by extent.
     size_t next = 0;
     for (int64_t f : group) {
-      int64_t want = product(fineLayout[f]), got = 1;
+      std::optional<int64_t> extent = product(fineLayout[f]);
+      if (!extent) {
+        // Only a group of one dimension without an extent gets here
+        // (refine needs equal factor lists): it keeps the merged atoms.
+        if (group.size() != 1) {
+          fail(op, "reshapes a dimension of size 0 or of dynamic size");
+          return false;
+        }
+        fineLayout[f] = *merged;
+        continue;
+      }
+      int64_t want = *extent, got = 1;
       AtomList mine;
       if (want == 1) {
         if (next < merged->size() && (*merged)[next].size == 1)

@@ -1,6 +1,8 @@
-//===- Json.cpp - Minimal strict JSON value, parser and writer ------------===//
+//===- Json.cpp - JSON value, strict parser and writer --------------------===//
 
 #include "modrt/Json.h"
+
+#include <nlohmann/json.hpp>
 
 #include <charconv>
 #include <cmath>
@@ -12,6 +14,9 @@ Json::Json(uint64_t v) : kind_(Kind::Number), double_(double(v)) {
   if (v <= uint64_t(std::numeric_limits<int64_t>::max())) {
     isInt_ = true;
     int_ = int64_t(v);
+  } else {
+    isUint_ = true;
+    uint_ = v;
   }
 }
 
@@ -37,10 +42,21 @@ bool Json::asBool() const {
   return bool_;
 }
 int64_t Json::asInt() const {
+  if (isUint_)
+    throw Error("JSON integer " + std::to_string(uint_) +
+                " does not fit in a signed 64-bit integer");
   if (!isInteger())
     throw Error(kind_ == Kind::Number ? "JSON number is not an integer"
                                       : kindError(Kind::Number, kind_).what());
   return int_;
+}
+uint64_t Json::asUint64() const {
+  if (isUint_) return uint_;
+  if (isInt_ && int_ >= 0) return uint64_t(int_);
+  throw Error(kind_ != Kind::Number ? kindError(Kind::Number, kind_).what()
+              : isInt_ ? "JSON integer " + std::to_string(int_) +
+                             " is negative, expected one in [0, 2^64-1]"
+                       : std::string("JSON number is not an integer"));
 }
 double Json::asDouble() const {
   if (kind_ != Kind::Number) throw kindError(Kind::Number, kind_);
@@ -80,6 +96,9 @@ bool modrt::operator==(const Json &a, const Json &b) {
   case Json::Kind::Bool: return a.bool_ == b.bool_;
   case Json::Kind::Number:
     if (a.isInt_ && b.isInt_) return a.int_ == b.int_;
+    if (a.isUint_ && b.isUint_) return a.uint_ == b.uint_;
+    // An integer that fits int64 and one that does not differ.
+    if ((a.isInt_ || a.isUint_) && (b.isInt_ || b.isUint_)) return false;
     return a.double_ == b.double_;
   case Json::Kind::String: return a.string_ == b.string_;
   case Json::Kind::Array: return a.array_ == b.array_;
@@ -115,244 +134,137 @@ static size_t utf8SequenceLength(std::string_view s, size_t i) {
   return len;
 }
 
-static void appendUtf8(std::string &out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
-
 //===----------------------------------------------------------------------===//
 // Parser
 //===----------------------------------------------------------------------===//
 
 namespace {
-class Parser {
+/// Builds a Json from nlohmann's SAX events. nlohmann's parser is iterative
+/// and strict; this adds the depth bound (the values built here are
+/// destroyed recursively) and rejects duplicate keys, which nlohmann would
+/// resolve as last-wins.
+class Builder {
 public:
-  Parser(std::string_view text, unsigned maxDepth)
-      : text_(text), maxDepth_(maxDepth) {}
+  explicit Builder(unsigned maxDepth) : maxDepth_(maxDepth) {}
 
-  Json parseDocument() {
-    skipWhitespace();
-    Json value = parseValue(0);
-    skipWhitespace();
-    if (pos_ != text_.size()) fail("unexpected trailing characters");
-    return value;
+  bool null() { return add(Json()); }
+  bool boolean(bool v) { return add(Json(v)); }
+  bool number_integer(int64_t v) { return add(Json(v)); }
+  bool number_unsigned(uint64_t v) { return add(Json(v)); }
+  bool number_float(double v, const std::string &) { return add(Json(v)); }
+  bool string(std::string &v) { return add(Json(std::move(v))); }
+  bool binary(nlohmann::json::binary_t &) {
+    return fail("binary values are not JSON");
   }
+  bool start_object(std::size_t) { return open(Json(Json::Object{})); }
+  bool start_array(std::size_t) { return open(Json(Json::Array{})); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+  bool key(std::string &key) {
+    Frame &top = stack_.back();
+    if (top.value.asObject().count(key))
+      return fail("duplicate key \"" + key + "\" in the object at " +
+                  pointer());
+    top.key = std::move(key);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string &,
+                   const nlohmann::detail::exception &e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 4:
+    // syntax error ..." -> "line 1, column 4: syntax error ...".
+    std::string what = e.what();
+    size_t bracket = what.find("] ");
+    if (bracket != std::string::npos) what.erase(0, bracket + 2);
+    for (const char *prefix : {"parse error at ", "parse error: "})
+      if (what.rfind(prefix, 0) == 0) what.erase(0, std::string(prefix).size());
+    // `position` counts the characters read, including the offending one.
+    error_ = "JSON parse error at byte " +
+             std::to_string(position ? position - 1 : 0) + ": " + what;
+    return false;
+  }
+
+  Json take() { return std::move(root_); }
+  const std::string &error() const { return error_; }
 
 private:
-  [[noreturn]] void fail(const std::string &what) const {
-    throw Error("JSON parse error at byte " + std::to_string(pos_) + ": " +
-                what);
+  struct Frame {
+    Json value;
+    std::string key; // the pending key, in an object
+  };
+
+  bool fail(std::string what) {
+    error_ = "JSON parse error: " + std::move(what);
+    return false;
   }
 
-  bool atEnd() const { return pos_ >= text_.size(); }
-  char peek() const { return atEnd() ? '\0' : text_[pos_]; }
-
-  void skipWhitespace() {
-    while (!atEnd()) {
-      char c = text_[pos_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-      ++pos_;
+  bool add(Json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return true;
     }
+    Frame &top = stack_.back();
+    if (top.value.isArray())
+      top.value.asArray().push_back(std::move(v));
+    else
+      top.value.asObject().emplace(std::move(top.key), std::move(v));
+    return true;
   }
 
-  void expectLiteral(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) fail("invalid literal");
-    pos_ += word.size();
+  bool open(Json container) {
+    if (stack_.size() >= maxDepth_)
+      return fail("nesting deeper than " + std::to_string(maxDepth_) +
+                  " levels");
+    stack_.push_back({std::move(container), {}});
+    return true;
   }
 
-  Json parseValue(unsigned depth) {
-    if (atEnd()) fail("unexpected end of input, expected a value");
-    switch (peek()) {
-    case '{': return parseObject(depth + 1);
-    case '[': return parseArray(depth + 1);
-    case '"': return Json(parseString());
-    case 't': expectLiteral("true"); return Json(true);
-    case 'f': expectLiteral("false"); return Json(false);
-    case 'n': expectLiteral("null"); return Json();
-    default:
-      if (peek() == '-' || (peek() >= '0' && peek() <= '9'))
-        return parseNumber();
-      fail(std::string("unexpected character '") + peek() + "'");
-    }
+  bool close() {
+    Json done = std::move(stack_.back().value);
+    stack_.pop_back();
+    return add(std::move(done));
   }
 
-  void checkDepth(unsigned depth) {
-    if (depth > maxDepth_)
-      fail("nesting deeper than " + std::to_string(maxDepth_) + " levels");
-  }
-
-  Json parseObject(unsigned depth) {
-    checkDepth(depth);
-    ++pos_; // '{'
-    Json::Object members;
-    skipWhitespace();
-    if (peek() == '}') { ++pos_; return Json(std::move(members)); }
-    while (true) {
-      skipWhitespace();
-      if (peek() != '"') fail("expected a string key");
-      size_t keyPos = pos_;
-      std::string key = parseString();
-      skipWhitespace();
-      if (peek() != ':') fail("expected ':' after object key");
-      ++pos_;
-      skipWhitespace();
-      Json value = parseValue(depth);
-      if (!members.emplace(key, std::move(value)).second) {
-        pos_ = keyPos;
-        fail("duplicate key \"" + key + "\"");
-      }
-      skipWhitespace();
-      if (peek() == ',') { ++pos_; continue; }
-      if (peek() == '}') { ++pos_; return Json(std::move(members)); }
-      fail("expected ',' or '}' in object");
-    }
-  }
-
-  Json parseArray(unsigned depth) {
-    checkDepth(depth);
-    ++pos_; // '['
-    Json::Array items;
-    skipWhitespace();
-    if (peek() == ']') { ++pos_; return Json(std::move(items)); }
-    while (true) {
-      skipWhitespace();
-      items.push_back(parseValue(depth));
-      skipWhitespace();
-      if (peek() == ',') { ++pos_; continue; }
-      if (peek() == ']') { ++pos_; return Json(std::move(items)); }
-      fail("expected ',' or ']' in array");
-    }
-  }
-
-  uint32_t parseHex4() {
-    if (text_.size() - pos_ < 4) fail("truncated \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
-      else { --pos_; fail("invalid hex digit in \\u escape"); }
-    }
-    return v;
-  }
-
-  std::string parseString() {
-    ++pos_; // opening quote
+  /// JSON pointer (RFC 6901) of the innermost open container.
+  std::string pointer() const {
+    if (stack_.size() == 1) return "the top level";
     std::string out;
-    while (true) {
-      if (atEnd()) fail("unterminated string");
-      unsigned char c = static_cast<unsigned char>(text_[pos_]);
-      if (c == '"') { ++pos_; return out; }
-      if (c < 0x20) fail("unescaped control character in string");
-      if (c == '\\') {
-        ++pos_;
-        if (atEnd()) fail("unterminated string");
-        char e = text_[pos_++];
-        switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = parseHex4();
-          if (cp >= 0xDC00 && cp <= 0xDFFF) fail("unpaired low surrogate");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (text_.substr(pos_, 2) != "\\u") fail("unpaired high surrogate");
-            pos_ += 2;
-            uint32_t low = parseHex4();
-            if (low < 0xDC00 || low > 0xDFFF) fail("invalid low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          appendUtf8(out, cp);
-          break;
-        }
-        default:
-          --pos_;
-          fail(std::string("invalid escape '\\") + e + "'");
-        }
+    for (size_t i = 0; i + 1 < stack_.size(); ++i) {
+      const Frame &f = stack_[i];
+      out += '/';
+      if (f.value.isArray()) {
+        out += std::to_string(f.value.asArray().size());
         continue;
       }
-      size_t len = utf8SequenceLength(text_, pos_);
-      if (len == 0) fail("invalid UTF-8 in string");
-      out.append(text_.data() + pos_, len);
-      pos_ += len;
+      for (char c : f.key) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+      }
     }
+    return out;
   }
 
-  Json parseNumber() {
-    size_t start = pos_;
-    auto digits = [&] {
-      size_t n = 0;
-      while (!atEnd() && peek() >= '0' && peek() <= '9') { ++pos_; ++n; }
-      return n;
-    };
-    bool integral = true;
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-      if (peek() >= '0' && peek() <= '9') fail("leading zeros are not allowed");
-    } else if (digits() == 0) {
-      fail("expected digits");
-    }
-    if (peek() == '.') {
-      integral = false;
-      ++pos_;
-      if (digits() == 0) fail("expected digits after '.'");
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      integral = false;
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (digits() == 0) fail("expected digits in exponent");
-    }
-    const char *first = text_.data() + start;
-    const char *last = text_.data() + pos_;
-    if (integral) {
-      int64_t v = 0;
-      auto [ptr, ec] = std::from_chars(first, last, v);
-      if (ec == std::errc() && ptr == last) return Json(v);
-      // Out of int64 range: fall through and keep it as a double.
-    }
-    double d = 0;
-    auto [ptr, ec] = std::from_chars(first, last, d);
-    if (ec == std::errc::result_out_of_range || (ec == std::errc() && std::isinf(d))) {
-      pos_ = start;
-      fail("number out of range");
-    }
-    if (ec != std::errc() || ptr != last) {
-      pos_ = start;
-      fail("invalid number");
-    }
-    return Json(d);
-  }
-
-  std::string_view text_;
   unsigned maxDepth_;
-  size_t pos_ = 0;
+  std::vector<Frame> stack_;
+  Json root_;
+  std::string error_;
 };
 } // namespace
 
 Json Json::parse(std::string_view text, unsigned maxDepth) {
-  return Parser(text, maxDepth).parseDocument();
+  // nlohmann/json takes a NUL byte for the end of the input, so "{}\0junk"
+  // would parse. JSON text never holds one (not even inside strings).
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos)
+    throw Error("JSON parse error at byte " + std::to_string(nul) +
+                ": NUL byte (JSON text never holds one)");
+  Builder builder(maxDepth);
+  bool ok = nlohmann::json::sax_parse(
+      text.data(), text.data() + text.size(), &builder,
+      nlohmann::json::input_format_t::json, /*strict=*/true,
+      /*ignore_comments=*/false);
+  if (!ok)
+    throw Error(builder.error().empty() ? "JSON parse error" : builder.error());
+  return builder.take();
 }
 
 //===----------------------------------------------------------------------===//
@@ -406,6 +318,8 @@ void Json::dumpTo(std::string &out, int indent, int level) const {
     std::to_chars_result r;
     if (isInt_) {
       r = std::to_chars(buf, buf + sizeof buf, int_);
+    } else if (isUint_) {
+      r = std::to_chars(buf, buf + sizeof buf, uint_);
     } else {
       if (!std::isfinite(double_))
         throw Error("cannot serialize NaN or infinity as JSON");

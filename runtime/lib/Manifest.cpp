@@ -129,11 +129,12 @@ public:
     // put other rules there.
     if (!init || !spec.isParameter()) return;
     if (const Json *seed = json.find("init_seed")) {
-      if (!seed->isNumber() || seed->asDouble() < 0 ||
-          seed->asDouble() != static_cast<double>(static_cast<int64_t>(seed->asDouble())))
+      // Any uint64, exactly; 1e3 or 2^64 are not seeds.
+      if (!seed->isUnsigned64())
         fail(where, "\"init_seed\" of parameter '" + spec.name +
-                        "' must be a non-negative integer, got " + seed->dump());
-      spec.initSeed = static_cast<uint64_t>(seed->asInt());
+                        "' must be a non-negative integer of at most "
+                        "18446744073709551615 (2^64-1), got " + seed->dump());
+      spec.initSeed = seed->asUint64();
     }
     if (init->isString()) spec.init = ParameterInit::parse(init->asString());
     if (!spec.init)

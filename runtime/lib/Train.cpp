@@ -619,7 +619,7 @@ TrainOptions TrainOptions::fromJson(const Json &json, const std::string &source)
   o.modelDir = text("model");
   o.dataPath = text("data");
   o.weightsPath = text("weights");
-  o.seed = uint64_t(number("seed").asInt());
+  o.seed = number("seed").asUint64(); // any uint64, exactly
   o.steps = number("steps").asInt();
   o.accum = number("accum").asInt();
   o.lr = number("lr").asDouble();

@@ -118,8 +118,9 @@ struct TensorSpec {
   std::string kind;
   /// How the runtime initializes a missing parameter (from `mod.init`).
   std::string init;
-  /// A seed fixed for this parameter's initialization (`mod.init_seed`).
-  std::optional<int64_t> initSeed;
+  /// A seed fixed for this parameter's initialization (`mod.init_seed`),
+  /// any value in [0, 2^64 - 1].
+  std::optional<uint64_t> initSeed;
   /// Results only: the name of the argument this result replaces in place
   /// (from `mod.aliases = <argument index>`).
   std::string aliasOf;
@@ -193,8 +194,18 @@ FailureOr<std::vector<EntryPoint>> collectEntryPoints(ModuleOp module) {
         spec->kind = attr.str();
       if (auto attr = fn.getArgAttrOfType<StringAttr>(i, kInitAttr))
         spec->init = attr.str();
-      if (auto attr = fn.getArgAttrOfType<IntegerAttr>(i, kInitSeedAttr))
-        spec->initSeed = attr.getInt();
+      if (Attribute attr = fn.getArgAttr(i, kInitSeedAttr)) {
+        // ui64 as --mod-dense-to-mod writes it, or a non-negative i64.
+        auto seed = dyn_cast<IntegerAttr>(attr);
+        auto seedType = seed ? dyn_cast<IntegerType>(seed.getType()) : nullptr;
+        if (!seedType || seedType.getWidth() > 64 ||
+            (!seedType.isUnsigned() && seed.getValue().isNegative()))
+          return fn.emitError()
+                 << "entry point @" << fn.getSymName() << ": argument '"
+                 << spec->name << "' has " << kInitSeedAttr << " = " << attr
+                 << "; expected an integer in [0, 2^64-1]";
+        spec->initSeed = seed.getValue().getZExtValue();
+      }
       entry.inputs.push_back(*spec);
     }
     for (auto [i, type] : llvm::enumerate(fn.getResultTypes())) {

@@ -116,7 +116,14 @@ int main(int argc, char **argv) {
       "optional num_key_value_heads\n(default num_attention_heads), head_dim "
       "(default hidden_size /\nnum_attention_heads), rope_theta (default "
       "10000), tie_word_embeddings\n(default false), max_position_embeddings "
-      "(bounds --seq), hidden_act (silu).\nOther fields are ignored.\n");
+      "(bounds --seq), hidden_act (silu).\nOther fields are ignored.\n\n"
+      "Limits (sizes are computed with overflow checks; anything beyond is an\n"
+      "error): at most 1024 layers; every size (hidden, heads, kv heads,\n"
+      "head_dim, intermediate, vocab_size, n_positions, --batch, --seq) at\n"
+      "most 1048576; any one tensor (parameter or activation, e.g. the\n"
+      "[B,S,vocab] logits or the [B,heads,S,S] attention scores) at most 2^36\n"
+      "elements, all parameters together at most 2^40; JSON nested at most 64\n"
+      "levels deep. Duplicate keys in the configuration are an error.\n");
 
   auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(configFile);
   if (std::error_code ec = buffer.getError())

@@ -31,11 +31,29 @@ TEST(JsonTest, KeepsLargeIntegersExact) {
   EXPECT_EQ(big.asInt(), 4611686018427387905LL);
   EXPECT_EQ(Json::parse("-9223372036854775808").asInt(),
             std::numeric_limits<int64_t>::min());
-  // Beyond int64 the value is still a number, just not an integer.
+  // Up to 2^64 - 1 integers stay exact as unsigned values.
+  Json max = Json::parse("18446744073709551615");
+  EXPECT_FALSE(max.isInteger());
+  ASSERT_TRUE(max.isUnsigned64());
+  EXPECT_EQ(max.asUint64(), std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(Json::parse("9223372036854775809").asUint64(),
+            (uint64_t(1) << 63) + 1);
+  EXPECT_TRUE(throwsError([&] { max.asInt(); },
+                          {"18446744073709551615", "does not fit"}));
+  EXPECT_EQ(Json::parse("7").asUint64(), 7u);
+  EXPECT_TRUE(throwsError([] { Json::parse("-1").asUint64(); }, {"negative"}));
+  EXPECT_TRUE(throwsError([] { Json::parse("1e3").asUint64(); },
+                          {"not an integer"}));
+  // Beyond uint64 the value is still a number, just not an integer.
   Json huge = Json::parse("18446744073709551616");
   EXPECT_FALSE(huge.isInteger());
+  EXPECT_FALSE(huge.isUnsigned64());
   EXPECT_EQ(huge.asDouble(), 18446744073709551616.0);
   EXPECT_TRUE(throwsError([&] { huge.asInt(); }, {"not an integer"}));
+  // Exact integers survive a round trip.
+  EXPECT_EQ(max.dump(), "18446744073709551615");
+  EXPECT_EQ(Json::parse(max.dump()), max);
+  EXPECT_NE(Json::parse("9223372036854775807"), max);
 }
 
 TEST(JsonTest, ParsesStringEscapes) {
@@ -87,11 +105,33 @@ TEST(JsonTest, RejectsMalformedInput) {
 }
 
 TEST(JsonTest, ErrorsNameTheByteOffset) {
-  EXPECT_TRUE(throwsError([] { Json::parse("[1,]"); }, {"at byte 3"}));
+  EXPECT_TRUE(throwsError([] { Json::parse("[1,]"); },
+                          {"at byte 3", "line 1, column 4"}));
   EXPECT_TRUE(throwsError([] { Json::parse("{\"a\": 1} x"); },
-                          {"at byte 9", "trailing"}));
+                          {"at byte 9", "expected end of input"}));
+  EXPECT_TRUE(throwsError([] { Json::parse("{\n\"a\": tru}"); },
+                          {"at byte 10", "line 2, column 9"}));
+  // nlohmann/json stops at a NUL byte as if the input ended there; JSON text
+  // never holds one, so the parser refuses it wherever it is.
+  EXPECT_TRUE(throwsError([] { Json::parse(std::string("{}\0", 3)); },
+                          {"at byte 2", "NUL"}));
+  EXPECT_TRUE(throwsError(
+      [] { Json::parse(std::string("{\"a\": 1}\0{\"b\": 2}", 17)); },
+      {"at byte 8", "NUL"}));
+}
+
+TEST(JsonTest, RejectsDuplicateKeys) {
   EXPECT_TRUE(throwsError([] { Json::parse(R"({"k": 1, "k": 2})"); },
-                          {"at byte 9", "duplicate key \"k\""}));
+                          {"duplicate key \"k\" in the object at the top level"}));
+  // Keys are compared after unescaping.
+  EXPECT_TRUE(throwsError([] { Json::parse(R"({"k": 1, "\u006b": 2})"); },
+                          {"duplicate key \"k\""}));
+  // The error names the object by its JSON pointer.
+  EXPECT_TRUE(throwsError(
+      [] { Json::parse(R"({"a": [{}, {"x/y": {"n": 1, "n": 1}}]})"); },
+      {"duplicate key \"n\" in the object at /a/1/x~1y"}));
+  // The same key in different objects is fine.
+  EXPECT_NO_THROW(Json::parse(R"({"a": {"k": 1}, "b": {"k": 1}, "k": 0})"));
 }
 
 TEST(JsonTest, LimitsNestingDepth) {

@@ -73,6 +73,16 @@ TEST(ManifestTest, LoadsFromFile) {
                           {"missing.json", "cannot open manifest"}));
 }
 
+TEST(ManifestTest, RejectsDuplicateKeys) {
+  // A second "library" must not silently replace the first.
+  EXPECT_TRUE(rejects(edited(R"("library": "model.so",)",
+                             R"("library": "model.so", "library": "other.so",)"),
+                      {"invalid JSON", "duplicate key \"library\""}));
+  EXPECT_TRUE(rejects(edited(R"("symbol": "_modrt_forward",)",
+                             R"("symbol": "_modrt_forward", "symbol": "x",)"),
+                      {"duplicate key \"symbol\"", "/entry_points/0"}));
+}
+
 TEST(ManifestTest, RejectsInvalidDocuments) {
   EXPECT_TRUE(rejects("{", {"invalid JSON", "at byte 1"}));
   EXPECT_TRUE(rejects("[]", {"not a JSON object"}));

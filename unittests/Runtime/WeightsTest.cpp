@@ -218,13 +218,21 @@ TEST(WeightsTest, ManifestInitSeedOverridesTheRunSeed) {
   const TensorSpec &plain = unseeded.entryPoints[0].inputs[1];
   EXPECT_FALSE(plain.initSeed);
   EXPECT_TRUE(initParameter(w, 123).identical(initParameter(plain, 7)));
-  for (const char *bad : {"-1", "1.5", "\"7\""})
+  // Issue 13 item 4: every uint64 is a seed, kept exactly (2^63 and above
+  // used to overflow), and anything else is refused naming file and field.
+  for (const char *max : {"18446744073709551615", "9223372036854775808"}) {
+    Manifest big = manifest(replaced(kManifest, "\"init\": \"normal:0.5\"",
+                                     std::string("\"init\": \"normal:0.5\", \"init_seed\": ") + max));
+    ASSERT_TRUE(big.entryPoints[0].inputs[1].initSeed);
+    EXPECT_EQ(std::to_string(*big.entryPoints[0].inputs[1].initSeed), max);
+  }
+  for (const char *bad : {"-1", "1.5", "\"7\"", "1e3", "18446744073709551616", "-9223372036854775809"})
     EXPECT_TRUE(throwsError(
         [&] {
           manifest(replaced(kManifest, "\"init\": \"normal:0.5\"",
                             std::string("\"init\": \"normal:0.5\", \"init_seed\": ") + bad));
         },
-        {"\"init_seed\" of parameter 'w.weight' must be a non-negative integer"}))
+        {"test.json", "\"init_seed\" of parameter 'w.weight' must be a non-negative integer"}))
         << bad;
 }
 } // namespace

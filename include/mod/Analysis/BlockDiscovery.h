@@ -45,16 +45,18 @@ struct Sublayer {
 struct TransformerBlock {
   unsigned index = 0;
   /// One sublayer (a branch that mixes tokens and is the whole block) or two
-  /// (token-mixing then position-wise).
-  SmallVector<const Sublayer *, 2> sublayers;
+  /// (token-mixing then position-wise). Copies of the chain's entries, not
+  /// pointers into it: the structure is returned by value, and a moved
+  /// SmallVector's inline storage moves with it.
+  SmallVector<Sublayer, 2> sublayers;
   /// True when the second sublayer reads the block input, not the first
   /// sublayer's output.
   bool parallel = false;
   /// Common Hugging Face-style name prefix of the parameters the block uses
   /// (e.g. "transformer.h.3"), or "blocks.<index>" when they are unnamed.
   std::string prefix;
-  Value input() const { return sublayers.front()->input; }
-  Value output() const { return sublayers.back()->output; }
+  Value input() const { return sublayers.front().input; }
+  Value output() const { return sublayers.back().output; }
 };
 
 struct ResidualStructure {

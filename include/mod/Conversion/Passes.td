@@ -187,9 +187,13 @@ def CPUFuseElementwise : Pass<"mod-cpu-fuse-elementwise"> {
       transposes, broadcasts, copies), so fusing it only composes indexing
       maps. A transpose feeding a matmul becomes a transposed indexing map,
       which `--mod-linalg-to-blas` turns into a `CblasTrans` flag;
-    - or the producer has one user, which reads it through a permutation
-      map (elementwise chains, and elementwise ops feeding row reductions
-      such as softmax's max and sum).
+    - or every user reads it through a permutation map (elementwise chains,
+      and elementwise ops feeding row reductions such as softmax's max and
+      sum) and it has one user, or two users and a body of plain arithmetic
+      (the masked, scaled attention scores feed softmax's max and its exp and
+      are recomputed in both, so no `[B,H,S,S]` logits tensor is stored).
+      Producers with more users (the residual stream) are materialized, so
+      recomputation cannot snowball.
 
     An elementwise op is never fused into a matmul (it would be recomputed
     for every output column). `tensor.collapse_shape` / `tensor.expand_shape`

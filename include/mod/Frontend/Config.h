@@ -51,12 +51,41 @@ struct TransformerConfig {
   bool tieWordEmbeddings = true;
 };
 
+/// Limits on what mod-import builds, so that a hostile or mistaken
+/// configuration or command line is refused with a message naming the field
+/// instead of wrapping sizes around or exhausting memory. Far above any
+/// published model (GPT-2 XL: 48 layers, LLaMA 3 405B: 126 layers, hidden
+/// 16384, vocabulary 128256).
+struct ImportLimits {
+  /// n_layer / num_hidden_layers.
+  static constexpr int64_t kMaxLayers = 1024;
+  /// Every size: n_embd / hidden_size, n_head / num_attention_heads,
+  /// num_key_value_heads, head_dim, n_inner / intermediate_size, vocab_size,
+  /// n_positions (GPT-2's position table), --batch and --seq. (LLaMA's
+  /// max_position_embeddings only bounds --seq and may be larger.)
+  static constexpr int64_t kMaxSize = int64_t(1) << 20;
+  /// Elements of any one tensor the model holds or computes (parameters,
+  /// [B,S,vocab] logits, [B,heads,S,S] attention scores, ...): 2^36, 256 GiB
+  /// of f32.
+  static constexpr int64_t kMaxTensorElements = int64_t(1) << 36;
+  /// Elements of all parameters together: 2^40.
+  static constexpr int64_t kMaxParameterElements = int64_t(1) << 40;
+  /// Nesting depth of the configuration's JSON (Hugging Face configs nest a
+  /// few levels).
+  static constexpr unsigned kMaxJsonDepth = 64;
+};
+
 /// Parses and validates a Hugging Face style configuration. Errors name the
 /// offending field; malformed JSON is reported with its line and column.
+/// Duplicate keys (in any object) and nesting deeper than
+/// ImportLimits::kMaxJsonDepth are errors, and every size field must lie in
+/// [1, ImportLimits::kMaxSize] (layers: [1, kMaxLayers]).
 llvm::Expected<TransformerConfig> parseTransformerConfig(llvm::StringRef json);
 
 /// Checks that the model can be instantiated for `batch` sequences of `seq`
-/// tokens (both at least 1, `seq` within the position limit).
+/// tokens: both in [1, ImportLimits::kMaxSize], `seq` within the position
+/// limit, and every tensor of the model within ImportLimits (sizes are
+/// computed with overflow checks).
 llvm::Error checkInstanceShape(const TransformerConfig &config, int64_t batch,
                                int64_t seq);
 

@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -36,10 +37,32 @@ bool isDataMovement(linalg::GenericOp op) {
   });
 }
 
-/// Fuses when no element of the producer is computed more than once: the
-/// producer only moves data, or its only user reads each of its elements
-/// in exactly one iteration (a permutation map, e.g. elementwise chains and
-/// row reductions), never into a matmul that would recompute it N times.
+/// A body of plain arithmetic (no math-dialect calls such as exp): cheap
+/// enough to recompute in each consumer instead of storing it.
+bool isCheap(linalg::GenericOp op) {
+  return llvm::all_of(op.getBody()->getOperations(), [](Operation &inner) {
+    return !isa<math::MathDialect>(inner.getDialect());
+  });
+}
+
+/// Whether every user of `producer` is a generic reading it through a
+/// permutation map (each element read in exactly one iteration).
+bool allUsesArePermutations(linalg::GenericOp producer) {
+  return llvm::all_of(producer->getUses(), [](OpOperand &use) {
+    auto consumer = dyn_cast<linalg::GenericOp>(use.getOwner());
+    return consumer && consumer.isDpsInput(&use) &&
+           consumer.getMatchingIndexingMap(&use).isPermutation();
+  });
+}
+
+/// Fuses when no element of the producer is computed more than once per
+/// consumer: the producer only moves data; or every user reads each of its
+/// elements in exactly one iteration (a permutation map: elementwise chains
+/// and row reductions) and it has one user, or two users and a cheap body
+/// (the masked, scaled attention scores feed both softmax's max and its
+/// exp). More users would let recomputation snowball (the residual stream
+/// feeds four ops per block). Never into a matmul, which would recompute an
+/// element for every output column.
 bool shouldFuse(OpOperand *fused) {
   auto producer = fused->get().getDefiningOp<linalg::GenericOp>();
   auto consumer = dyn_cast<linalg::GenericOp>(fused->getOwner());
@@ -47,8 +70,12 @@ bool shouldFuse(OpOperand *fused) {
     return false;
   if (isDataMovement(producer))
     return true;
-  return producer->hasOneUse() &&
-         consumer.getMatchingIndexingMap(fused).isPermutation();
+  if (!consumer.getMatchingIndexingMap(fused).isPermutation())
+    return false;
+  if (producer->hasOneUse())
+    return true;
+  return llvm::range_size(producer->getUses()) == 2 && isCheap(producer) &&
+         allUsesArePermutations(producer);
 }
 
 /// Folds a reshape into the generic next to it by expanding the generic's

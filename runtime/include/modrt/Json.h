@@ -1,13 +1,16 @@
-//===- Json.h - Minimal strict JSON value, parser and writer ----*- C++ -*-===//
+//===- Json.h - JSON value, strict parser and writer ------------*- C++ -*-===//
 //
-// Just enough JSON for safetensors headers and modc manifests. The parser is
-// strict (RFC 8259: no comments, no trailing commas, no NaN, valid UTF-8,
-// nothing but whitespace after the value), rejects duplicate object keys
-// (a duplicated tensor name must not silently shadow another) and bounds the
-// nesting depth so hostile input cannot exhaust the stack.
+// Just enough JSON for safetensors headers and modc manifests. Parsing is
+// done by nlohmann/json (Debian's nlohmann-json3-dev, header-only; only
+// Json.cpp includes it, so users of libmodrt do not need it): strict RFC 8259
+// (no comments, no trailing commas, no NaN, valid UTF-8, nothing but
+// whitespace after the value). On top of it this file rejects duplicate
+// object keys (a duplicated tensor name must not silently shadow another)
+// and bounds the nesting depth so hostile input cannot exhaust the stack.
 //
-// Integers that fit in int64 are kept exactly: safetensors byte offsets can
-// exceed 2^53, where a double would round them.
+// Integers are kept exactly over the whole int64 and uint64 range:
+// safetensors byte offsets can exceed 2^53, where a double would round them,
+// and seeds are any uint64.
 //
 //===----------------------------------------------------------------------===//
 
@@ -50,6 +53,11 @@ public:
   bool isNumber() const { return kind_ == Kind::Number; }
   /// True for numbers written without fraction or exponent that fit int64.
   bool isInteger() const { return kind_ == Kind::Number && isInt_; }
+  /// True for numbers written without fraction or exponent in
+  /// [0, 2^64 - 1] (every non-negative isInteger() value, and more).
+  bool isUnsigned64() const {
+    return kind_ == Kind::Number && (isUint_ || (isInt_ && int_ >= 0));
+  }
   bool isString() const { return kind_ == Kind::String; }
   bool isArray() const { return kind_ == Kind::Array; }
   bool isObject() const { return kind_ == Kind::Object; }
@@ -57,6 +65,8 @@ public:
   /// Typed accessors; they throw Error when the value has another kind.
   bool asBool() const;
   int64_t asInt() const;
+  /// The exact value of an isUnsigned64() number.
+  uint64_t asUint64() const;
   double asDouble() const;
   const std::string &asString() const;
   const Array &asArray() const;
@@ -67,7 +77,9 @@ public:
   /// Object member lookup; nullptr when absent or when this is no object.
   const Json *find(std::string_view key) const;
 
-  /// Parses a complete document. Errors name the byte offset of the problem.
+  /// Parses a complete document. Syntax errors name the byte offset (and
+  /// line and column) of the problem, duplicate keys the object they are in
+  /// (as a JSON pointer, e.g. "/entry_points/0").
   static Json parse(std::string_view text, unsigned maxDepth = 128);
 
   /// Serializes to compact JSON (indent < 0) or pretty-printed JSON with the
@@ -85,7 +97,10 @@ private:
   Kind kind_ = Kind::Null;
   bool bool_ = false;
   bool isInt_ = false;
+  /// Integers above INT64_MAX; isInt_ is then false.
+  bool isUint_ = false;
   int64_t int_ = 0;
+  uint64_t uint_ = 0;
   double double_ = 0.0;
   std::string string_;
   Array array_;

@@ -67,7 +67,10 @@ ends, after a "--- sample N ---" line); timing goes to stderr.
                        a mod-train run directory (its newest checkpoint).
   --init-missing       Initialize parameters that --weights lacks (or all,
                        without --weights) from --seed, as mod-run does.
-  --tokenizer=SPEC     byte (default) or a SentencePiece .model file.
+  --tokenizer=SPEC     byte (default) or a SentencePiece .model file. When
+                       the model's vocabulary is larger than the
+                       tokenizer's, tokens are drawn from the tokenizer's
+                       ids only (a note says so).
   --no-stop            Do not end a sequence at end of text: a blank line
                        (two newlines, how byte-level training data separates
                        documents) or a SentencePiece model's end-of-sequence.
@@ -215,12 +218,17 @@ int run(const Options &o) {
                 " (pass --init-missing to initialize it from --seed)");
   }
   Decoder decoder(model, params);
-  if (tokenizer->vocabSize() > uint32_t(decoder.vocabSize()))
-    throw Error("the tokenizer (" + tokenizer->describe() + ") has " +
-                std::to_string(tokenizer->vocabSize()) +
-                " tokens, more than the model's vocabulary of " +
-                std::to_string(decoder.vocabSize()));
 
+  // A model vocabulary larger than the tokenizer's (GPT-2's 50257 with the
+  // byte tokenizer) is sampled over the ids the tokenizer can write.
+  const int64_t sampleVocab =
+      std::min<int64_t>(decoder.vocabSize(), int64_t(tokenizer->vocabSize()));
+  if (sampleVocab < decoder.vocabSize())
+    std::fprintf(stderr,
+                 "mod-sample: note: sampling over the %lld ids of the %s "
+                 "tokenizer, not the model's %lld\n",
+                 static_cast<long long>(sampleVocab), tokenizer->describe().c_str(),
+                 static_cast<long long>(decoder.vocabSize()));
   const int64_t batch = o.batch ? o.batch : int64_t(o.prompts.size());
   if (batch > decoder.batch())
     usageError("--batch " + std::to_string(batch) + " exceeds the batch size " +
@@ -270,7 +278,8 @@ int run(const Options &o) {
   std::vector<int32_t> next(ids.size(), 0);
   for (size_t b = 0; b < ids.size(); ++b)
     next[b] = samplers[b].sample(
-        logits.data<float>() + (int64_t(b) * p + int64_t(promptSize[b]) - 1) * v, v);
+        logits.data<float>() + (int64_t(b) * p + int64_t(promptSize[b]) - 1) * v,
+        sampleVocab);
   int64_t generated = 0, steps = 0, processed = 0;
   double stepSeconds = 0;
   auto finish = [&](size_t b, const char *why) {
@@ -312,7 +321,8 @@ int run(const Options &o) {
     stepSeconds += std::chrono::duration<double>(Clock::now() - t0).count();
     ++steps;
     for (size_t b = 0; b < ids.size(); ++b)
-      if (active[b]) next[b] = samplers[b].sample(logits.data<float>() + int64_t(b) * v, v);
+      if (active[b])
+        next[b] = samplers[b].sample(logits.data<float>() + int64_t(b) * v, sampleVocab);
   }
   if (stream) std::printf("\n");
   std::fflush(stdout);

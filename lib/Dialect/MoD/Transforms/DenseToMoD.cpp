@@ -25,6 +25,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -48,7 +49,8 @@ struct Settings {
   int64_t seqLen = 0, capacity = 0;
   GateKind gate = GateKind::Identity;
   double initStd = 0.02;
-  int64_t initSeed = -1;
+  /// Recorded as mod.init_seed when set; unset uses the runtime's seed.
+  std::optional<uint64_t> initSeed;
   bool returnRouting = false;
 };
 
@@ -79,6 +81,22 @@ FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
                                << "' must be a token count in [1, S="
                                << seqLen << "] or a fraction in (0, 1]";
   return k;
+}
+
+/// The router-init-seed option: empty or -1 (no seed: the runtime's seed
+/// is used) or a decimal integer in [0, 2^64 - 1], kept exactly.
+FailureOr<std::optional<uint64_t>> parseInitSeed(Operation *anchor,
+                                                 StringRef text) {
+  if (text.empty() || text == "-1")
+    return std::optional<uint64_t>();
+  uint64_t seed;
+  // getAsInteger rejects signs, fractions and values above 2^64 - 1.
+  if (!llvm::all_of(text, llvm::isDigit) || text.getAsInteger(10, seed))
+    return anchor->emitError()
+           << "router-init-seed '" << text
+           << "' must be an integer in [0, 18446744073709551615], or -1 for "
+              "the runtime's seed";
+  return std::optional<uint64_t>(seed);
 }
 
 /// The resized copy of `op` inside a routed block: operands remapped through
@@ -155,8 +173,10 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     }
   }
 
-  // A slice keeps whole token axes (the analysis checked it); its static
-  // sizes along them shrink from S to K with the tensor they index.
+  // A slice keeps whole token axes: the analysis fails a slice that takes
+  // part of one ("takes part of a token axis"), and cloneResized stops on
+  // analysis failures above. Its static sizes along them shrink from S to K
+  // with the tensor they index.
   auto fixSizes = [&](OffsetSizeAndStrideOpInterface sliceOp,
                       Value full) -> LogicalResult {
     SmallVector<int64_t> oldFull(cast<ShapedType>(full.getType()).getShape());
@@ -164,9 +184,8 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     SmallVector<int64_t> sizes(sliceOp.getStaticSizes());
     for (size_t d = 0; d < sizes.size() && d < oldFull.size(); ++d)
       if (oldFull[d] != newFull[d]) {
-        if (sizes[d] != oldFull[d])
-          return op->emitError() << blockDesc << ": '" << op->getName()
-                                 << "' takes part of a token axis";
+        assert(sizes[d] == oldFull[d] &&
+               "the token-axis analysis rejects slices of part of a token axis");
         sizes[d] = newFull[d];
       }
     clone->setAttr("static_sizes", DenseI64ArrayAttr::get(b.getContext(), sizes));
@@ -226,16 +245,20 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
                                              const TokenAxisAnalysis &axes,
                                              Value positions, Value tokens) {
   std::string desc = llvm::formatv("block {0} ({1})", block.index, block.prefix);
+  if (isa<RoutedBlockOp>(block.sublayers.front().add))
+    return block.sublayers.front().add->emitError()
+           << desc << " is already a mod.routed_block; schedule only dense "
+                      "blocks";
   Value x = block.input(), out = block.output();
   int64_t s = settings.seqLen, k = settings.capacity;
   auto xType = cast<RankedTensorType>(x.getType());
 
   // The block's own ops, in program order.
   llvm::SetVector<Operation *> blockOps;
-  for (const Sublayer *sub : block.sublayers)
-    blockOps.insert(sub->ops.begin(), sub->ops.end());
+  for (const Sublayer &sub : block.sublayers)
+    blockOps.insert(sub.ops.begin(), sub.ops.end());
   if (block.sublayers.size() == 2 && !block.parallel)
-    blockOps.insert(block.sublayers[0]->add);
+    blockOps.insert(block.sublayers[0].add);
   SmallVector<Operation *> ordered(blockOps.begin(), blockOps.end());
   llvm::sort(ordered, sortByPosition);
 
@@ -306,14 +329,18 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
                                                 ".mod.router.weight")),
       b.getNamedAttr("mod.kind", b.getStringAttr("parameter")),
       b.getNamedAttr("mod.init", b.getStringAttr(initRule))};
-  if (settings.initSeed >= 0)
-    attrs.push_back(
-        b.getNamedAttr("mod.init_seed", b.getI64IntegerAttr(settings.initSeed)));
+  if (settings.initSeed)
+    attrs.push_back(b.getNamedAttr(
+        "mod.init_seed",
+        b.getIntegerAttr(b.getIntegerType(64, /*isSigned=*/false),
+                         APInt(64, *settings.initSeed))));
   auto wType = RankedTensorType::get({xType.getDimSize(2)},
                                      xType.getElementType());
-  if (failed(func.insertArgument(argIndex, wType, b.getDictionaryAttr(attrs),
-                                 out.getLoc())))
-    return func.emitError() << desc << ": cannot add the router weight argument";
+  // Cannot fail: a func.func takes any argument types.
+  LogicalResult inserted = func.insertArgument(
+      argIndex, wType, b.getDictionaryAttr(attrs), out.getLoc());
+  assert(succeeded(inserted) && "func.func rejected a new argument");
+  (void)inserted;
   Value routerWeight = func.getArgument(argIndex);
 
   Operation *outDef = out.getDefiningOp();
@@ -337,10 +364,10 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
     if (failed(cloneResized(b, op, mapping, axes, s, k, pk, desc)))
       return failure();
 
-  Value d = mapping.lookup(block.sublayers[0]->branch);
+  Value d = mapping.lookup(block.sublayers[0].branch);
   if (block.sublayers.size() == 2)
     d = buildAdd(b, out.getLoc(), d,
-                 mapping.lookup(block.sublayers[1]->branch));
+                 mapping.lookup(block.sublayers[1].branch));
   YieldOp::create(b, out.getLoc(), d);
   out.replaceAllUsesWith(routed.getResult());
 
@@ -433,10 +460,20 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       return func.emitError() << "unknown schedule '" << schedule
                               << "' (expected every-other, every or list)";
     }
+    // Asking for MoD and silently getting the dense model back hides a
+    // mistake (e.g. every-other on a one-block model): refuse.
+    if (chosen.empty())
+      return func.emitError()
+             << "schedule '" << schedule << "' routes none of the "
+             << numBlocks << " blocks of @" << func.getSymName()
+             << "; choose a schedule that selects at least one block (e.g. "
+                "schedule=list blocks=0)";
     return SmallVector<unsigned>(chosen.begin(), chosen.end());
   }
 
-  LogicalResult convert(func::FuncOp original) {
+  /// Converts a copy of `original`, inserted next to it, and returns the
+  /// copy; `original` is not touched. On failure the copy is erased.
+  FailureOr<func::FuncOp> convert(func::FuncOp original) {
     std::optional<unsigned> posIdx = findNamedArg(original, "positions");
     auto posType = dyn_cast<RankedTensorType>(
         original.getArgument(*posIdx).getType());
@@ -460,13 +497,17 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       return original.emitError() << "unknown gate '" << gate
                                   << "' (expected linear or sigmoid)";
     settings.initStd = routerInitStd;
-    settings.initSeed = routerInitSeed;
+    FailureOr<std::optional<uint64_t>> seed =
+        parseInitSeed(original, routerInitSeed);
+    if (failed(seed))
+      return failure();
+    settings.initSeed = *seed;
     settings.returnRouting = returnRouting;
 
     // Work on a copy so that a failure leaves the module unchanged.
     OpBuilder b(original);
     auto func = cast<func::FuncOp>(b.clone(*original));
-    auto discard = [&] {
+    auto discard = [&]() -> FailureOr<func::FuncOp> {
       func.erase();
       return failure();
     };
@@ -482,14 +523,13 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     if (failed(structure))
       return discard();
     FailureOr<SmallVector<unsigned>> chosen =
-        routedBlocks(func, structure->blocks.size());
+        routedBlocks(original, structure->blocks.size());
     if (failed(chosen))
       return discard();
     FunctionRewriter rewriter(func, settings);
     if (failed(rewriter.run(*chosen, axes, *structure, positions, tokens)))
       return discard();
-    original.erase();
-    return success();
+    return func;
   }
 
   void runOnOperation() override {
@@ -504,9 +544,21 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
              "({mod.name = \"positions\"})";
       return signalPassFailure();
     }
-    for (func::FuncOp func : candidates)
-      if (failed(convert(func)))
+    // All or nothing over the module: every function is converted into a
+    // copy first; the originals are replaced only when all copies succeeded,
+    // so a failure in a later function leaves the earlier ones as they were.
+    SmallVector<func::FuncOp> converted;
+    for (func::FuncOp func : candidates) {
+      FailureOr<func::FuncOp> copy = convert(func);
+      if (failed(copy)) {
+        for (func::FuncOp done : converted)
+          done.erase();
         return signalPassFailure();
+      }
+      converted.push_back(*copy);
+    }
+    for (func::FuncOp func : candidates)
+      func.erase();
   }
 };
 } // namespace

@@ -173,11 +173,11 @@ FailureOr<FunctionReport> analyze(func::FuncOp func) {
     BlockFlops bf;
     bf.prefix = block.prefix;
     bf.capacity = report.seqLen;
-    for (const Sublayer *s : block.sublayers) {
-      for (Operation *op : s->ops)
+    for (const Sublayer &s : block.sublayers) {
+      for (Operation *op : s.ops)
         owner[op] = block.index;
-      owner[s->add] = block.index;
-      if (auto routed = dyn_cast<RoutedBlockOp>(s->add)) {
+      owner[s.add] = block.index;
+      if (auto routed = dyn_cast<RoutedBlockOp>(s.add)) {
         bf.routed = true;
         bf.capacity = routed.getCapacity();
         if (auto name = routed->getAttrOfType<StringAttr>("mod.block"))

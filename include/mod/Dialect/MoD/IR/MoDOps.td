@@ -50,7 +50,10 @@ def MoD_TopKOp : MoD_Op<"topk", [Pure]> {
     indices (`values[b,j] = input[b, indices[b,j]]`). `1 <= k <= S`.
 
     When `k == S` every token is selected and the op folds to the constant
-    indices `0..S-1` and the input itself.
+    indices `0..S-1` and the input itself, as long as that constant has at
+    most 65536 elements (`B*S`); a folder never builds larger constants. A
+    `mod.gather` through the indices of a top-k over every token folds to its
+    input at any size.
 
     Example:
 

@@ -106,7 +106,14 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
 
     Schedule: `every-other` (blocks 1, 3, 5, ...; block 0 stays dense),
     `every` (blocks `offset`, `offset + every`, ...), or `list` (the blocks
-    in `blocks`).
+    in `blocks`). A schedule that routes no block of a function (e.g.
+    `every-other` on a one-block model, or `offset` past the last block) is
+    an error: the pass never returns the dense model as if it had converted
+    it.
+
+    The pass is all or nothing over the module: every function with a
+    `positions` argument is converted, and if any of them fails the module
+    is left exactly as it was.
 
     If anything cannot be proven safe (no residual chain, a token-mixing op
     whose token axis cannot be resized, a constant with a token axis such as
@@ -154,9 +161,11 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
            "paper) or sigmoid">,
     Option<"routerInitStd", "router-init-std", "double", /*default=*/"0.02",
            "Standard deviation of the normal initialization of router weights">,
-    Option<"routerInitSeed", "router-init-seed", "int64_t", /*default=*/"-1",
-           "Seed for router weight initialization recorded in the manifest; "
-           "-1 uses the runtime's seed">,
+    Option<"routerInitSeed", "router-init-seed", "std::string",
+           /*default=*/"\"-1\"",
+           "Seed for router weight initialization, recorded as "
+           "mod.init_seed (ui64) and in the manifest: an integer in "
+           "[0, 2^64-1]; -1 uses the runtime's seed">,
     Option<"returnRouting", "return-routing", "bool", /*default=*/"false",
            "Also return, for every routed block i, the ascending token "
            "indices it routes as a result named routed_indices.<i> (the "
