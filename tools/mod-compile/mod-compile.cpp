@@ -66,13 +66,21 @@ static cl::opt<std::string>
 static cl::opt<unsigned>
     cudaSM("sm", cl::init(90), cl::value_desc("N"),
            cl::desc("--target=cuda: compute capability to compile the "
-                    "kernels for (default: 90, i.e. sm_90)"),
+                    "kernels for (default: 90, i.e. sm_90); one of 75, 80, "
+                    "86, 87, 88, 89, 90, 100, 103, 110, 120, 121"),
            cl::cat(category));
 static cl::opt<std::string>
     cudaRoot("cuda-root", cl::init(""), cl::value_desc("path"),
              cl::desc("--target=cuda: CUDA toolkit root holding bin/ptxas "
                       "(default: $CUDA_ROOT, $CUDA_HOME, $CUDA_PATH, "
                       "/usr/local/cuda)"),
+             cl::cat(category));
+static cl::opt<bool>
+    cudaTF32("cuda-tf32", cl::init(false),
+             cl::desc("--target=cuda: let cuBLAS run the f32 matrix "
+                      "multiplications on TF32 tensor cores (inputs rounded "
+                      "to 10 mantissa bits, f32 accumulation; faster on "
+                      "sm_80 and newer). Default: off, exact f32 GEMMs"),
              cl::cat(category));
 static cl::opt<unsigned>
     optLevel("O", cl::init(2), cl::Prefix, cl::value_desc("0-3"),
@@ -470,6 +478,14 @@ LogicalResult linkSharedObject(StringRef object, StringRef output) {
   return success();
 }
 
+mod::CUDAOptions cudaOptionsFromFlags() {
+  mod::CUDAOptions options;
+  options.sm = cudaSM;
+  options.cudaRoot = cudaRoot;
+  options.allowTF32 = cudaTF32;
+  return options;
+}
+
 LogicalResult compile(MLIRContext &context) {
   if (target != "cpu" && target != "cuda") {
     llvm::errs() << "mod-compile: error: unknown --target '" << target
@@ -480,6 +496,13 @@ LogicalResult compile(MLIRContext &context) {
   std::unique_ptr<llvm::TargetMachine> tm = createHostTargetMachine();
   if (!tm)
     return failure();
+  if (target == "cuda") {
+    std::string error;
+    if (failed(mod::checkCUDAOptions(cudaOptionsFromFlags(), error))) {
+      llvm::errs() << "mod-compile: error: " << error << "\n";
+      return failure();
+    }
+  }
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
   stage("parsing " + inputFile);
@@ -501,14 +524,16 @@ LogicalResult compile(MLIRContext &context) {
   stage("lowering to the LLVM dialect");
   PassManager pm(&context);
   if (target == "cuda") {
-    mod::CUDAOptions cudaOptions;
-    cudaOptions.sm = cudaSM;
-    cudaOptions.cudaRoot = cudaRoot;
-    if (failed(mod::compileForCUDA(*module, cudaOptions)))
+    if (failed(mod::compileForCUDA(*module, cudaOptionsFromFlags())))
       return failure();
-  } else if (failed(mod::buildCPULoweringPipeline(pm)) ||
-             failed(pm.run(*module))) {
-    return failure();
+  } else {
+    std::string pipelineError;
+    if (failed(mod::buildCPULoweringPipeline(pm, pipelineError))) {
+      llvm::errs() << "mod-compile: internal error: " << pipelineError << "\n";
+      return failure();
+    }
+    if (failed(pm.run(*module)))
+      return failure();
   }
 
   if (std::error_code ec = llvm::sys::fs::create_directories(outputDir)) {
