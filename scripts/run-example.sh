@@ -1,56 +1,56 @@
 #!/usr/bin/env bash
-# The main job on its bundled default: installs what is missing, builds modc,
-# then takes the bundled tiny GPT-2 config through the whole path:
-#   mod-import (dense MLIR) -> mod-opt --mod-dense-to-mod (MoD: every other
-#   block routes 12.5% of the tokens) -> --mod-flop-report -> mod-compile
-#   (CPU) -> mod-run on the bundled prompt, printing the next-token
-#   candidates and which tokens each routed block chose.
-#   scripts/run-example.sh [config.json] [prompt.txt] [output-dir]
-# The parameters are initialized from a seed (training comes later), so the
-# predicted tokens are those of an untrained model.
+# The main job: installs what is missing, builds modc, then trains the bundled
+# tiny GPT-2 (byte-level) converted to Mixture-of-Depths on the fortunes
+# corpus, next to the same model dense, and draws the loss curves:
+#   mod-import -> mod-opt --mod-dense-to-mod (every other block routes 12.5%
+#   of the tokens) -> --mod-generate-grad --mod-generate-adamw -> mod-compile
+#   -> mod-tokenize (fortunes, bytes) -> mod-train (MoD, then dense) ->
+#   scripts/plot-metrics -> OUTDIR/loss.png
+#   scripts/run-example.sh [config.json] [output-dir]
+# STEPS=N (default 600) and THREADS=N (default: the core count) change the
+# run; a second run in the same output directory starts over.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${MODC_BUILD_DIR:-$root/build}
 config=${1:-$root/examples/configs/gpt2-tiny.json}
-prompt=$(cat "${2:-$root/examples/prompt.txt}")
-out=${3:-$root/out/$(basename "$config" .json)}
-seq=32
-capacity=0.125
+out=${2:-$root/out/$(basename "$config" .json)}
+batch=8 seq=64 capacity=0.125
+steps=${STEPS:-600}
+export MODC_NUM_THREADS=${THREADS:-$(nproc)}
 "$root/scripts/setup.sh"
 bin=$build/bin
 mkdir -p "$out"
+rm -rf "$out/run-mod" "$out/run-dense" # the runs start over
 
 echo
-echo "== mod-import $(basename "$config") --batch=1 --seq=$seq"
-"$bin/mod-import" "$config" --batch=1 --seq=$seq -o "$out/dense.mlir"
-echo "   $(grep -c 'linalg\.' "$out/dense.mlir") linalg ops -> $out/dense.mlir"
+echo "== compile $(basename "$config") at batch $batch x $seq tokens: dense and MoD (capacity $capacity, every other block)"
+"$bin/mod-import" "$config" --batch=$batch --seq=$seq -o "$out/dense.mlir"
+"$bin/mod-opt" "$out/dense.mlir" --mod-dense-to-mod="capacity=$capacity" -o "$out/mod.mlir"
+"$bin/mod-opt" "$out/mod.mlir" --mod-flop-report="baseline=$out/dense.mlir" -o /dev/null | tail -2 | sed "s/^/   /"
+for kind in mod dense; do
+  "$bin/mod-opt" "$out/$kind.mlir" --mod-generate-grad --mod-generate-adamw -o "$out/$kind-train.mlir"
+  "$bin/mod-compile" "$out/$kind-train.mlir" -o "$out/$kind"
+done
 
 echo
-echo "== mod-opt --mod-dense-to-mod=\"capacity=$capacity\" (every other block routed)"
-"$bin/mod-opt" "$out/dense.mlir" --mod-dense-to-mod="capacity=$capacity return-routing" -o "$out/mod.mlir"
-grep -o 'mod.routed_block([^)]*) capacity([0-9]*)[^{]*{mod.block = "[^"]*"}' "$out/mod.mlir" | sed 's/^/   /'
+echo "== tokenize the fortunes corpus (byte level)"
+"$bin/mod-tokenize" -o "$out/fortunes.tokens"
+
+for kind in mod dense; do
+  echo
+  echo "== mod-train $kind: $steps steps, $MODC_NUM_THREADS thread(s) (Ctrl-C stops with a checkpoint; --resume continues)"
+  "$bin/mod-train" "$out/$kind" --data="$out/fortunes.tokens" --out="$out/run-$kind" \
+    --steps="$steps" --lr=1e-2 --min-lr=1e-3 --warmup=30 --eval-every=100 --log-every=50
+done
 
 echo
-echo "== mod-opt --mod-flop-report (forward FLOPs, MoD vs dense)"
-"$bin/mod-opt" "$out/mod.mlir" --mod-flop-report="baseline=$out/dense.mlir" -o /dev/null
-
-echo
-echo "== mod-compile --target=cpu -> $out/model"
-"$bin/mod-compile" "$out/mod.mlir" --target=cpu -o "$out/model"
-
-echo
-echo "== mod-run on the prompt \"$prompt\" (parameters initialized from seed 0)"
-routed=$(grep -o '"routed_indices\.[0-9]*"' "$out/model/manifest.json" | tr -d '"' | paste -sd, -)
-"$bin/mod-run" "$out/model" --prompt="$prompt" --init-missing --seed=0 --top=5 \
-  --print="$routed" > "$out/run.txt"
-# Show the routed token indices with the characters they hold.
-while IFS= read -r line; do
-  case "$line" in
-    routed_indices.*) echo "block ${line#routed_indices.}" | sed 's/: i32.*/ routes tokens:/' ;;
-    "[0,:]"*)
-      for i in ${line#\[0,:\] }; do
-        printf "   %2d %q\n" "$i" "${prompt:$i:1}"
-      done ;;
-    *) echo "$line" ;;
-  esac
-done < "$out/run.txt"
+python3 - "$out/run-mod/metrics.jsonl" "$out/run-dense/metrics.jsonl" <<'EOF'
+import json, statistics, sys
+for label, path in zip(("MoD", "dense"), sys.argv[1:]):
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    last = rows[-1]
+    tps = statistics.median(r["tokens_per_s"] for r in rows[len(rows) // 10:])
+    print(f"{label:6} step {last['step']}: train loss {last['loss']:.3f}, "
+          f"val loss {last['val_loss']:.3f}, {tps:.0f} tokens/s (median)")
+EOF
+"$root/scripts/plot-metrics" "$out/run-mod" "$out/run-dense" --labels MoD,dense -o "$out/loss.png"

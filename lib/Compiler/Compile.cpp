@@ -45,10 +45,23 @@ ArrayRef<StringRef> mlir::mod::getArtifactFileNames() {
   return names;
 }
 
+static CUDAOptions getCUDAOptions(const CompileOptions &options) {
+  CUDAOptions cudaOptions;
+  cudaOptions.sm = options.cudaSM;
+  cudaOptions.cudaRoot = options.cudaRoot;
+  cudaOptions.allowTF32 = options.cudaTF32;
+  return cudaOptions;
+}
+
 LogicalResult mlir::mod::verifyCompileOptions(const CompileOptions &options) {
   if (options.target != "cpu" && options.target != "cuda")
     return fail(options, "unknown --target '" + options.target +
                              "' (supported: cpu, cuda)");
+  if (options.target == "cuda") {
+    std::string error;
+    if (failed(checkCUDAOptions(getCUDAOptions(options), error)))
+      return fail(options, error);
+  }
   if (!createTargetMachine(options))
     return failure();
   return success();
@@ -93,6 +106,8 @@ LogicalResult mlir::mod::compileModule(ModuleOp module, StringRef outputDir,
                                        const CompileOptions &options) {
   if (options.target != "cpu" && options.target != "cuda")
     return verifyCompileOptions(options);
+  if (options.target == "cuda" && failed(verifyCompileOptions(options)))
+    return failure();
   std::unique_ptr<llvm::TargetMachine> tm = createTargetMachine(options);
   if (!tm)
     return failure();
@@ -103,14 +118,14 @@ LogicalResult mlir::mod::compileModule(ModuleOp module, StringRef outputDir,
 
   stage(options, "lowering to the LLVM dialect");
   if (options.target == "cuda") {
-    CUDAOptions cudaOptions;
-    cudaOptions.sm = options.cudaSM;
-    cudaOptions.cudaRoot = options.cudaRoot;
-    if (failed(compileForCUDA(module, cudaOptions)))
+    if (failed(compileForCUDA(module, getCUDAOptions(options))))
       return failure();
   } else {
     PassManager pm(module.getContext());
-    if (failed(buildCPULoweringPipeline(pm)) || failed(pm.run(module)))
+    std::string pipelineError;
+    if (failed(buildCPULoweringPipeline(pm, pipelineError)))
+      return fail(options, "internal error: " + pipelineError);
+    if (failed(pm.run(module)))
       return failure();
   }
 

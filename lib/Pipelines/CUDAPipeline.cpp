@@ -1,6 +1,7 @@
 //===- CUDAPipeline.cpp - modc lowering for NVIDIA GPUs -------------------===//
 
 #include "mod/Pipelines/CUDAPipeline.h"
+#include "mod/Pipelines/Pipelines.h"
 
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/FileSystem.h"
@@ -9,14 +10,43 @@
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 using namespace mlir;
 
 namespace {
-/// PTX ISA the NVPTX back end must emit: LLVM's default for sm_90 predates
-/// what ptxas of CUDA 12/13 expects for the features modc uses.
-std::string ptxFeatures(unsigned sm) { return sm >= 100 ? "+ptx86" : "+ptx80"; }
+/// The GPUs modc compiles for: the SMs that both LLVM 22's NVPTX back end and
+/// ptxas of CUDA 13 accept (CUDA 13 dropped everything before sm_75 and
+/// renamed sm_101 to sm_110), with the first PTX ISA version that can target
+/// each one (PTX ISA manual, "PTX ISA Version" / target table). LLVM's
+/// default ISA for a chip can be older than the chip (sm_120 gets 8.6 and the
+/// back end aborts), so the version is always passed explicitly.
+struct SMInfo {
+  unsigned sm;
+  unsigned ptx; // 87 = PTX ISA 8.7
+};
+constexpr SMInfo kSupportedSMs[] = {
+    {75, 63},  {80, 70},  {86, 71},  {87, 74},  {88, 90},  {89, 78},
+    {90, 78},  {100, 86}, {103, 88}, {110, 90}, {120, 87}, {121, 88},
+};
+/// PTX 8.0 (CUDA 12.0) is the floor: what the generated kernels were first
+/// validated with, and older ISAs gain nothing with a CUDA 12/13 ptxas.
+constexpr unsigned kMinPTX = 80;
+
+const SMInfo *findSM(unsigned sm) {
+  for (const SMInfo &info : kSupportedSMs)
+    if (info.sm == sm)
+      return &info;
+  return nullptr;
+}
+
+/// Pass options are space-separated `key=value`s; quoting keeps a path with
+/// spaces (or `=`/`,`) one value.
+std::string quoteOption(StringRef value) {
+  return value.contains('"') ? ("'" + value + "'").str()
+                             : ("\"" + value + "\"").str();
+}
 
 /// The directory of libmodrt_cuda.so when the caller names none: lib/ next
 /// to the bin/ holding the running tool (true in the build tree and when
@@ -32,6 +62,47 @@ std::string defaultRuntimeLibDir() {
   return std::string(dir);
 }
 } // namespace
+
+std::string mlir::mod::supportedCUDASMs() {
+  std::string list;
+  for (const SMInfo &info : kSupportedSMs)
+    list += (list.empty() ? "" : ", ") + std::to_string(info.sm);
+  return list;
+}
+
+FailureOr<std::string> mlir::mod::ptxFeatures(unsigned sm,
+                                              std::string &error) {
+  const SMInfo *info = findSM(sm);
+  if (!info) {
+    error = llvm::formatv("unsupported compute capability sm_{0} (--sm={0}); "
+                          "the CUDA target supports --sm={1}",
+                          sm, supportedCUDASMs())
+                .str();
+    return failure();
+  }
+  return "+ptx" + std::to_string(std::max(info->ptx, kMinPTX));
+}
+
+LogicalResult mlir::mod::checkCUDAOptions(const CUDAOptions &options,
+                                          std::string &error) {
+  if (failed(ptxFeatures(options.sm, error)))
+    return failure();
+  if (options.blockSize < 32 || options.blockSize > 1024 ||
+      options.blockSize % 32 != 0) {
+    error = llvm::formatv("block size {0} must be a multiple of 32 in "
+                          "[32, 1024]",
+                          options.blockSize)
+                .str();
+    return failure();
+  }
+  if (options.optLevel > 3) {
+    error = llvm::formatv("kernel optimization level {0} is not in 0-3",
+                          options.optLevel)
+                .str();
+    return failure();
+  }
+  return success();
+}
 
 FailureOr<std::string> mlir::mod::findCUDAToolkit(const CUDAOptions &options,
                                                   std::string &error) {
@@ -61,9 +132,13 @@ FailureOr<std::string> mlir::mod::findCUDAToolkit(const CUDAOptions &options,
   return root;
 }
 
-std::string mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
-                                               StringRef toolkit) {
+FailureOr<std::string>
+mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
+                                  StringRef toolkit, std::string &error) {
+  if (failed(checkCUDAOptions(options, error)))
+    return failure();
   std::string chip = "sm_" + std::to_string(options.sm);
+  std::string features = *ptxFeatures(options.sm, error);
   // Kept textual, like the CPU pipeline, so `mod-opt --mod-cuda-lowering`
   // runs exactly what mod-compile runs and any prefix can be replayed.
   return llvm::formatv(
@@ -74,14 +149,21 @@ std::string mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "function-boundary-type-conversion=identity-layout-map},"
              "buffer-results-to-out-params{{modify-public-functions},"
              "canonicalize,"
-             "mod-linalg-to-cublas,"
+             "mod-linalg-to-cublas{{allow-tf32={5}},"
              "mod-gpu-device-buffers,"
+             "mod-linalg-reductions-to-gpu{{block-size={0}},"
              "func.func(convert-linalg-to-parallel-loops),"
              "canonicalize,"
              "mod-parallel-loops-to-gpu{{block-size={0}},"
+             // Constants and index computations go into the kernels instead
+             // of being passed as kernel parameters (canonicalize hoists
+             // them out of the gpu.launch bodies).
+             "gpu-launch-sink-index-computations,"
              "gpu-kernel-outlining,"
+             "mod-gpu-merge-kernel-modules,"
              "nvvm-attach-target{{chip={1} features={2} O={3}},"
              "func.func(gpu-async-region),"
+             "mod-gpu-stream-order,"
              "convert-scf-to-cf,"
              "gpu.module(convert-gpu-to-nvvm,canonicalize,cse,"
              "reconcile-unrealized-casts),"
@@ -100,24 +182,33 @@ std::string mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "section=.nv_fatbin},"
              "canonicalize,"
              "reconcile-unrealized-casts",
-             options.blockSize, chip, ptxFeatures(options.sm),
-             options.optLevel, toolkit)
+             options.blockSize, chip, features, options.optLevel,
+             quoteOption(toolkit), options.allowTF32 ? "true" : "false")
       .str();
+}
+
+LogicalResult mlir::mod::buildCUDALoweringPipeline(OpPassManager &pm,
+                                                   const CUDAOptions &options,
+                                                   StringRef toolkit,
+                                                   std::string &error) {
+  FailureOr<std::string> pipeline =
+      getCUDALoweringPipeline(options, toolkit, error);
+  if (failed(pipeline))
+    return failure();
+  return parsePipelineInto(pm, *pipeline, "CUDA lowering", error);
 }
 
 LogicalResult mlir::mod::compileForCUDA(ModuleOp module,
                                         const CUDAOptions &options) {
   std::string error;
+  if (failed(checkCUDAOptions(options, error)))
+    return module.emitError() << error;
   FailureOr<std::string> toolkit = findCUDAToolkit(options, error);
   if (failed(toolkit))
     return module.emitError() << error;
   PassManager pm(module.getContext());
-  std::string parseErrors;
-  llvm::raw_string_ostream os(parseErrors);
-  if (failed(parsePassPipeline(getCUDALoweringPipeline(options, *toolkit), pm,
-                               os)))
-    return module.emitError()
-           << "internal error: bad CUDA lowering pipeline: " << parseErrors;
+  if (failed(buildCUDALoweringPipeline(pm, options, *toolkit, error)))
+    return module.emitError() << error;
   return pm.run(module);
 }
 
@@ -131,38 +222,54 @@ mlir::mod::cudaLinkArguments(StringRef runtimeLibDir) {
 namespace {
 struct CUDAPipelineOptions : PassPipelineOptions<CUDAPipelineOptions> {
   Option<unsigned> sm{*this, "sm",
-                      llvm::cl::desc("Compute capability (90 = sm_90)"),
+                      llvm::cl::desc("Compute capability (90 = sm_90); one of "
+                                     "75, 80, 86-90, 100, 103, 110, 120, 121"),
                       llvm::cl::init(90)};
   Option<std::string> cudaRoot{
       *this, "cuda-root",
       llvm::cl::desc("CUDA toolkit root (default: $CUDA_ROOT, $CUDA_HOME, "
                      "$CUDA_PATH, /usr/local/cuda)")};
   Option<unsigned> optLevel{*this, "opt-level",
-                            llvm::cl::desc("Kernel optimization level"),
+                            llvm::cl::desc("Kernel optimization level (0-3)"),
                             llvm::cl::init(3)};
   Option<int64_t> blockSize{*this, "block-size",
-                            llvm::cl::desc("Threads per block"),
+                            llvm::cl::desc("Threads per block (a multiple of "
+                                           "32 in [32, 1024])"),
                             llvm::cl::init(256)};
+  Option<bool> tf32{*this, "tf32",
+                    llvm::cl::desc("Let cuBLAS use TF32 tensor cores for f32 "
+                                   "GEMMs (default: off, exact f32)"),
+                    llvm::cl::init(false)};
 };
 } // namespace
 
 void mlir::mod::registerCUDAPipelines() {
-  PassPipelineRegistration<CUDAPipelineOptions>(
+  // Registered by hand rather than with PassPipelineRegistration so that a
+  // bad option or a pipeline that fails to parse fails mod-opt instead of
+  // running a partial pipeline.
+  registerPassPipeline(
       "mod-cuda-lowering",
       "Lower mod/linalg/tensor IR for NVIDIA GPUs: fused routing kernels, "
       "cuBLAS GEMMs, generated loop kernels, device-resident buffers, "
       "embedded cubin, host code on the mgpu* ABI",
-      [](OpPassManager &pm, const CUDAPipelineOptions &opts) {
+      [](OpPassManager &pm, StringRef optionsText,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        CUDAPipelineOptions opts;
+        if (failed(opts.parseFromString(optionsText)))
+          return failure();
         CUDAOptions options{opts.sm, opts.cudaRoot, opts.optLevel,
-                            opts.blockSize};
+                            opts.blockSize, opts.tf32};
         std::string error;
         FailureOr<std::string> toolkit = findCUDAToolkit(options, error);
         // Without a toolkit the pipeline still runs up to serialization,
         // where gpu-module-to-binary reports the missing ptxas.
-        std::string pipeline = getCUDALoweringPipeline(
-            options, succeeded(toolkit) ? StringRef(*toolkit)
-                                        : StringRef(options.cudaRoot));
-        if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
-          llvm::errs() << "internal error: bad CUDA lowering pipeline\n";
+        StringRef root = succeeded(toolkit) ? StringRef(*toolkit)
+                                            : StringRef(options.cudaRoot);
+        if (failed(buildCUDALoweringPipeline(pm, options, root, error)))
+          return errorHandler("--mod-cuda-lowering: " + error);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(CUDAPipelineOptions());
       });
 }

@@ -44,15 +44,25 @@ std::string mlir::mod::getCPULoweringPipeline() {
          "reconcile-unrealized-casts";
 }
 
-LogicalResult mlir::mod::buildCPULoweringPipeline(OpPassManager &pm) {
+LogicalResult mlir::mod::parsePipelineInto(OpPassManager &pm,
+                                           StringRef pipeline, StringRef name,
+                                           std::string &error) {
   std::string errors;
   llvm::raw_string_ostream os(errors);
-  if (failed(parsePassPipeline(getCPULoweringPipeline(), pm, os))) {
-    llvm::errs() << "internal error: bad CPU lowering pipeline: " << errors
-                 << "\n";
-    return failure();
-  }
-  return success();
+  if (succeeded(parsePassPipeline(pipeline, pm, os)))
+    return success();
+  StringRef why = StringRef(errors).trim();
+  error = ("the " + name + " pipeline does not parse: " +
+           (why.empty() ? StringRef("unknown error") : why) + " (pipeline: " +
+           pipeline + ")")
+              .str();
+  return failure();
+}
+
+LogicalResult mlir::mod::buildCPULoweringPipeline(OpPassManager &pm,
+                                                  std::string &error) {
+  return parsePipelineInto(pm, getCPULoweringPipeline(), "CPU lowering",
+                           error);
 }
 
 std::vector<std::string> mlir::mod::cpuLinkArguments() {
@@ -63,10 +73,22 @@ std::vector<std::string> mlir::mod::cpuLinkArguments() {
 }
 
 void mlir::mod::registerMoDPipelines() {
-  PassPipelineRegistration<>(
+  // Registered by hand so that a pipeline that fails to parse fails mod-opt
+  // instead of running whatever prefix parsed.
+  registerPassPipeline(
       "mod-cpu-lowering",
       "Lower mod/linalg/tensor IR to the LLVM dialect for the host CPU "
       "(expand routed blocks, lower mod ops, bufferize, results to "
       "out-parameters, loops, LLVM)",
-      [](OpPassManager &pm) { (void)buildCPULoweringPipeline(pm); });
+      [](OpPassManager &pm, StringRef options,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        if (!options.empty())
+          return errorHandler("--mod-cpu-lowering takes no options, got '" +
+                              options + "'");
+        std::string error;
+        if (failed(buildCPULoweringPipeline(pm, error)))
+          return errorHandler(error);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)>) {});
 }

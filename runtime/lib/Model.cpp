@@ -187,13 +187,18 @@ Model Model::load(const std::string &dir) {
     std::memcpy(&fn, &symbol, sizeof fn); // object -> function pointer
     model.functions_.push_back(fn);
   }
+  // Searches model.so and the libraries it links: only CUDA models have it.
+  if (void *symbol = ::dlsym(model.handle_, "modrt_cuda_take_error"))
+    std::memcpy(&model.takeCUDAError_, &symbol, sizeof symbol);
   return model;
 }
 
 Model::Model(Model &&other) noexcept
     : dir_(std::move(other.dir_)), manifest_(std::move(other.manifest_)),
-      handle_(other.handle_), functions_(std::move(other.functions_)) {
+      handle_(other.handle_), functions_(std::move(other.functions_)),
+      takeCUDAError_(other.takeCUDAError_) {
   other.handle_ = nullptr;
+  other.takeCUDAError_ = nullptr;
 }
 
 Model &Model::operator=(Model &&other) noexcept {
@@ -203,7 +208,9 @@ Model &Model::operator=(Model &&other) noexcept {
     manifest_ = std::move(other.manifest_);
     handle_ = other.handle_;
     functions_ = std::move(other.functions_);
+    takeCUDAError_ = other.takeCUDAError_;
     other.handle_ = nullptr;
+    other.takeCUDAError_ = nullptr;
   }
   return *this;
 }
@@ -213,6 +220,7 @@ Model::~Model() { release(); }
 void Model::release() {
   if (handle_) ::dlclose(handle_);
   handle_ = nullptr;
+  takeCUDAError_ = nullptr;
   functions_.clear();
 }
 
@@ -257,6 +265,12 @@ void Model::invoke(size_t index, const std::vector<const Tensor *> &inputs,
   for (std::vector<int64_t> &descriptor : descriptors)
     args.push_back(descriptor.data());
   functions_[index](args.data());
+  if (takeCUDAError_) {
+    char message[1024];
+    if (takeCUDAError_(message, sizeof message))
+      throw Error("entry point '" + manifest_.entryPoints[index].name +
+                  "': CUDA error: " + message);
+  }
 }
 
 std::vector<Tensor> Model::call(std::string_view entryName,

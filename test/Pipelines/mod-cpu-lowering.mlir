@@ -1,13 +1,12 @@
-// RUN: mod-opt %s --mod-cpu-lowering | FileCheck %s
+// RUN: mod-opt %s --mod-cpu-lowering | FileCheck %s --implicit-check-not=mod. --implicit-check-not=linalg. --implicit-check-not=tensor. --implicit-check-not=scf. --implicit-check-not=memref.
+// RUN: not mod-opt %s --mod-cpu-lowering=fast 2>&1 | FileCheck %s --check-prefix=OPTIONS
 
 // The whole CPU pipeline: a routed block ends up as LLVM dialect only, with
 // the result turned into a caller-allocated out-parameter and a C interface
 // wrapper that takes memref descriptors by pointer.
 
-// CHECK-NOT: mod.
-// CHECK-NOT: linalg.
-// CHECK-NOT: tensor.
-// CHECK-NOT: scf.
+// No op of a dialect above LLVM is left anywhere in the output (the
+// implicit CHECK-NOTs scan all of it).
 // Memory is managed by the generated code; nothing leaks to the caller.
 // CHECK: llvm.func @free(
 // CHECK: llvm.func @malloc(
@@ -26,3 +25,5 @@ func.func @forward(%x: tensor<2x8x4xf32>, %p: tensor<2x8xi32>, %w: tensor<4xf32>
   }
   return %o : tensor<2x8x4xf32>
 }
+
+// OPTIONS: --mod-cpu-lowering takes no options, got 'fast'

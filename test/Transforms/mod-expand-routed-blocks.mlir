@@ -11,7 +11,7 @@
 // The body is inlined on the gathered tokens.
 // CHECK: %[[D:.*]] = "body.mlp"(%[[XK]], %[[PK]], %[[M]])
 // CHECK-NOT: linalg.generic
-// CHECK: %[[OUT:.*]] = mod.scatter_add %[[X]][%[[IDX]]], %[[D]] scale %[[VAL]]
+// CHECK: %[[OUT:.*]] = mod.scatter_add %[[X]][%[[IDX]]], %[[D]] scale %[[VAL]] :
 // CHECK: return %[[OUT]]
 func.func @identity_gate(%x: tensor<2x4x8xf32>, %p: tensor<2x4xi32>, %w: tensor<8xf32>,
                          %m: tensor<8x8xf32>) -> tensor<2x4x8xf32> {
@@ -26,15 +26,13 @@ func.func @identity_gate(%x: tensor<2x4x8xf32>, %p: tensor<2x4xi32>, %w: tensor<
 
 // -----
 
-// Sigmoid gate: 1 / (1 + exp(-v)) on the top-k scores.
+// Sigmoid gate: an attribute of the scatter on the raw top-k scores, not a
+// separate elementwise op.
 // CHECK-LABEL: func.func @sigmoid_gate
 // CHECK: %[[IDX:.*]], %[[VAL:.*]] = mod.topk %{{.*}} k(1)
-// CHECK: %[[G:.*]] = linalg.generic {{.*}} ins(%[[VAL]] : tensor<1x1xf32>)
-// CHECK: arith.negf
-// CHECK: math.exp
-// CHECK: arith.addf
-// CHECK: arith.divf
-// CHECK: mod.scatter_add %{{.*}}[%[[IDX]]], %{{.*}} scale %[[G]]
+// CHECK-NOT: linalg.generic
+// CHECK-NOT: math.exp
+// CHECK: mod.scatter_add %{{.*}}[%[[IDX]]], %{{.*}} scale %[[VAL]] gate(sigmoid) :
 func.func @sigmoid_gate(%x: tensor<1x4x8xf32>, %p: tensor<1x4xi32>, %w: tensor<8xf32>) -> tensor<1x4x8xf32> {
   %o = mod.routed_block(%x, %p, %w) capacity(1) gate(sigmoid)
       : (tensor<1x4x8xf32>, tensor<1x4xi32>, tensor<8xf32>) -> tensor<1x4x8xf32> {

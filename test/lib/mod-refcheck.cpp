@@ -7,7 +7,8 @@
 //   mod-refcheck gen --manifest=M --entry=E --seed=N [--ties] -o in.safetensors
 //       Random inputs for every argument of E, by name: `scores` [B,S] (with
 //       --ties drawn from a small set, so equal scores, and -0.0 vs +0.0,
-//       are common), `positions` [B,S] (--positions: arange 0..S-1, offset
+//       are common; with --nans also +NaN and -NaN, which the total order
+//       of mod.topk puts above +inf and below -inf), `positions` [B,S] (--positions: arange 0..S-1, offset
 //       i + 1000·b, or shuffled rows after the first), `tokens` uniform in
 //       [0, --vocab), float tensors N(0, 0.5²).
 //   mod-refcheck check --inputs=in.safetensors --outputs=out.safetensors
@@ -46,6 +47,7 @@ struct Options {
   int64_t vocab = 256;
   uint64_t seed = 1;
   bool ties = false;
+  bool nans = false;
   double rtol = 1e-5, atol = 1e-6;
 };
 
@@ -56,13 +58,22 @@ struct Options {
 
 // ---- reference semantics --------------------------------------------------
 
+/// The total order of mod.topk as a number: -NaN < -inf < ... < -0.0 ==
+/// +0.0 < ... < +inf < +NaN (every NaN of a sign is equal).
+double orderKey(float v) {
+  if (std::isnan(v))
+    return std::signbit(v) ? -HUGE_VAL * 2 - 1 : HUGE_VAL * 2 + 1;
+  return v == 0 ? 0.0 : double(v);
+}
+
 /// Indices of the K largest scores of one row; ties to the lower index;
 /// returned ascending. Selection by sorting on (score desc, index asc).
 std::vector<int32_t> referenceTopK(const float *row, int64_t s, int64_t k) {
   std::vector<int32_t> order(s);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return row[a] > row[b] || (row[a] == row[b] && a < b);
+    double ka = orderKey(row[a]), kb = orderKey(row[b]);
+    return ka > kb || (ka == kb && a < b);
   });
   order.resize(k);
   std::sort(order.begin(), order.end());
@@ -192,7 +203,9 @@ int compare(const std::string &name, const Tensor &got, const Tensor &want,
     double a = got.elementAsDouble(i), b = want.elementAsDouble(i);
     bool exact = got.dtype() == DType::I32 || got.dtype() == DType::I64;
     double err = std::fabs(a - b);
-    bool ok = exact ? a == b : err <= opt.atol + opt.rtol * std::fabs(b);
+    bool ok = exact ? a == b
+                    : std::isnan(b) ? std::isnan(a) // NaN in, NaN out
+                                    : err <= opt.atol + opt.rtol * std::fabs(b);
     if (!exact && std::fabs(b) > 0)
       worst = std::max(worst, err / std::fabs(b));
     if (!ok && bad++ == 0)
@@ -250,6 +263,12 @@ int generate(const Options &opt) {
         t.data<float>()[i] = (opt.ties && spec.name == "scores")
                                  ? tieSet[rng() % 6]
                                  : normal(rng);
+      // About one score in eight a NaN of either sign.
+      if (opt.nans && spec.name == "scores")
+        for (int64_t i = 0; i < n; ++i)
+          if (rng() % 8 == 0)
+            t.data<float>()[i] = std::copysign(std::nanf(""),
+                                               rng() % 2 ? 1.0f : -1.0f);
     } else {
       fail("cannot generate input '" + spec.name + "' of dtype " +
            modrt::manifestDTypeName(spec.dtype));
@@ -323,7 +342,7 @@ bool takeValue(const std::string &arg, const char *flag, std::string &out) {
 
 void usage() {
   std::cout << "usage: mod-refcheck gen --manifest=FILE --entry=NAME [--seed=N] "
-               "[--ties] [--positions=arange|offset|shuffled] [--vocab=V] -o FILE\n"
+               "[--ties] [--nans] [--positions=arange|offset|shuffled] [--vocab=V] -o FILE\n"
                "       mod-refcheck check --inputs=FILE --outputs=FILE "
                "[--gate=identity|sigmoid] [--rtol=X] [--atol=X]\n";
 }
@@ -346,6 +365,8 @@ int main(int argc, char **argv) {
       opt.output = argv[++i];
     else if (a == "--ties")
       opt.ties = true;
+    else if (a == "--nans")
+      opt.nans = true;
     else if (takeValue(a, "--manifest", opt.manifest) ||
              takeValue(a, "--entry", opt.entry) ||
              takeValue(a, "--inputs", opt.inputs) ||

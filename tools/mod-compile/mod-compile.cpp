@@ -39,8 +39,16 @@ static cl::opt<std::string>
 static cl::opt<unsigned>
     cudaSM("sm", cl::init(90), cl::value_desc("N"),
            cl::desc("--target=cuda: compute capability to compile the "
-                    "kernels for (default: 90, i.e. sm_90)"),
+                    "kernels for (default: 90, i.e. sm_90); one of 75, 80, "
+                    "86, 87, 88, 89, 90, 100, 103, 110, 120, 121"),
            cl::cat(category));
+static cl::opt<bool>
+    cudaTF32("cuda-tf32", cl::init(false),
+             cl::desc("--target=cuda: let cuBLAS run the f32 matrix "
+                      "multiplications on TF32 tensor cores (inputs rounded "
+                      "to 10 mantissa bits, f32 accumulation; faster on "
+                      "sm_80 and newer). Default: off, exact f32 GEMMs"),
+             cl::cat(category));
 static cl::opt<std::string>
     cudaRoot("cuda-root", cl::init(""), cl::value_desc("path"),
              cl::desc("--target=cuda: CUDA toolkit root holding bin/ptxas "
@@ -88,6 +96,7 @@ int main(int argc, char **argv) {
   options.target = target;
   options.cudaSM = cudaSM;
   options.cudaRoot = cudaRoot;
+  options.cudaTF32 = cudaTF32;
   options.optLevel = optLevel;
   options.cpu = cpu;
   options.linker = linker;

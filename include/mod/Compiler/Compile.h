@@ -30,6 +30,8 @@ struct CompileOptions {
   /// --target=cuda: toolkit root; empty means $CUDA_ROOT, $CUDA_HOME,
   /// $CUDA_PATH, /usr/local/cuda.
   std::string cudaRoot;
+  /// --target=cuda: let cuBLAS use TF32 tensor cores for f32 GEMMs.
+  bool cudaTF32 = false;
   /// LLVM optimization level of the generated host code (0-3).
   unsigned optLevel = 2;
   /// LLVM CPU name for code generation; "host" uses every feature of the

@@ -28,6 +28,8 @@ struct CUDAOptions {
   unsigned optLevel = 3;
   /// Threads per block of the generated kernels.
   int64_t blockSize = 256;
+  /// Let cuBLAS run the f32 GEMMs on TF32 tensor cores.
+  bool allowTF32 = false;
 };
 
 /// The toolkit `options` designate, checked to contain bin/ptxas; on failure
@@ -35,11 +37,30 @@ struct CUDAOptions {
 FailureOr<std::string> findCUDAToolkit(const CUDAOptions &options,
                                        std::string &error);
 
+/// The compute capabilities the CUDA target supports, as "75, 80, ...".
+std::string supportedCUDASMs();
+
+/// The NVPTX target features for `sm` (the PTX ISA version, e.g. "+ptx87"
+/// for sm_120) from modc's table of supported GPUs; fails with `error`
+/// naming the supported values for any other SM.
+FailureOr<std::string> ptxFeatures(unsigned sm, std::string &error);
+
+/// Checks the SM, block size and optimization level before any work.
+LogicalResult checkCUDAOptions(const CUDAOptions &options, std::string &error);
+
 /// The textual pass pipeline from mod/linalg/tensor IR to the LLVM dialect
 /// with an embedded cubin. Entry points must carry `llvm.emit_c_interface`;
 /// results become caller-allocated (host) out-parameters, as on the CPU.
-std::string getCUDALoweringPipeline(const CUDAOptions &options,
-                                    StringRef toolkit);
+/// Fails (with `error`) for options checkCUDAOptions rejects.
+FailureOr<std::string> getCUDALoweringPipeline(const CUDAOptions &options,
+                                               StringRef toolkit,
+                                               std::string &error);
+
+/// Appends the CUDA lowering pipeline to `pm`; fails with `error` if the
+/// options are invalid or the pipeline does not parse.
+LogicalResult buildCUDALoweringPipeline(OpPassManager &pm,
+                                        const CUDAOptions &options,
+                                        StringRef toolkit, std::string &error);
 
 /// Runs the CUDA lowering on `module` (errors are reported as diagnostics
 /// or on stderr). Afterwards the module is LLVM dialect + gpu.binary, ready

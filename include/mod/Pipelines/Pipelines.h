@@ -16,8 +16,14 @@ namespace mlir::mod {
 /// turned into caller-allocated out-parameters.
 std::string getCPULoweringPipeline();
 
-/// Appends the CPU lowering pipeline to `pm`.
-LogicalResult buildCPULoweringPipeline(OpPassManager &pm);
+/// Parses the textual pipeline `pipeline` into `pm`. On failure `error`
+/// says which pipeline (`name`) failed and why, and `pm` must not be run.
+LogicalResult parsePipelineInto(OpPassManager &pm, StringRef pipeline,
+                                StringRef name, std::string &error);
+
+/// Appends the CPU lowering pipeline to `pm`; fails with `error` if it does
+/// not parse.
+LogicalResult buildCPULoweringPipeline(OpPassManager &pm, std::string &error);
 
 /// Libraries a CPU model.so links besides libm: OpenBLAS (cblas_sgemm from
 /// --mod-linalg-to-blas) and LLVM's OpenMP runtime (parallel loops), as

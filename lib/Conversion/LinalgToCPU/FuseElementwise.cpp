@@ -37,6 +37,37 @@ bool isDataMovement(linalg::GenericOp op) {
   });
 }
 
+bool hasReduction(linalg::LinalgOp op) {
+  return op.getNumReductionLoops() > 0;
+}
+
+/// A transpose of a matmul's result read by another matmul (attention's
+/// head merge: [B,H,S,hd] -> [B,S,H*hd] into the output projection). Fused,
+/// it would split the second matmul's K into a loop of small GEMMs (H of
+/// them with K = hd); materialized, it is one S*D copy and one GEMM.
+bool movesContractionResultIntoContraction(linalg::GenericOp producer,
+                                           linalg::GenericOp consumer) {
+  if (!hasReduction(consumer))
+    return false;
+  for (Value in : producer.getDpsInputs()) {
+    while (Operation *def = in.getDefiningOp()) {
+      if (auto expand = dyn_cast<tensor::ExpandShapeOp>(def)) {
+        in = expand.getSrc();
+        continue;
+      }
+      if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
+        in = collapse.getSrc();
+        continue;
+      }
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def))
+        if (hasReduction(linalgOp))
+          return true;
+      break;
+    }
+  }
+  return false;
+}
+
 /// A body of plain arithmetic (no math-dialect calls such as exp): cheap
 /// enough to recompute in each consumer instead of storing it.
 bool isCheap(linalg::GenericOp op) {
@@ -69,7 +100,7 @@ bool shouldFuse(OpOperand *fused) {
   if (!producer || !consumer)
     return false;
   if (isDataMovement(producer))
-    return true;
+    return !movesContractionResultIntoContraction(producer, consumer);
   if (!consumer.getMatchingIndexingMap(fused).isPermutation())
     return false;
   if (producer->hasOneUse())

@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::mod {
 #define GEN_PASS_DEF_MODGPUDEVICEBUFFERS
@@ -54,16 +55,28 @@ void memcpy(OpBuilder &b, Location loc, Value dst, Value src) {
   gpu::MemcpyOp::create(b, loc, /*asyncToken=*/Type(), ValueRange(), dst, src);
 }
 
-/// Frees `buffer` after the last op of `body` that uses it or a view of it.
+/// Frees `buffer` after the last op of `body` that uses it, a view of it, or
+/// an address taken from it: a pointer extracted with
+/// `memref.extract_aligned_pointer_as_index` (what --mod-linalg-to-cublas
+/// passes to cuBLAS) is followed through every op computing with it, so the
+/// call reading through the pointer counts as a use.
 void deallocAfterLastUse(Value buffer, Block &body) {
   SmallVector<Value> worklist{buffer};
+  llvm::SmallPtrSet<Value, 16> seen{buffer};
   Operation *last = buffer.getDefiningOp();
   while (!worklist.empty()) {
     Value v = worklist.pop_back_val();
+    bool isAddress = !isa<BaseMemRefType>(v.getType());
     for (Operation *user : v.getUsers()) {
+      bool derives = isAddress ||
+                     isa<memref::ExtractAlignedPointerAsIndexOp>(user);
       if (auto view = dyn_cast<ViewLikeOpInterface>(user);
           view && view.getViewSource() == v)
-        llvm::append_range(worklist, user->getResults());
+        derives = true;
+      if (derives)
+        for (Value result : user->getResults())
+          if (seen.insert(result).second)
+            worklist.push_back(result);
       Operation *top = body.findAncestorOpInBlock(*user);
       if (!top)
         continue;

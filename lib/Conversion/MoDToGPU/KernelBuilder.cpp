@@ -157,10 +157,29 @@ Value mlir::mod::detail::totalOrderKeyU32(OpBuilder &b, Location loc,
   return arith::XOrIOp::create(b, loc, bits, flip);
 }
 
-Value mlir::mod::detail::sigmoid(OpBuilder &b, Location loc, Value v) {
-  Type t = v.getType();
-  Value one = arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, 1.0));
-  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v));
-  return arith::DivFOp::create(b, loc, one,
-                               arith::AddFOp::create(b, loc, one, e));
+MemRefType mlir::mod::detail::workgroupMemRef(OpBuilder &b, int64_t size,
+                                              Type element) {
+  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                          gpu::AddressSpace::Workgroup);
+  return MemRefType::get({size}, element, MemRefLayoutAttrInterface(), space);
+}
+
+gpu::LaunchOp mlir::mod::detail::createLaunch(OpBuilder &b, Location loc,
+                                              StringRef name, int64_t gridX,
+                                              int64_t gridY, int64_t blockSize,
+                                              TypeRange workgroup) {
+  auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); };
+  Value one = c(1);
+  auto symbol = FlatSymbolRefAttr::get(b.getContext(), name);
+  auto launch = gpu::LaunchOp::create(
+      b, loc, c(gridX), c(gridY), one, c(blockSize), one, one,
+      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+      /*asyncDependencies=*/ValueRange(), workgroup,
+      /*privateAttributions=*/TypeRange(), nullptr, nullptr, nullptr,
+      /*module=*/symbol, /*function=*/symbol);
+  Block &body = launch.getBody().front();
+  b.setInsertionPointToEnd(&body);
+  gpu::TerminatorOp::create(b, loc);
+  b.setInsertionPointToStart(&body);
+  return launch;
 }

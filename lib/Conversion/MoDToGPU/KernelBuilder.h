@@ -69,13 +69,21 @@ public:
   Value toI32(Value v);
 };
 
+/// A 1-D workgroup (shared) memory buffer of `size` elements.
+MemRefType workgroupMemRef(OpBuilder &b, int64_t size, Type element);
+
+/// Creates a `gpu.launch` of gridX x gridY blocks of `blockSize` threads with
+/// `workgroup` attributions, whose outlined kernel will be called `name`,
+/// and positions `b` inside it (before its terminator). The caller restores
+/// the insertion point.
+gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, StringRef name,
+                           int64_t gridX, int64_t gridY, int64_t blockSize,
+                           TypeRange workgroup);
+
 /// Maps an f32 to a uint32 key whose unsigned order is the total order the
 /// CPU lowering uses (lib/Conversion/MoDToLinalg/TopK.cpp): -0.0 and +0.0 are
 /// equal, positive NaNs sort above +inf, negative NaNs below -inf.
 Value totalOrderKeyU32(OpBuilder &b, Location loc, Value score);
-
-/// `1 / (1 + exp(-v))`.
-Value sigmoid(OpBuilder &b, Location loc, Value v);
 
 } // namespace mlir::mod::detail
 

@@ -2,13 +2,17 @@
 //
 // GEMMs are the one place where a library beats generated loop kernels by
 // orders of magnitude, so f32 matmuls on row-major buffers become calls to
-// libmodrt_cuda's cuBLAS wrapper (runtime/include/modrt/cuda/CuBLAS.h):
+// libmodrt_cuda's cuBLAS wrapper (runtime/include/modrt/cuda/Runtime.h):
 //
 //   void modrt_cublas_sgemm_strided_batched(
 //       int64_t batch, int64_t m, int64_t n, int64_t k,
 //       const float *a, int64_t lda, int64_t strideA,
 //       const float *b, int64_t ldb, int64_t strideB,
-//       float *c, int64_t ldc, int64_t strideC);   // C += A * B, row-major
+//       float *c, int64_t ldc, int64_t strideC,
+//       int32_t flags);                     // C += A * B, row-major
+//
+// The declaration is marked `mod.stream_ordered`: the wrapper enqueues on
+// the caller's stream, which --mod-gpu-stream-order relies on.
 //
 //===----------------------------------------------------------------------===//
 
@@ -73,17 +77,23 @@ func::FuncOp getOrDeclareSgemm(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   Type i64 = IntegerType::get(ctx, 64);
   Type ptr = LLVM::LLVMPointerType::get(ctx);
+  Type i32 = IntegerType::get(ctx, 32);
   auto type = FunctionType::get(
-      ctx, {i64, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, i64},
+      ctx,
+      {i64, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, i64, i32},
       {});
   OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
   auto fn = func::FuncOp::create(b, module.getLoc(), kSgemm, type);
   fn.setPrivate();
+  fn->setAttr("mod.stream_ordered", UnitAttr::get(ctx));
   return fn;
 }
 
 /// Rewrites `op` (rank-2 matmul or rank-3 batch_matmul) if cuBLAS can run it.
-void rewrite(linalg::LinalgOp op, func::FuncOp sgemm) {
+/// Bits of the wrapper's `flags` (MODRT_CUBLAS_* in Runtime.h).
+constexpr int32_t kFlagTF32 = 1;
+
+void rewrite(linalg::LinalgOp op, func::FuncOp sgemm, int32_t flags) {
   Value a = op.getDpsInputs()[0], bMat = op.getDpsInputs()[1],
         c = op.getDpsInits()[0];
   if (!op.hasPureBufferSemantics() ||
@@ -106,13 +116,15 @@ void rewrite(linalg::LinalgOp op, func::FuncOp sgemm) {
                  cst(cType.getDimSize(rank - 1)),
                  cst(aType.getDimSize(rank - 1)), da.ptr, da.ld,
                  da.batchStride, db.ptr, db.ld, db.batchStride, dc.ptr, dc.ld,
-                 dc.batchStride});
+                 dc.batchStride,
+                 arith::ConstantIntOp::create(b, loc, b.getI32Type(), flags)});
   op->erase();
 }
 
 struct ConvertLinalgMatmulToCuBLASPass
     : mod::impl::ConvertLinalgMatmulToCuBLASBase<
           ConvertLinalgMatmulToCuBLASPass> {
+  using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = module.getContext();
@@ -137,7 +149,7 @@ struct ConvertLinalgMatmulToCuBLASPass
       return;
     func::FuncOp sgemm = getOrDeclareSgemm(module);
     for (linalg::LinalgOp op : candidates)
-      rewrite(op, sgemm);
+      rewrite(op, sgemm, allowTF32 ? kFlagTF32 : 0);
     if (sgemm.symbolKnownUseEmpty(module))
       sgemm->erase();
   }

@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
 
@@ -23,6 +24,21 @@ namespace mlir::mod {
 using namespace mlir;
 
 namespace {
+LogicalResult checkLoop(scf::ParallelOp loop) {
+  if (loop.getNumResults() != 0)
+    return loop.emitOpError()
+           << "with reductions cannot be mapped to a GPU kernel";
+  for (auto [lb, ub, step] : llvm::zip(loop.getLowerBound(),
+                                       loop.getUpperBound(), loop.getStep())) {
+    std::optional<int64_t> s = getConstantIntValue(step);
+    if (!getConstantIntValue(lb) || !getConstantIntValue(ub) || !s || *s <= 0)
+      return loop.emitOpError() << "needs constant bounds and positive steps "
+                                   "to be mapped to a GPU kernel";
+  }
+  return success();
+}
+
+/// Rewrites a loop checkLoop accepted.
 LogicalResult mapLoop(scf::ParallelOp loop, int64_t blockSize,
                       int64_t maxBlocks) {
   if (loop.getNumResults() != 0)
@@ -93,6 +109,25 @@ struct MoDParallelLoopsToGPUPass
              "32 in [32, 1024] and max-blocks positive";
       return signalPassFailure();
     }
+    // Checked first, so a failure leaves the IR as it was: an access
+    // outside a kernel and outside the loops mapped here would touch device
+    // memory from the host and crash at run time.
+    WalkResult walk = getOperation().walk([](Operation *op) {
+      if (!isa<memref::LoadOp, memref::StoreOp, memref::AtomicRMWOp>(op) ||
+          op->getParentOfType<scf::ParallelOp>() ||
+          op->getParentOfType<gpu::LaunchOp>() ||
+          op->getParentOfType<gpu::GPUModuleOp>())
+        return WalkResult::advance();
+      op->emitOpError()
+          << "accesses a buffer in host code outside any "
+             "scf.parallel, which --mod-parallel-loops-to-gpu cannot make a "
+             "kernel; the CUDA target keeps every "
+             "buffer on the device (linalg ops without a parallel loop "
+             "must go through --mod-linalg-reductions-to-gpu first)";
+      return WalkResult::interrupt();
+    });
+    if (walk.wasInterrupted())
+      return signalPassFailure();
     SmallVector<scf::ParallelOp> loops;
     getOperation().walk([&](scf::ParallelOp loop) {
       if (!loop->getParentOfType<scf::ParallelOp>() &&
@@ -100,6 +135,9 @@ struct MoDParallelLoopsToGPUPass
           !loop->getParentOfType<gpu::GPUModuleOp>())
         loops.push_back(loop);
     });
+    for (scf::ParallelOp loop : loops)
+      if (failed(checkLoop(loop)))
+        return signalPassFailure();
     for (scf::ParallelOp loop : loops)
       if (failed(mapLoop(loop, blockSize, maxBlocks)))
         return signalPassFailure();

@@ -22,6 +22,7 @@
 
 #include "RoutingKernels.h"
 #include "KernelBuilder.h"
+#include "mod/Dialect/MoD/Transforms/Elementwise.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
@@ -35,35 +36,8 @@ constexpr int64_t kRadixBits = 8, kRadixBins = 1 << kRadixBits,
 /// Bins each lane of warp 0 scans when looking for the selected digit.
 constexpr int64_t kBinsPerLane = kRadixBins / kWarpSize;
 
-MemRefType workgroupMemRef(OpBuilder &b, int64_t size, Type element) {
-  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                          gpu::AddressSpace::Workgroup);
-  return MemRefType::get({size}, element, MemRefLayoutAttrInterface(), space);
-}
-
 int64_t dimOf(Value memref, unsigned i) {
   return cast<MemRefType>(memref.getType()).getDimSize(i);
-}
-
-/// Creates a 1-D launch with `workgroup` attributions and positions `b`
-/// inside it (before its terminator). The caller restores the insertion point.
-gpu::LaunchOp createLaunch(OpBuilder &b, Location loc, StringRef name,
-                           int64_t gridX, int64_t gridY, int64_t blockSize,
-                           TypeRange workgroup) {
-  auto c = [&](int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); };
-  Value one = c(1);
-  auto symbol = FlatSymbolRefAttr::get(b.getContext(), name);
-  auto launch = gpu::LaunchOp::create(
-      b, loc, c(gridX), c(gridY), one, c(blockSize), one, one,
-      /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
-      /*asyncDependencies=*/ValueRange(), workgroup,
-      /*privateAttributions=*/TypeRange(), nullptr, nullptr, nullptr,
-      /*module=*/symbol, /*function=*/symbol);
-  Block &body = launch.getBody().front();
-  b.setInsertionPointToEnd(&body);
-  gpu::TerminatorOp::create(b, loc);
-  b.setInsertionPointToStart(&body);
-  return launch;
 }
 
 /// Phase 4 of the select kernel, also the body of the gather kernel: the
@@ -288,7 +262,7 @@ void mlir::mod::detail::buildScatterKernel(OpBuilder &b, Location loc,
           inner = dimOf(spec.input, 2), k = dimOf(spec.indices, 1);
   int64_t warps = spec.blockSize / kWarpSize;
   auto gate = [&](OpBuilder &ob, Value v) {
-    return spec.sigmoidGate ? sigmoid(ob, loc, v) : v;
+    return spec.sigmoidGate ? buildSigmoid(ob, loc, v) : v;
   };
 
   if (spec.sortedUnique) {

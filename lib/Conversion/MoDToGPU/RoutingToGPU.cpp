@@ -38,41 +38,6 @@ struct SelectGroup {
   SmallVector<GatherOp> gathers;
 };
 
-/// Matches the sigmoid `linalg.generic` that --mod-expand-routed-blocks
-/// emits for `gate(sigmoid)`: returns its input, or null.
-Value matchSigmoidGate(Value scale) {
-  auto generic = scale.getDefiningOp<linalg::GenericOp>();
-  if (!generic || generic.getNumDpsInputs() != 1 ||
-      generic.getNumDpsInits() != 1 || generic.getNumResults() != 1 ||
-      generic.getNumReductionLoops() != 0 ||
-      !llvm::all_of(generic.getIndexingMapsArray(),
-                    [](AffineMap m) { return m.isIdentity(); }))
-    return {};
-  Block &body = generic.getRegion().front();
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  auto isOne = [](Value v) {
-    FloatAttr attr;
-    return matchPattern(v, m_Constant(&attr)) &&
-           attr.getValue().isExactlyValue(1.0);
-  };
-  auto div = yield.getOperand(0).getDefiningOp<arith::DivFOp>();
-  if (!div || !isOne(div.getLhs()))
-    return {};
-  auto add = div.getRhs().getDefiningOp<arith::AddFOp>();
-  if (!add)
-    return {};
-  Value other = isOne(add.getLhs()) ? add.getRhs()
-                : isOne(add.getRhs()) ? add.getLhs()
-                                      : Value();
-  auto exp = other ? other.getDefiningOp<math::ExpOp>() : math::ExpOp();
-  auto neg = exp ? exp.getOperand().getDefiningOp<arith::NegFOp>()
-                 : arith::NegFOp();
-  if (!neg || neg.getOperand() != body.getArgument(0) ||
-      body.getOperations().size() != 6) // cst, neg, exp, add, div, yield
-    return {};
-  return generic.getDpsInputs()[0];
-}
-
 class RoutingLowering {
 public:
   RoutingLowering(ModuleOp module, int64_t blockSize)
@@ -241,24 +206,16 @@ void RoutingLowering::lowerScatter(ScatterAddOp op, bool sortedUnique) {
                                       : "mod_scatter_add");
   spec.blockSize = blockSize;
   spec.sortedUnique = sortedUnique;
-  Value scale = op.getScale();
-  Operation *gate = scale.getDefiningOp();
-  if (Value raw = matchSigmoidGate(scale)) {
-    spec.sigmoidGate = true;
-    scale = raw;
-  }
+  spec.sigmoidGate = op.getGate() == GateKind::Sigmoid;
   spec.input = rows3D(b, loc, toBuffer(b, loc, op.getInput()));
   spec.indices = toBuffer(b, loc, op.getIndices());
   spec.update = rows3D(b, loc, toBuffer(b, loc, op.getUpdate()));
-  spec.scale = toBuffer(b, loc, scale);
+  spec.scale = toBuffer(b, loc, op.getScale());
   Value out = allocFor(b, loc, op.getType());
   spec.output = rows3D(b, loc, out);
   buildScatterKernel(b, loc, spec);
   op.getResult().replaceAllUsesWith(toTensor(b, loc, out, op.getType()));
   op->erase();
-  // The gate's linalg.generic is dead once its only user is fused.
-  if (spec.sigmoidGate && gate->use_empty())
-    gate->erase();
 }
 
 LogicalResult RoutingLowering::run() {

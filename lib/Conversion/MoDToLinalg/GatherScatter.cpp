@@ -2,6 +2,7 @@
 
 #include "Utils.h"
 #include "mod/Dialect/MoD/IR/MoDOps.h"
+#include "mod/Dialect/MoD/Transforms/Elementwise.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
@@ -46,7 +47,7 @@ struct GatherLowering : OpRewritePattern<GatherOp> {
   }
 };
 
-/// out = input; for each (b, j): out[b, idx[b,j], :] += scale[b,j] * update[b,j,:].
+/// out = input; for each (b, j): out[b, idx[b,j], :] += g(scale[b,j]) * update[b,j,:].
 /// The row update is a linalg.generic on a [1,1,rest] slice, so it vectorizes;
 /// the (b, j) loop is sequential so repeated indices accumulate correctly.
 struct ScatterAddLowering : OpRewritePattern<ScatterAddOp> {
@@ -87,6 +88,8 @@ struct ScatterAddLowering : OpRewritePattern<ScatterAddOp> {
                                                        ib.getIndexType(), tok32);
                 Value s = tensor::ExtractOp::create(ib, iloc, scale,
                                                     ValueRange{bIv, jIv});
+                if (op.getGate() == GateKind::Sigmoid)
+                  s = buildSigmoid(ib, iloc, s);
                 SmallVector<OpFoldResult> dstOffsets{bIv, tok}, srcOffsets{bIv, jIv};
                 for (int64_t dim = 2; dim < rank; ++dim) {
                   dstOffsets.push_back(ib.getIndexAttr(0));

@@ -86,7 +86,9 @@ public:
   /// the argument and both types), allocates zeroed outputs and runs the entry
   /// point. Safe to call concurrently as far as the runtime is concerned.
   /// The inputs are never written: an output that aliases an input
-  /// ("alias_of") is computed in a copy of that input.
+  /// ("alias_of") is computed in a copy of that input. A CUDA error during
+  /// the call (e.g. "cuLaunchKernel failed: CUDA_ERROR_...") is thrown as
+  /// Error naming the entry point (call and callInPlace alike).
   std::vector<Tensor> call(std::string_view entryName,
                            const std::vector<const Tensor *> &inputs) const;
 
@@ -112,6 +114,9 @@ private:
   Manifest manifest_;
   void *handle_ = nullptr;
   std::vector<EntryFunction> functions_; // parallel to manifest_.entryPoints
+  /// libmodrt_cuda's modrt_cuda_take_error when the model links it (a CUDA
+  /// model): a CUDA error during a call is reported by throwing.
+  int (*takeCUDAError_)(char *, size_t) = nullptr;
 };
 
 } // namespace modrt

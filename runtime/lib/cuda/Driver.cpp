@@ -2,11 +2,13 @@
 
 #include "Driver.h"
 
+#include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
+#include <iterator>
 #include <mutex>
+#include <vector>
 
 using namespace modrt::cuda;
 
@@ -93,23 +95,36 @@ LoadedDriver &load() {
 }
 } // namespace
 
-void modrt::cuda::fatal(const std::string &message) {
-  std::fprintf(stderr, "modrt_cuda: error: %s\n", message.c_str());
-  std::fflush(stderr);
-  std::exit(1);
-}
+namespace {
+/// The first error of the current model call on this thread. Generated code
+/// runs on the caller's thread, so two threads calling models concurrently
+/// each see their own errors.
+thread_local std::string pendingError;
 
-void modrt::cuda::check(CUresult result, const char *call) {
-  if (result == CUDA_SUCCESS)
-    return;
-  const Driver &d = load().api;
+std::string describe(const Driver &d, CUresult result) {
   const char *name = nullptr, *text = nullptr;
   if (d.getErrorName)
     d.getErrorName(result, &name);
   if (d.getErrorString)
     d.getErrorString(result, &text);
-  fatal(std::string(call) + " failed: " + (name ? name : "unknown error") +
-        (text ? std::string(": ") + text : std::string()));
+  return std::string(name ? name : "unknown CUDA error " +
+                                       std::to_string(int(result))) +
+         (text ? std::string(": ") + text : std::string());
+}
+} // namespace
+
+void modrt::cuda::fail(const std::string &message) {
+  if (pendingError.empty())
+    pendingError = message.empty() ? "unknown error" : message;
+}
+
+bool modrt::cuda::failed() { return !pendingError.empty(); }
+
+bool modrt::cuda::check(CUresult result, const char *call) {
+  if (result == CUDA_SUCCESS)
+    return true;
+  fail(std::string(call) + " failed: " + describe(load().api, result));
+  return false;
 }
 
 const Driver *modrt::cuda::tryDriver(std::string &why) {
@@ -135,22 +150,61 @@ const Driver *modrt::cuda::tryDriver(std::string &why) {
     std::lock_guard<std::mutex> lock(mutex);
     if (!loaded.context[device]) {
       CUdevice dev;
-      check(d.deviceGet(&dev, device), "cuDeviceGet");
-      check(d.primaryCtxRetain(&loaded.context[device], dev),
-            "cuDevicePrimaryCtxRetain");
+      CUresult r = d.deviceGet(&dev, device);
+      if (r == CUDA_SUCCESS)
+        r = d.primaryCtxRetain(&loaded.context[device], dev);
+      if (r != CUDA_SUCCESS) {
+        loaded.context[device] = nullptr;
+        why = "cannot use CUDA device " + std::to_string(device) + ": " +
+              describe(d, r);
+        return nullptr;
+      }
     }
     context = loaded.context[device];
   }
-  check(d.ctxSetCurrent(context), "cuCtxSetCurrent");
+  if (CUresult r = d.ctxSetCurrent(context); r != CUDA_SUCCESS) {
+    why = "cuCtxSetCurrent failed: " + describe(d, r);
+    return nullptr;
+  }
   return &d;
 }
 
-const Driver &modrt::cuda::driver() {
+const Driver *modrt::cuda::driver() {
+  if (failed())
+    return nullptr;
   std::string why;
   const Driver *d = tryDriver(why);
   if (!d)
-    fatal(why);
-  return *d;
+    fail(why);
+  return d;
 }
 
 void modrt::cuda::setDefaultDevice(int device) { defaultDevice = device; }
+
+namespace {
+thread_local std::vector<void *> liveStreams;
+} // namespace
+
+void *modrt::cuda::currentStream() {
+  return liveStreams.empty() ? nullptr : liveStreams.back();
+}
+
+void modrt::cuda::pushStream(void *stream) { liveStreams.push_back(stream); }
+
+void modrt::cuda::popStream(void *stream) {
+  auto it = std::find(liveStreams.rbegin(), liveStreams.rend(), stream);
+  if (it != liveStreams.rend())
+    liveStreams.erase(std::next(it).base());
+}
+
+extern "C" int modrt_cuda_take_error(char *message, size_t size) {
+  if (pendingError.empty())
+    return 0;
+  if (message && size) {
+    size_t n = std::min(size - 1, pendingError.size());
+    std::memcpy(message, pendingError.data(), n);
+    message[n] = '\0';
+  }
+  pendingError.clear();
+  return 1;
+}

@@ -48,15 +48,32 @@ struct Driver {
 /// runtime and cuBLAS use too). Returns null with `why` set on failure.
 const Driver *tryDriver(std::string &why);
 
-/// Like tryDriver, but a failure is fatal (message on stderr, exit 1).
-const Driver &driver();
+/// The driver, ready on this thread, or null when a CUDA error is pending
+/// on this thread (see fail()) or the driver cannot be used (which then
+/// becomes the pending error). Every mgpu* entry point starts with it and
+/// does nothing when it is null, so after the first error the rest of a
+/// model call falls through to its end and the caller sees that error.
+const Driver *driver();
 
-/// Exits with "modrt_cuda: error: <call> failed: <name>: <description>"
-/// unless `result` is CUDA_SUCCESS.
-void check(CUresult result, const char *call);
+/// Records `message` as this thread's pending error unless one is pending
+/// already (the first error is the cause; later ones are consequences).
+void fail(const std::string &message);
 
-/// Prints "modrt_cuda: error: <message>" and exits with status 1.
-[[noreturn]] void fatal(const std::string &message);
+/// fail()s with "<call> failed: <CUDA_ERROR_NAME>: <description>" unless
+/// `result` is CUDA_SUCCESS; returns whether it was.
+bool check(CUresult result, const char *call);
+
+/// Whether this thread has a pending error.
+bool failed();
+
+/// The stream that generated code on this thread created last and has not
+/// destroyed yet (null, the legacy default stream, when none): the stream
+/// of the function running, since generated host code keeps one stream
+/// alive at a time (--mod-gpu-stream-order). Library calls such as the cuBLAS
+/// wrappers enqueue on it, ordered with the kernels around them.
+void *currentStream();
+void pushStream(void *stream);
+void popStream(void *stream);
 
 /// Selects the device later driver() calls make current (default 0).
 void setDefaultDevice(int device);

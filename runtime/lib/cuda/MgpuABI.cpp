@@ -12,6 +12,8 @@
 
 #include <cstring>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 
 using namespace modrt::cuda;
 
@@ -19,17 +21,28 @@ namespace {
 /// What mgpuModuleLoad returns. model.so calls mgpuModuleLoad from a global
 /// constructor, i.e. at dlopen time; deferring cuModuleLoadData to the first
 /// kernel lookup keeps loading a CUDA model possible (e.g. to list its entry
-/// points) on a machine without a GPU.
+/// points) on a machine without a GPU. Kernels are looked up once per name.
 struct LazyModule {
   const void *image;
-  std::once_flag once;
+  std::mutex mutex;
   CUmodule module = nullptr;
+  std::unordered_map<std::string, CUfunction> functions;
 
-  CUmodule get() {
-    std::call_once(once, [this] {
-      check(driver().moduleLoadData(&module, image), "cuModuleLoadData");
-    });
-    return module;
+  /// The kernel `name`, or null with this thread's error set.
+  CUfunction function(const Driver &d, const char *name) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!module && !check(d.moduleLoadData(&module, image), "cuModuleLoadData"))
+      return nullptr;
+    auto [it, inserted] = functions.try_emplace(name, nullptr);
+    if (inserted) {
+      std::string call = std::string("cuModuleGetFunction(\"") + name + "\")";
+      if (!check(d.moduleGetFunction(&it->second, module, name),
+                 call.c_str())) {
+        functions.erase(it);
+        return nullptr;
+      }
+    }
+    return it->second;
   }
 };
 } // namespace
@@ -50,12 +63,12 @@ int modrt_cuda_device_count(char *why, size_t whyLen) {
 }
 
 void *mgpuModuleLoad(void *data, size_t /*size*/) {
-  return new LazyModule{data, {}, nullptr};
+  return new LazyModule{data, {}, nullptr, {}};
 }
 
 void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) {
   // cuModuleLoadData JIT-compiles PTX images itself.
-  return new LazyModule{data, {}, nullptr};
+  return new LazyModule{data, {}, nullptr, {}};
 }
 
 void mgpuModuleUnload(void *module) {
@@ -72,127 +85,149 @@ void mgpuModuleUnload(void *module) {
 }
 
 void *mgpuModuleGetFunction(void *module, const char *name) {
-  CUfunction function = nullptr;
-  CUresult r = driver().moduleGetFunction(
-      &function, static_cast<LazyModule *>(module)->get(), name);
-  if (r != CUDA_SUCCESS)
-    check(r, (std::string("cuModuleGetFunction(\"") + name + "\")").c_str());
-  return function;
+  const Driver *d = driver();
+  if (!d)
+    return nullptr;
+  return static_cast<LazyModule *>(module)->function(*d, name);
 }
 
 void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                       intptr_t blockZ, int32_t sharedMemBytes, void *stream,
                       void **params, void **extra, size_t /*paramsCount*/) {
-  check(driver().launchKernel(static_cast<CUfunction>(function), gridX, gridY,
-                              gridZ, blockX, blockY, blockZ, sharedMemBytes,
-                              static_cast<CUstream>(stream), params, extra),
+  const Driver *d = driver();
+  if (!d || !function)
+    return;
+  check(d->launchKernel(static_cast<CUfunction>(function), gridX, gridY, gridZ,
+                        blockX, blockY, blockZ, sharedMemBytes,
+                        static_cast<CUstream>(stream), params, extra),
         "cuLaunchKernel");
 }
 
 void *mgpuStreamCreate(void) {
+  const Driver *d = driver();
   CUstream stream = nullptr;
-  // A blocking stream: it stays ordered with the legacy default stream the
-  // cuBLAS wrappers use.
-  check(driver().streamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate");
+  // A blocking stream: it stays ordered with the legacy default stream.
+  if (d && check(d->streamCreate(&stream, CU_STREAM_DEFAULT),
+                 "cuStreamCreate"))
+    pushStream(stream);
   return stream;
 }
 
 void mgpuStreamDestroy(void *stream) {
-  check(driver().streamDestroy(static_cast<CUstream>(stream)),
-        "cuStreamDestroy");
+  // Also after an error: the stream must not leak. Destroying a stream
+  // whose work failed is allowed.
+  popStream(stream);
+  std::string why;
+  if (const Driver *d = tryDriver(why); d && stream)
+    check(d->streamDestroy(static_cast<CUstream>(stream)), "cuStreamDestroy");
 }
 
 void mgpuStreamSynchronize(void *stream) {
-  check(driver().streamSynchronize(static_cast<CUstream>(stream)),
-        "cuStreamSynchronize (a kernel or copy of the model failed)");
+  if (const Driver *d = driver())
+    check(d->streamSynchronize(static_cast<CUstream>(stream)),
+          "cuStreamSynchronize (a kernel or copy of the model failed)");
 }
 
 void mgpuStreamWaitEvent(void *stream, void *event) {
-  check(driver().streamWaitEvent(static_cast<CUstream>(stream),
-                                 static_cast<CUevent>(event), 0),
-        "cuStreamWaitEvent");
+  if (const Driver *d = driver())
+    check(d->streamWaitEvent(static_cast<CUstream>(stream),
+                             static_cast<CUevent>(event), 0),
+          "cuStreamWaitEvent");
 }
 
 void *mgpuEventCreate(void) {
   CUevent event = nullptr;
-  check(driver().eventCreate(&event, CU_EVENT_DISABLE_TIMING),
-        "cuEventCreate");
+  if (const Driver *d = driver())
+    check(d->eventCreate(&event, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
   return event;
 }
 
 void mgpuEventDestroy(void *event) {
-  check(driver().eventDestroy(static_cast<CUevent>(event)), "cuEventDestroy");
+  std::string why;
+  if (const Driver *d = tryDriver(why); d && event)
+    check(d->eventDestroy(static_cast<CUevent>(event)), "cuEventDestroy");
 }
 
 void mgpuEventSynchronize(void *event) {
-  check(driver().eventSynchronize(static_cast<CUevent>(event)),
-        "cuEventSynchronize");
+  if (const Driver *d = driver())
+    check(d->eventSynchronize(static_cast<CUevent>(event)),
+          "cuEventSynchronize (a kernel or copy of the model failed)");
 }
 
 void mgpuEventRecord(void *event, void *stream) {
-  check(driver().eventRecord(static_cast<CUevent>(event),
-                             static_cast<CUstream>(stream)),
-        "cuEventRecord");
+  if (const Driver *d = driver())
+    check(d->eventRecord(static_cast<CUevent>(event),
+                         static_cast<CUstream>(stream)),
+          "cuEventRecord");
 }
 
 void *mgpuMemAlloc(uint64_t sizeBytes, void *stream, bool isHostShared) {
-  const Driver &d = driver();
+  const Driver *d = driver();
   CUdeviceptr ptr = 0;
-  if (sizeBytes == 0)
+  if (!d || sizeBytes == 0)
     return nullptr;
   if (isHostShared)
-    check(d.memAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL),
+    check(d->memAllocManaged(&ptr, sizeBytes, CU_MEM_ATTACH_GLOBAL),
           "cuMemAllocManaged");
   else if (stream)
     // Stream-ordered pool allocation: no device synchronization per buffer.
-    check(d.memAllocAsync(&ptr, sizeBytes, static_cast<CUstream>(stream)),
+    check(d->memAllocAsync(&ptr, sizeBytes, static_cast<CUstream>(stream)),
           "cuMemAllocAsync");
   else
-    check(d.memAlloc(&ptr, sizeBytes), "cuMemAlloc");
+    check(d->memAlloc(&ptr, sizeBytes), "cuMemAlloc");
   return reinterpret_cast<void *>(ptr);
 }
 
 void mgpuMemFree(void *ptr, void *stream) {
   if (!ptr)
     return;
-  const Driver &d = driver();
+  // Freed even after an error, so that a failed call leaks nothing.
+  std::string why;
+  const Driver *d = tryDriver(why);
+  if (!d)
+    return;
   auto devicePtr = reinterpret_cast<CUdeviceptr>(ptr);
   if (stream)
-    check(d.memFreeAsync(devicePtr, static_cast<CUstream>(stream)),
+    check(d->memFreeAsync(devicePtr, static_cast<CUstream>(stream)),
           "cuMemFreeAsync");
   else
-    check(d.memFree(devicePtr), "cuMemFree");
+    check(d->memFree(devicePtr), "cuMemFree");
 }
 
 void mgpuMemcpy(void *dst, void *src, size_t sizeBytes, void *stream) {
-  if (sizeBytes == 0)
+  const Driver *d = driver();
+  if (!d || sizeBytes == 0)
     return;
   // Unified addressing: the driver infers host/device from the pointers.
-  check(driver().memcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
-                             reinterpret_cast<CUdeviceptr>(src), sizeBytes,
-                             static_cast<CUstream>(stream)),
+  check(d->memcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
+                       reinterpret_cast<CUdeviceptr>(src), sizeBytes,
+                       static_cast<CUstream>(stream)),
         "cuMemcpyAsync");
 }
 
 void mgpuMemset32(void *dst, uint32_t value, size_t count, void *stream) {
-  check(driver().memsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value,
-                                count, static_cast<CUstream>(stream)),
-        "cuMemsetD32Async");
+  if (const Driver *d = driver())
+    check(d->memsetD32Async(reinterpret_cast<CUdeviceptr>(dst), value, count,
+                            static_cast<CUstream>(stream)),
+          "cuMemsetD32Async");
 }
 
 void mgpuMemset16(void *dst, uint16_t value, size_t count, void *stream) {
-  check(driver().memsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value,
-                                count, static_cast<CUstream>(stream)),
-        "cuMemsetD16Async");
+  if (const Driver *d = driver())
+    check(d->memsetD16Async(reinterpret_cast<CUdeviceptr>(dst), value, count,
+                            static_cast<CUstream>(stream)),
+          "cuMemsetD16Async");
 }
 
 void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes) {
-  check(driver().memHostRegister(ptr, sizeBytes, 0), "cuMemHostRegister");
+  if (const Driver *d = driver())
+    check(d->memHostRegister(ptr, sizeBytes, 0), "cuMemHostRegister");
 }
 
 void mgpuMemHostUnregister(void *ptr) {
-  check(driver().memHostUnregister(ptr), "cuMemHostUnregister");
+  if (const Driver *d = driver())
+    check(d->memHostUnregister(ptr), "cuMemHostUnregister");
 }
 
 void mgpuSetDefaultDevice(int32_t device) { setDefaultDevice(device); }

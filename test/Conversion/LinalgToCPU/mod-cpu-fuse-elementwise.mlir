@@ -92,3 +92,28 @@ func.func @softmax(%s: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4xf32>) {
   } -> tensor<4xf32>
   return %exp, %sum : tensor<4x8xf32>, tensor<4xf32>
 }
+
+// -----
+
+// Attention's head merge: the transpose of one matmul's [H,S,hd] result read
+// by the output projection stays a copy. Fused, it would split that GEMM's
+// K = H*hd into H GEMMs with K = hd.
+// CHECK-LABEL: func.func @head_merge
+// (The collapse folds into the projection by expansion: K = (h, d), which
+// --mod-linalg-to-blas merges back into one K because T is contiguous.)
+// CHECK:         %[[CTX:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+// CHECK:         %[[T:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel"]} ins(%[[CTX]] : tensor<2x8x4xf32>) outs(%{{.*}} : tensor<8x2x4xf32>)
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%[[T]], %{{.*}} : tensor<8x2x4xf32>, tensor<2x4x5xf32>)
+func.func @head_merge(%p: tensor<2x8x8xf32>, %v: tensor<2x8x4xf32>, %w: tensor<8x5xf32>) -> tensor<8x5xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<2x8x4xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  %ctx = linalg.batch_matmul ins(%p, %v : tensor<2x8x8xf32>, tensor<2x8x4xf32>) outs(%z : tensor<2x8x4xf32>) -> tensor<2x8x4xf32>
+  %te = tensor.empty() : tensor<8x2x4xf32>
+  %t = linalg.transpose ins(%ctx : tensor<2x8x4xf32>) outs(%te : tensor<8x2x4xf32>) permutation = [1, 0, 2]
+  %merged = tensor.collapse_shape %t [[0], [1, 2]] : tensor<8x2x4xf32> into tensor<8x8xf32>
+  %oe = tensor.empty() : tensor<8x5xf32>
+  %o0 = linalg.fill ins(%zero : f32) outs(%oe : tensor<8x5xf32>) -> tensor<8x5xf32>
+  %o = linalg.matmul ins(%merged, %w : tensor<8x8xf32>, tensor<8x5xf32>) outs(%o0 : tensor<8x5xf32>) -> tensor<8x5xf32>
+  return %o : tensor<8x5xf32>
+}

@@ -60,12 +60,13 @@ func.func @routed(%x: tensor<2x64x32xf32>, %p: tensor<2x64xi32>, %w: tensor<32xf
 
 // -----
 
-// The sigmoid gate from --mod-expand-routed-blocks is fused into the scatter
-// kernel: the linalg.generic disappears and the kernel computes exp.
+// The gate attribute that --mod-expand-routed-blocks puts on the scatter is
+// applied in the scatter kernel: exp appears there and nowhere else.
 // CHECK-LABEL: func.func @sigmoid_gate
 // CHECK: function(@mod_router_topk_gather_0)
-// CHECK-NOT: linalg.generic
+// CHECK-NOT: math.exp
 // CHECK: function(@mod_scale_scatter_add_1)
+// CHECK-NOT: atomic_rmw
 // CHECK: math.exp
 // CHECK-NOT: atomic_rmw
 // CHECK: gpu.terminator
@@ -99,4 +100,30 @@ func.func @unfused(%s: tensor<1x8xf32>, %x: tensor<1x8x4xf32>, %w: tensor<4xf32>
   %out = mod.scatter_add %x[%i], %d scale %g
       : tensor<1x8x4xf32>, tensor<1x3xi32>, tensor<1x3x4xf32>, tensor<1x3xf32> -> tensor<1x8x4xf32>
   return %idx, %r, %xk, %out : tensor<1x3xi32>, tensor<1x8xf32>, tensor<1x3x4xf32>, tensor<1x8x4xf32>
+}
+
+// -----
+
+// The gate is read from the attribute on every scatter path, including the
+// atomic one for indices of unknown provenance; the identity gate emits no exp.
+// CHECK-LABEL: func.func @gated_atomic_scatter
+// CHECK: function(@mod_scatter_add_0_copy)
+// CHECK-NOT: math.exp
+// CHECK: function(@mod_scatter_add_0_atomic)
+// CHECK: math.exp
+// CHECK: memref.atomic_rmw addf
+// CHECK: function(@mod_scatter_add_1_copy)
+// CHECK-NOT: math.exp
+// CHECK: function(@mod_scatter_add_1_atomic)
+// CHECK-NOT: math.exp
+// CHECK: memref.atomic_rmw addf
+// CHECK-NOT: math.exp
+// CHECK: return
+func.func @gated_atomic_scatter(%x: tensor<1x8x4xf32>, %i: tensor<1x3xi32>, %d: tensor<1x3x4xf32>,
+                                %g: tensor<1x3xf32>) -> (tensor<1x8x4xf32>, tensor<1x8x4xf32>) {
+  %a = mod.scatter_add %x[%i], %d scale %g gate(sigmoid)
+      : tensor<1x8x4xf32>, tensor<1x3xi32>, tensor<1x3x4xf32>, tensor<1x3xf32> -> tensor<1x8x4xf32>
+  %b = mod.scatter_add %x[%i], %d scale %g
+      : tensor<1x8x4xf32>, tensor<1x3xi32>, tensor<1x3x4xf32>, tensor<1x3xf32> -> tensor<1x8x4xf32>
+  return %a, %b : tensor<1x8x4xf32>, tensor<1x8x4xf32>
 }

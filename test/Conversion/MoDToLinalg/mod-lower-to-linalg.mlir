@@ -81,6 +81,7 @@ func.func @gather(%x: tensor<2x8x4x5xf32>, %i: tensor<2x3xi32>) -> tensor<2x3x4x
 // CHECK: %[[T32:.*]] = tensor.extract %[[I]][%[[B]], %[[J]]]
 // CHECK: %[[T:.*]] = arith.index_cast %[[T32]]
 // CHECK: %[[S:.*]] = tensor.extract %[[G]][%[[B]], %[[J]]]
+// CHECK-NOT: math.exp
 // CHECK: %[[DST:.*]] = tensor.extract_slice %[[ACC2]][%[[B]], %[[T]], 0] [1, 1, 4] [1, 1, 1]
 // CHECK: %[[SRC:.*]] = tensor.extract_slice %[[D]][%[[B]], %[[J]], 0] [1, 1, 4] [1, 1, 1]
 // CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[SRC]] : tensor<1x1x4xf32>) outs(%[[DST]] : tensor<1x1x4xf32>)
@@ -92,4 +93,24 @@ func.func @scatter_add(%x: tensor<2x8x4xf32>, %i: tensor<2x3xi32>, %d: tensor<2x
   %o = mod.scatter_add %x[%i], %d scale %g
       : tensor<2x8x4xf32>, tensor<2x3xi32>, tensor<2x3x4xf32>, tensor<2x3xf32> -> tensor<2x8x4xf32>
   return %o : tensor<2x8x4xf32>
+}
+
+// -----
+
+// gate(sigmoid): each scale is gated once, before it multiplies the row.
+// CHECK-LABEL: func.func @scatter_add_sigmoid
+// CHECK-SAME: (%[[X:.*]]: tensor<1x4x2xf32>, %[[I:.*]]: tensor<1x2xi32>, %[[D:.*]]: tensor<1x2x2xf32>, %[[G:.*]]: tensor<1x2xf32>)
+// CHECK: %[[S:.*]] = tensor.extract %[[G]]
+// CHECK-NEXT: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK: %[[NEG:.*]] = arith.negf %[[S]]
+// CHECK: %[[E:.*]] = math.exp %[[NEG]]
+// CHECK: %[[DEN:.*]] = arith.addf %[[ONE]], %[[E]]
+// CHECK: %[[GATE:.*]] = arith.divf %[[ONE]], %[[DEN]]
+// CHECK: linalg.generic
+// CHECK: arith.mulf %[[GATE]]
+func.func @scatter_add_sigmoid(%x: tensor<1x4x2xf32>, %i: tensor<1x2xi32>, %d: tensor<1x2x2xf32>,
+                               %g: tensor<1x2xf32>) -> tensor<1x4x2xf32> {
+  %o = mod.scatter_add %x[%i], %d scale %g gate(sigmoid)
+      : tensor<1x4x2xf32>, tensor<1x2xi32>, tensor<1x2x2xf32>, tensor<1x2xf32> -> tensor<1x4x2xf32>
+  return %o : tensor<1x4x2xf32>
 }

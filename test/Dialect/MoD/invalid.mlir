@@ -332,3 +332,11 @@ func.func @yield_outside(%d: tensor<1x2x8xf32>) {
   // expected-error @+1 {{'mod.yield' op expects parent op 'mod.routed_block'}}
   mod.yield %d : tensor<1x2x8xf32>
 }
+
+// -----
+
+func.func @scatter_unknown_gate(%x: tensor<1x4x8xf32>, %i: tensor<1x2xi32>, %d: tensor<1x2x8xf32>, %g: tensor<1x2xf32>) {
+  // expected-error @+1 {{unknown gate 'tanh' (expected identity or sigmoid)}}
+  %o = mod.scatter_add %x[%i], %d scale %g gate(tanh) : tensor<1x4x8xf32>, tensor<1x2xi32>, tensor<1x2x8xf32>, tensor<1x2xf32> -> tensor<1x4x8xf32>
+  return
+}

@@ -36,6 +36,20 @@ func.func @scatter_add(%x: tensor<2x16x8xf32>, %i: tensor<2x3xi32>, %d: tensor<2
   return %o : tensor<2x16x8xf32>
 }
 
+// The default (identity) gate is not printed, whether written or not; a
+// sigmoid gate is.
+// CHECK-LABEL: func.func @scatter_add_gates
+// CHECK: mod.scatter_add %{{.*}}[%{{.*}}], %{{.*}} scale %{{.*}} : tensor<1x4x8xf32>
+// CHECK: mod.scatter_add %{{.*}}[%{{.*}}], %{{.*}} scale %{{.*}} gate(sigmoid) : tensor<1x4x8xf32>
+func.func @scatter_add_gates(%x: tensor<1x4x8xf32>, %i: tensor<1x2xi32>, %d: tensor<1x2x8xf32>,
+                             %g: tensor<1x2xf32>) -> (tensor<1x4x8xf32>, tensor<1x4x8xf32>) {
+  %a = mod.scatter_add %x[%i], %d scale %g gate(identity)
+      : tensor<1x4x8xf32>, tensor<1x2xi32>, tensor<1x2x8xf32>, tensor<1x2xf32> -> tensor<1x4x8xf32>
+  %b = mod.scatter_add %x[%i], %d scale %g gate(sigmoid)
+      : tensor<1x4x8xf32>, tensor<1x2xi32>, tensor<1x2x8xf32>, tensor<1x2xf32> -> tensor<1x4x8xf32>
+  return %a, %b : tensor<1x4x8xf32>, tensor<1x4x8xf32>
+}
+
 // The default gate is not printed; a sigmoid gate is.
 // CHECK-LABEL: func.func @routed_block
 // CHECK: mod.routed_block(%{{.*}}, %{{.*}}, %{{.*}}) capacity(2) : (tensor<1x4x8xf32>, tensor<1x4xi32>, tensor<8xf32>) -> tensor<1x4x8xf32> {

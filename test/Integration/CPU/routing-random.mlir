@@ -1,4 +1,5 @@
-// Random routing tests: top-k (with ties, K=1, K=S, B>1), gather and
+// Random routing tests: top-k (with ties, K=1, K=S, B>1, S=300 with NaN
+// scores of both signs, which order above +inf and below -inf), gather and
 // scatter_add compiled for the CPU and checked against mod-refcheck, an
 // independent C++ reference (indices exact; floats within 1e-5 relative).
 //
@@ -40,6 +41,15 @@
 // RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=3 --positions=offset -o %t/routing_b2_s33_d3_k7.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s33_d3_k7 --inputs=%t/routing_b2_s33_d3_k7.3.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.3.out.safetensors
 // RUN: mod-refcheck check --inputs=%t/routing_b2_s33_d3_k7.3.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.3.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s300_d8_k77 --seed=1 --ties --nans --positions=offset -o %t/routing_b2_s300_d8_k77.1.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s300_d8_k77 --inputs=%t/routing_b2_s300_d8_k77.1.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.1.out.safetensors
+// RUN: mod-refcheck check --inputs=%t/routing_b2_s300_d8_k77.1.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.1.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s300_d8_k77 --seed=2 --nans --positions=offset -o %t/routing_b2_s300_d8_k77.2.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s300_d8_k77 --inputs=%t/routing_b2_s300_d8_k77.2.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.2.out.safetensors
+// RUN: mod-refcheck check --inputs=%t/routing_b2_s300_d8_k77.2.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.2.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s300_d8_k77 --seed=3 --positions=offset -o %t/routing_b2_s300_d8_k77.3.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s300_d8_k77 --inputs=%t/routing_b2_s300_d8_k77.3.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.3.out.safetensors
+// RUN: mod-refcheck check --inputs=%t/routing_b2_s300_d8_k77.3.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.3.out.safetensors | FileCheck %s
 
 // Every output of every run is compared.
 // CHECK: router: ok
@@ -115,4 +125,21 @@ func.func @routing_b2_s33_d3_k7(
       : tensor<2x33x3xf32>, tensor<2x7xi32>, tensor<2x7x3xf32>, tensor<2x7xf32> -> tensor<2x33x3xf32>
   return %r, %idx, %val, %xk, %pk, %out
       : tensor<2x33xf32>, tensor<2x7xi32>, tensor<2x7xf32>, tensor<2x7x3xf32>, tensor<2x7xi32>, tensor<2x33x3xf32>
+}
+
+func.func @routing_b2_s300_d8_k77(
+    %scores: tensor<2x300xf32> {mod.name = "scores"}, %x: tensor<2x300x8xf32> {mod.name = "x"},
+    %w: tensor<8xf32> {mod.name = "w"}, %positions: tensor<2x300xi32> {mod.name = "positions"},
+    %update: tensor<2x77x8xf32> {mod.name = "update"}, %scale: tensor<2x77xf32> {mod.name = "scale"})
+    -> (tensor<2x300xf32> {mod.name = "router"}, tensor<2x77xi32> {mod.name = "topk_indices"},
+        tensor<2x77xf32> {mod.name = "topk_values"}, tensor<2x77x8xf32> {mod.name = "gathered"},
+        tensor<2x77xi32> {mod.name = "gathered_positions"}, tensor<2x300x8xf32> {mod.name = "scattered"}) {
+  %r = mod.router %x, %w : tensor<2x300x8xf32>, tensor<8xf32> -> tensor<2x300xf32>
+  %idx, %val = mod.topk %scores k(77) : tensor<2x300xf32> -> tensor<2x77xi32>, tensor<2x77xf32>
+  %xk = mod.gather %x[%idx] : tensor<2x300x8xf32>, tensor<2x77xi32> -> tensor<2x77x8xf32>
+  %pk = mod.gather %positions[%idx] : tensor<2x300xi32>, tensor<2x77xi32> -> tensor<2x77xi32>
+  %out = mod.scatter_add %x[%idx], %update scale %scale
+      : tensor<2x300x8xf32>, tensor<2x77xi32>, tensor<2x77x8xf32>, tensor<2x77xf32> -> tensor<2x300x8xf32>
+  return %r, %idx, %val, %xk, %pk, %out
+      : tensor<2x300xf32>, tensor<2x77xi32>, tensor<2x77xf32>, tensor<2x77x8xf32>, tensor<2x77xi32>, tensor<2x300x8xf32>
 }

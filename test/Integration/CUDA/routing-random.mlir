@@ -1,5 +1,7 @@
 // The random routing checks of test/Integration/CPU/routing-random.mlir
-// (top-k with ties, K=1, K=S, B>1, S not a multiple of anything) run with the
+// (top-k with ties, K=1, K=S, B>1, S not a multiple of anything) and longer
+// rows (S = 300 and 1000: not multiples of the 256-thread block, so the
+// compaction carries its counts between chunks) with NaN scores run with the
 // CUDA kernels and compared with mod-refcheck's independent reference:
 // indices exact, floats within 1e-4 relative.
 //
@@ -41,6 +43,24 @@
 // RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s33_d3_k7 --seed=3 --positions=offset -o %t/routing_b2_s33_d3_k7.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b2_s33_d3_k7 --inputs=%t/routing_b2_s33_d3_k7.3.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.3.out.safetensors
 // RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s33_d3_k7.3.in.safetensors --outputs=%t/routing_b2_s33_d3_k7.3.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s300_d8_k77 --seed=1 --ties --nans --positions=offset -o %t/routing_b2_s300_d8_k77.1.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s300_d8_k77 --inputs=%t/routing_b2_s300_d8_k77.1.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.1.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s300_d8_k77.1.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.1.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s300_d8_k77 --seed=2 --nans --positions=offset -o %t/routing_b2_s300_d8_k77.2.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s300_d8_k77 --inputs=%t/routing_b2_s300_d8_k77.2.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.2.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s300_d8_k77.2.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.2.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s300_d8_k77 --seed=3 --positions=offset -o %t/routing_b2_s300_d8_k77.3.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s300_d8_k77 --inputs=%t/routing_b2_s300_d8_k77.3.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.3.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s300_d8_k77.3.in.safetensors --outputs=%t/routing_b2_s300_d8_k77.3.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s1000_d4_k500 --seed=1 --ties --nans --positions=offset -o %t/routing_b1_s1000_d4_k500.1.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b1_s1000_d4_k500 --inputs=%t/routing_b1_s1000_d4_k500.1.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.1.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b1_s1000_d4_k500.1.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.1.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s1000_d4_k500 --seed=2 --nans --positions=offset -o %t/routing_b1_s1000_d4_k500.2.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b1_s1000_d4_k500 --inputs=%t/routing_b1_s1000_d4_k500.2.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.2.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b1_s1000_d4_k500.2.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.2.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s1000_d4_k500 --seed=3 --positions=offset -o %t/routing_b1_s1000_d4_k500.3.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b1_s1000_d4_k500 --inputs=%t/routing_b1_s1000_d4_k500.3.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.3.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b1_s1000_d4_k500.3.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.3.out.safetensors | FileCheck %s
 
 // Every output of every run is compared.
 // CHECK: router: ok
@@ -116,4 +136,38 @@ func.func @routing_b2_s33_d3_k7(
       : tensor<2x33x3xf32>, tensor<2x7xi32>, tensor<2x7x3xf32>, tensor<2x7xf32> -> tensor<2x33x3xf32>
   return %r, %idx, %val, %xk, %pk, %out
       : tensor<2x33xf32>, tensor<2x7xi32>, tensor<2x7xf32>, tensor<2x7x3xf32>, tensor<2x7xi32>, tensor<2x33x3xf32>
+}
+
+func.func @routing_b2_s300_d8_k77(
+    %scores: tensor<2x300xf32> {mod.name = "scores"}, %x: tensor<2x300x8xf32> {mod.name = "x"},
+    %w: tensor<8xf32> {mod.name = "w"}, %positions: tensor<2x300xi32> {mod.name = "positions"},
+    %update: tensor<2x77x8xf32> {mod.name = "update"}, %scale: tensor<2x77xf32> {mod.name = "scale"})
+    -> (tensor<2x300xf32> {mod.name = "router"}, tensor<2x77xi32> {mod.name = "topk_indices"},
+        tensor<2x77xf32> {mod.name = "topk_values"}, tensor<2x77x8xf32> {mod.name = "gathered"},
+        tensor<2x77xi32> {mod.name = "gathered_positions"}, tensor<2x300x8xf32> {mod.name = "scattered"}) {
+  %r = mod.router %x, %w : tensor<2x300x8xf32>, tensor<8xf32> -> tensor<2x300xf32>
+  %idx, %val = mod.topk %scores k(77) : tensor<2x300xf32> -> tensor<2x77xi32>, tensor<2x77xf32>
+  %xk = mod.gather %x[%idx] : tensor<2x300x8xf32>, tensor<2x77xi32> -> tensor<2x77x8xf32>
+  %pk = mod.gather %positions[%idx] : tensor<2x300xi32>, tensor<2x77xi32> -> tensor<2x77xi32>
+  %out = mod.scatter_add %x[%idx], %update scale %scale
+      : tensor<2x300x8xf32>, tensor<2x77xi32>, tensor<2x77x8xf32>, tensor<2x77xf32> -> tensor<2x300x8xf32>
+  return %r, %idx, %val, %xk, %pk, %out
+      : tensor<2x300xf32>, tensor<2x77xi32>, tensor<2x77xf32>, tensor<2x77x8xf32>, tensor<2x77xi32>, tensor<2x300x8xf32>
+}
+
+func.func @routing_b1_s1000_d4_k500(
+    %scores: tensor<1x1000xf32> {mod.name = "scores"}, %x: tensor<1x1000x4xf32> {mod.name = "x"},
+    %w: tensor<4xf32> {mod.name = "w"}, %positions: tensor<1x1000xi32> {mod.name = "positions"},
+    %update: tensor<1x500x4xf32> {mod.name = "update"}, %scale: tensor<1x500xf32> {mod.name = "scale"})
+    -> (tensor<1x1000xf32> {mod.name = "router"}, tensor<1x500xi32> {mod.name = "topk_indices"},
+        tensor<1x500xf32> {mod.name = "topk_values"}, tensor<1x500x4xf32> {mod.name = "gathered"},
+        tensor<1x500xi32> {mod.name = "gathered_positions"}, tensor<1x1000x4xf32> {mod.name = "scattered"}) {
+  %r = mod.router %x, %w : tensor<1x1000x4xf32>, tensor<4xf32> -> tensor<1x1000xf32>
+  %idx, %val = mod.topk %scores k(500) : tensor<1x1000xf32> -> tensor<1x500xi32>, tensor<1x500xf32>
+  %xk = mod.gather %x[%idx] : tensor<1x1000x4xf32>, tensor<1x500xi32> -> tensor<1x500x4xf32>
+  %pk = mod.gather %positions[%idx] : tensor<1x1000xi32>, tensor<1x500xi32> -> tensor<1x500xi32>
+  %out = mod.scatter_add %x[%idx], %update scale %scale
+      : tensor<1x1000x4xf32>, tensor<1x500xi32>, tensor<1x500x4xf32>, tensor<1x500xf32> -> tensor<1x1000x4xf32>
+  return %r, %idx, %val, %xk, %pk, %out
+      : tensor<1x1000xf32>, tensor<1x500xi32>, tensor<1x500xf32>, tensor<1x500x4xf32>, tensor<1x500xi32>, tensor<1x1000x4xf32>
 }

@@ -7,7 +7,6 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -19,30 +18,10 @@ namespace mlir::mod {
 using namespace mlir;
 using namespace mlir::mod;
 
-/// Elementwise `1 / (1 + exp(-v))` over a `[B,K]` tensor.
-static Value buildSigmoid(OpBuilder &b, Location loc, Value values) {
-  return buildElementwise(
-      b, loc, values, [](OpBuilder &nb, Location nloc, ValueRange args) {
-        Type et = args[0].getType();
-        Value one =
-            arith::ConstantOp::create(nb, nloc, et, nb.getFloatAttr(et, 1.0));
-        Value neg = arith::NegFOp::create(nb, nloc, args[0]);
-        Value e = math::ExpOp::create(nb, nloc, neg);
-        Value den = arith::AddFOp::create(nb, nloc, one, e);
-        return arith::DivFOp::create(nb, nloc, one, den).getResult();
-      });
-}
-
 /// The gate g(r) of a scalar router score.
 static Value buildGateScalar(OpBuilder &b, Location loc, GateKind gate,
                              Value r) {
-  if (gate != GateKind::Sigmoid)
-    return r;
-  Type et = r.getType();
-  Value one = arith::ConstantOp::create(b, loc, et, b.getFloatAttr(et, 1.0));
-  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, r));
-  return arith::DivFOp::create(b, loc, one,
-                               arith::AddFOp::create(b, loc, one, e));
+  return gate == GateKind::Sigmoid ? buildSigmoid(b, loc, r) : r;
 }
 
 /// Inlines the body of `op` on (`tokens`, `positions`) before `op` and
@@ -85,11 +64,11 @@ void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
 
   Value update = inlineBody(op, rewriter, xk, pk);
 
-  Value scale = topk.getValues();
-  if (op.getGate() == GateKind::Sigmoid)
-    scale = buildSigmoid(rewriter, loc, scale);
+  // The gate stays an attribute of the scatter: lowerings fuse it and the
+  // adjoint reads it, instead of recognizing a separate elementwise op.
   Value out = ScatterAddOp::create(rewriter, loc, inType, op.getInput(),
-                                   topk.getIndices(), update, scale);
+                                   topk.getIndices(), update,
+                                   topk.getValues(), op.getGate());
   rewriter.replaceOp(op, out);
 }
 

@@ -108,6 +108,8 @@ void countOp(Operation *op, const TokenAxisAnalysis &axes, Flops &f) {
   }
   if (auto scatter = dyn_cast<ScatterAddOp>(op)) {
     f.elementwise += 2 * elements(scatter.getUpdate().getType());
+    if (scatter.getGate() == GateKind::Sigmoid) // neg, exp, add, div
+      f.elementwise += 4 * elements(scatter.getScale().getType());
     return;
   }
   if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {

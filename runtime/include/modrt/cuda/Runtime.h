@@ -7,10 +7,11 @@
 // builds, links and loads on machines without a GPU or driver, and a model
 // run there stops with a message saying why.
 //
-// A CUDA error is fatal: the message names the call and the driver's error,
-// and the process exits with status 1. (Generated code has no way to
-// propagate an error and is not unwind-safe, so there is nothing to return
-// to.)
+// A CUDA error never ends the process. Generated code cannot propagate an
+// error (and is not unwind-safe), so the first error of a call is recorded
+// for the calling thread, every later mgpu*/cuBLAS call of that thread does
+// nothing, the model function runs to its end, and the caller collects the
+// error with modrt_cuda_take_error (modrt::Model::call does, and throws).
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,10 +20,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/// If a CUDA error is pending on the calling thread: copies its message
+/// ("<call> failed: <CUDA_ERROR_NAME>: <description>", or why the driver or
+/// cuBLAS cannot be used) into `message` (`size` bytes, truncated,
+/// NUL-terminated), clears it and returns 1. Otherwise returns 0.
+int modrt_cuda_take_error(char *message, size_t size);
 
 /// Number of visible CUDA devices, or -1 when the driver cannot be used; in
 /// both of the failing cases (-1, 0) `why` (if not null, `whyLen` bytes)
@@ -60,17 +70,30 @@ void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes);
 void mgpuMemHostUnregister(void *ptr);
 void mgpuSetDefaultDevice(int32_t device);
 
-/// C[b] = A[b] * B[b] + C[b] for b < batch, row-major f32 on device
-/// pointers: A is m x k (leading dimension lda), B is k x n (ldb), C is
-/// m x n (ldc); stride* are the distances between batch entries in
-/// elements. Runs on cuBLAS (libcublas.so.13 or .12, loaded at first use),
-/// on the legacy default stream, which orders it after and before the
-/// kernels of the (blocking) streams the generated code creates.
+/// Flags of modrt_cublas_sgemm_strided_batched.
+enum {
+  /// Allow TF32 tensor cores (inputs rounded to 10-bit mantissas, f32
+  /// accumulation): CUBLAS_COMPUTE_32F_FAST_TF32 instead of _32F.
+  MODRT_CUBLAS_TF32 = 1,
+  /// A (resp. B) is given transposed: its buffer holds the k x m (n x k)
+  /// row-major matrix, with leading dimension lda (ldb) of that matrix.
+  MODRT_CUBLAS_TRANSPOSE_A = 2,
+  MODRT_CUBLAS_TRANSPOSE_B = 4,
+};
+
+/// C[b] = op(A[b]) * op(B[b]) + C[b] for b < batch, row-major f32 on device
+/// pointers: op(A) is m x k (leading dimension lda), op(B) is k x n (ldb),
+/// C is m x n (ldc); stride* are the distances between batch entries in
+/// elements; `flags` is an OR of MODRT_CUBLAS_*. Runs on cuBLAS
+/// (libcublas.so.13 or .12, loaded at first use) on the stream of the
+/// calling generated function (the one it created last on this thread), so
+/// it is ordered with the kernels around it without a host synchronization.
 void modrt_cublas_sgemm_strided_batched(int64_t batch, int64_t m, int64_t n,
                                         int64_t k, const float *a, int64_t lda,
                                         int64_t strideA, const float *b,
                                         int64_t ldb, int64_t strideB, float *c,
-                                        int64_t ldc, int64_t strideC);
+                                        int64_t ldc, int64_t strideC,
+                                        int32_t flags);
 
 #ifdef __cplusplus
 }

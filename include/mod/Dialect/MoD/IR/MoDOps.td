@@ -105,9 +105,11 @@ def MoD_GatherOp : MoD_Op<"gather", [Pure]> {
 
 def MoD_ScatterAddOp : MoD_Op<"scatter_add", [Pure,
     AllTypesMatch<["input", "result"]>]> {
-  let summary = "scaled residual add at gathered token positions";
+  let summary = "gated, scaled residual add at gathered token positions";
   let description = [{
-    `result = input; result[b, indices[b,j], ...] += scale[b,j] * update[b,j,...]`.
+    `result = input; result[b, indices[b,j], ...] += g(scale[b,j]) * update[b,j,...]`,
+    where the gate `g` is the identity (default, not printed) or
+    `gate(sigmoid)`: `g(v) = 1 / (1 + exp(-v))`.
 
     `input` is `[B,S,...]`, `indices` is `[B,K]` `i32`, `update` is
     `[B,K,...]` with the same trailing dimensions and element type as
@@ -115,18 +117,28 @@ def MoD_ScatterAddOp : MoD_Op<"scatter_add", [Pure,
     Tokens that are not indexed pass through unchanged. Indices produced by
     `mod.topk` are unique within a row; repeated indices accumulate.
 
+    The gate is part of the op (rather than a separate elementwise op on
+    `scale`) so that lowerings can fuse it by reading the attribute, and so
+    that the adjoint of the op knows `dg/dscale` without pattern matching:
+    `--mod-expand-routed-blocks` copies `mod.routed_block`'s gate here.
+
     Example:
 
     ```mlir
     %out = mod.scatter_add %x[%idx], %d scale %g
         : tensor<1x4x8xf32>, tensor<1x2xi32>, tensor<1x2x8xf32>, tensor<1x2xf32> -> tensor<1x4x8xf32>
+    %gated = mod.scatter_add %x[%idx], %d scale %v gate(sigmoid)
+        : tensor<1x4x8xf32>, tensor<1x2xi32>, tensor<1x2x8xf32>, tensor<1x2xf32> -> tensor<1x4x8xf32>
     ```
   }];
   let arguments = (ins AnyRankedTensor:$input, AnyRankedTensor:$indices,
-                       AnyRankedTensor:$update, AnyRankedTensor:$scale);
+                       AnyRankedTensor:$update, AnyRankedTensor:$scale,
+                       DefaultValuedAttr<MoD_GateKindAttr,
+                                         "::mlir::mod::GateKind::Identity">:$gate);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
-    $input `[` $indices `]` `,` $update `scale` $scale attr-dict `:`
+    $input `[` $indices `]` `,` $update `scale` $scale custom<Gate>($gate)
+    attr-dict `:`
     type($input) `,` type($indices) `,` type($update) `,` type($scale) `->` type($result)
   }];
   let hasVerifier = 1;

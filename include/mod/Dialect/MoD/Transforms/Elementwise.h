@@ -3,7 +3,9 @@
 #ifndef MOD_DIALECT_MOD_TRANSFORMS_ELEMENTWISE_H
 #define MOD_DIALECT_MOD_TRANSFORMS_ELEMENTWISE_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
 namespace mlir::mod {
@@ -28,6 +30,17 @@ buildElementwise(OpBuilder &b, Location loc, ValueRange inputs,
                    nb, nloc, body(nb, nloc, args.drop_back()));
              })
       .getResult(0);
+}
+
+/// The sigmoid gate of `mod.scatter_add` on one float scalar:
+/// `1 / (1 + exp(-v))`. The only definition every lowering uses, so the CPU
+/// and GPU paths (and adjoints, `g' = g * (1 - g)`) agree bit for bit.
+inline Value buildSigmoid(OpBuilder &b, Location loc, Value v) {
+  Type t = v.getType();
+  Value one = arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, 1.0));
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v));
+  return arith::DivFOp::create(b, loc, one,
+                               arith::AddFOp::create(b, loc, one, e));
 }
 
 } // namespace mlir::mod

@@ -10,7 +10,8 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
   let description = [{
     Rewrites every `mod.routed_block` into the primitive routing ops, inlining
     its body on the gathered tokens. The gate selected on the op (identity or
-    sigmoid) scales the block output before it is added back.
+    sigmoid) becomes the `gate` attribute of the `mod.scatter_add` that adds
+    the block output back, scaled by the gated top-k scores.
 
     Before:
 
@@ -31,8 +32,8 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %xk = mod.gather %x[%idx] : tensor<1x4x8xf32>, tensor<1x2xi32> -> tensor<1x2x8xf32>
     %pk = mod.gather %p[%idx] : tensor<1x4xi32>, tensor<1x2xi32> -> tensor<1x2xi32>
     %d = "some.block"(%xk, %pk) : (tensor<1x2x8xf32>, tensor<1x2xi32>) -> tensor<1x2x8xf32>
-    %g = linalg.generic ... // sigmoid(%val); omitted for gate(identity)
-    %out = mod.scatter_add %x[%idx], %d scale %g : ... -> tensor<1x4x8xf32>
+    %out = mod.scatter_add %x[%idx], %d scale %val gate(sigmoid)
+        : ... -> tensor<1x4x8xf32>
     ```
 
     With `routing=threshold` the routed set of each sequence is the causal

@@ -1,0 +1,28 @@
+/* A stand-in for a --target=cuda model whose entry point hits a CUDA error:
+ * it copies from a device address that was never allocated. On a machine
+ * without a GPU the first mgpu* call fails already (no driver or device).
+ * Either way libmodrt_cuda records the error instead of exiting, the later
+ * calls do nothing, and modrt::Model::call reports it. The output is written
+ * first so the test can see the function ran to its end. */
+
+#include "modrt/cuda/Runtime.h"
+
+typedef struct {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[1];
+  int64_t strides[1];
+} MemRefF32x1;
+
+void _modrt_forward(void **args) {
+  MemRefF32x1 *out = (MemRefF32x1 *)args[0];
+  out->aligned[out->offset] = 42.0f;
+  void *stream = mgpuStreamCreate();
+  void *device = mgpuMemAlloc(16, stream, false);
+  mgpuMemcpy(out->aligned, (void *)(uintptr_t)0x10, 16, stream);
+  mgpuLaunchKernel(NULL, 1, 1, 1, 1, 1, 1, 0, stream, NULL, NULL, 0);
+  mgpuMemFree(device, stream);
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+}
