@@ -28,10 +28,8 @@ const char kManifest[] = R"({
 })";
 
 void writeModel(const TempDir &dir) {
-  writeFile(dir.file("manifest.json"), kManifest);
-  std::filesystem::copy_file(MODRT_CUDA_ERROR_TEST_MODEL_LIBRARY,
-                             dir.file("model.so"),
-                             std::filesystem::copy_options::overwrite_existing);
+  modrt::test::writeModelDirectory(dir.path(), kManifest,
+                                   MODRT_CUDA_ERROR_TEST_MODEL_LIBRARY);
 }
 
 TEST(CudaErrorTest, EntryPointThrowsWithTheCudaErrorAndTheProcessLives) {

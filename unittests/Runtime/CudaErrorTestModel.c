@@ -26,3 +26,6 @@ void _modrt_forward(void **args) {
   mgpuStreamSynchronize(stream);
   mgpuStreamDestroy(stream);
 }
+
+/* Signature string (modrt/Model.h) for the manifest in CudaErrorTest.cpp. */
+const char _modrtsig_forward[] = "in:;out:f32[4]";
