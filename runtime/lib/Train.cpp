@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <time.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -32,6 +33,7 @@ namespace {
 constexpr const char *kLossAndGrad = "loss_and_grad";
 constexpr const char *kAdamW = "adamw_step";
 constexpr const char *kStateFormat = "modc-train-checkpoint";
+constexpr const char *kRoutingSeed = "routing_seed";
 constexpr double kPi = 3.14159265358979323846;
 
 uint64_t splitmix64(uint64_t x) {
@@ -86,6 +88,14 @@ void accumulate(Tensor &acc, const Tensor &g, double scale) {
   }
 }
 
+/// CPU time of the whole process (every thread), in seconds: unlike wall
+/// time, hardly affected by other processes competing for the cores.
+double processCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 std::string formatDuration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0)
     return "?";
@@ -115,7 +125,8 @@ private:
   void resumeFrom(const std::string &checkpoint);
   void fillWindow(Split split, const std::vector<uint64_t> &starts);
   std::vector<Tensor> callLossAndGrad();
-  double evaluate();
+  double evaluate(std::map<std::string, double> *scalars = nullptr);
+  int evalOnly();
   void step(int64_t step);
   void saveCheckpoint(int64_t step);
   void pruneCheckpoints();
@@ -131,9 +142,12 @@ private:
   std::set<std::string> paramNames_; // the parameters of loss_and_grad
   std::map<std::string, Tensor> params_, m_, v_;
   Tensor tokens_, positions_, targets_;
+  Tensor routingSeed_{DType::I64, {}}; // stochastic routing's draw
+  bool hasRoutingSeed_ = false;
   int64_t startStep_ = 0;
   // Last step's numbers, for the progress line and metrics.
   double loss_ = NAN, gradNorm_ = NAN, lr_ = 0, tokensPerSecond_ = 0;
+  double stepCpuSeconds_ = 0; // CPU time of the process (all threads)
   std::optional<double> valLoss_;
   std::map<std::string, double> extra_;
   std::chrono::steady_clock::time_point started_;
@@ -146,7 +160,7 @@ void Trainer::checkEntryPoints() {
   const Manifest &manifest = model_.manifest();
   lg_ = manifest.findEntry(kLossAndGrad);
   adam_ = manifest.findEntry(kAdamW);
-  if (!lg_ || !adam_)
+  if (!lg_ || (!adam_ && !o_.evalOnly))
     throw Error(o_.modelDir + ": the model has no '" +
                 std::string(!lg_ ? kLossAndGrad : kAdamW) +
                 "' entry point (it has: " + manifest.entryNames() +
@@ -191,9 +205,26 @@ void Trainer::checkEntryPoints() {
       throw Error(o_.modelDir + ": '" + kLossAndGrad +
                   "' has no output 'grad." + in.name + "' of shape " + in.str());
   }
+  if (const TensorSpec *seed = findInput(*lg_, kRoutingSeed)) {
+    if (!seed->shape.empty() || seed->dtype != DType::I64)
+      throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" +
+                  kRoutingSeed + "' must be an i64 scalar, the manifest says " +
+                  seed->str());
+    hasRoutingSeed_ = true;
+  }
   for (const TensorSpec &in : lg_->inputs)
     if (in.isParameter())
       paramNames_.insert(in.name);
+  if (o_.evalOnly) {
+    data_.requireTokens(Split::Validation, uint64_t(seq_) + 1);
+    tokens_ = Tensor(DType::I32, {batch_, seq_});
+    targets_ = Tensor(DType::I32, {batch_, seq_});
+    positions_ = Tensor(DType::I32, {batch_, seq_});
+    for (int64_t b = 0; b < batch_; ++b)
+      for (int64_t s = 0; s < seq_; ++s)
+        positions_.data<int32_t>()[b * seq_ + s] = int32_t(s);
+    return;
+  }
   for (const TensorSpec &in : adam_->inputs) {
     const std::string &n = in.name;
     bool known = paramNames_.count(n) || n.rfind("grad.", 0) == 0 ||
@@ -297,6 +328,8 @@ std::vector<Tensor> Trainer::callLossAndGrad() {
       inputs.push_back(&targets_);
     else if (in.name == "positions")
       inputs.push_back(&positions_);
+    else if (in.name == kRoutingSeed)
+      inputs.push_back(&routingSeed_);
     else
       throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" + in.name +
                   "' is not one mod-train knows how to supply");
@@ -304,7 +337,7 @@ std::vector<Tensor> Trainer::callLossAndGrad() {
   return model_.call(kLossAndGrad, inputs);
 }
 
-double Trainer::evaluate() {
+double Trainer::evaluate(std::map<std::string, double> *scalars) {
   uint64_t n = data_.size(Split::Validation), w = uint64_t(seq_) + 1;
   int64_t windows = o_.evalBatches * batch_;
   uint64_t stride = windows > 1 ? (n - w) / uint64_t(windows - 1) : 0;
@@ -318,7 +351,16 @@ double Trainer::evaluate() {
     for (int64_t b = 0; b < batch_; ++b)
       starts.push_back(uint64_t(e * batch_ + b) * stride);
     fillWindow(Split::Validation, starts);
-    total += callLossAndGrad()[lossIndex].elementAsDouble(0);
+    *routingSeed_.data<int64_t>() =
+        int64_t(routingSeed(o_.seed, -1 - e, 0)); // fixed draws
+    std::vector<Tensor> outs = callLossAndGrad();
+    total += outs[lossIndex].elementAsDouble(0);
+    if (scalars)
+      for (size_t i = 0; i < outs.size(); ++i)
+        if (lg_->outputs[i].shape.empty() &&
+            lg_->outputs[i].name.rfind("grad.", 0) != 0)
+          (*scalars)[lg_->outputs[i].name] +=
+              outs[i].elementAsDouble(0) / double(o_.evalBatches);
   }
   return total / double(o_.evalBatches);
 }
@@ -334,6 +376,7 @@ void Trainer::step(int64_t step) {
                                    data_.size(Split::Train),
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
+    *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
     std::vector<Tensor> outs = callLossAndGrad();
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
@@ -491,6 +534,7 @@ void Trainer::log(int64_t step, double stepSeconds, bool force) {
     if (std::isfinite(value))
       row.emplace(name, value);
   row.emplace("step_seconds", stepSeconds);
+  row.emplace("step_cpu_seconds", stepCpuSeconds_);
   {
     std::ofstream out(o_.runDir + "/metrics.jsonl", std::ios::app);
     out << Json(std::move(row)).dump() << "\n";
@@ -517,8 +561,24 @@ void Trainer::log(int64_t step, double stepSeconds, bool force) {
   std::fflush(stderr);
 }
 
+int Trainer::evalOnly() {
+  initialize();
+  std::map<std::string, double> scalars;
+  double loss = evaluate(&scalars);
+  Json::Object row{{"val_loss", loss},
+                   {"eval_batches", o_.evalBatches},
+                   {"eval_tokens", o_.evalBatches * batch_ * seq_}};
+  for (const auto &[name, value] : scalars)
+    if (name != "loss" && std::isfinite(value))
+      row.emplace(name, value);
+  std::cout << Json(std::move(row)).dump() << std::endl;
+  return 0;
+}
+
 int Trainer::run() {
   checkEntryPoints();
+  if (o_.evalOnly)
+    return evalOnly();
   fs::create_directories(o_.runDir);
   std::string checkpoint = latestCheckpoint(o_.runDir);
   if (o_.resume) {
@@ -549,7 +609,9 @@ int Trainer::run() {
 
   for (int64_t s = startStep_; s < o_.steps; ++s) {
     auto t0 = std::chrono::steady_clock::now();
+    double cpu0 = processCpuSeconds();
     step(s);
+    stepCpuSeconds_ = processCpuSeconds() - cpu0;
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
             .count();
@@ -657,6 +719,12 @@ uint64_t windowStart(uint64_t seed, int64_t step, int64_t micro, int64_t row,
   // Lemire's multiply-shift: uniform enough for window starts, no modulo bias
   // worth worrying about at these ranges.
   return uint64_t((static_cast<unsigned __int128>(h) * range) >> 64);
+}
+
+uint64_t routingSeed(uint64_t seed, int64_t step, int64_t micro) {
+  uint64_t h = splitmix64(seed ^ 0x726f7574696e67ull); // "routing"
+  h = splitmix64(h ^ uint64_t(step));
+  return splitmix64(h ^ uint64_t(micro));
 }
 
 std::string latestCheckpoint(const std::string &runDir) {

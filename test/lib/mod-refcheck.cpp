@@ -10,7 +10,8 @@
 //       are common; with --nans also +NaN and -NaN, which the total order
 //       of mod.topk puts above +inf and below -inf), `positions` [B,S] (--positions: arange 0..S-1, offset
 //       i + 1000·b, or shuffled rows after the first), `tokens` uniform in
-//       [0, --vocab), float tensors N(0, 0.5²).
+//       [0, --vocab), `routing_seed` (i64 scalar, stochastic routing) from
+//       --routing-seed or random, float tensors N(0, 0.5²).
 //   mod-refcheck check --inputs=in.safetensors --outputs=out.safetensors
 //       Recomputes every output that the test function names, from the
 //       inputs, and compares. Output names say what they are:
@@ -31,6 +32,7 @@
 #include <iostream>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -46,6 +48,7 @@ struct Options {
   std::string positions = "arange";
   int64_t vocab = 256;
   uint64_t seed = 1;
+  std::optional<uint64_t> routingSeed;
   bool ties = false;
   bool nans = false;
   double rtol = 1e-5, atol = 1e-6;
@@ -258,6 +261,9 @@ int generate(const Options &opt) {
     } else if (spec.name == "tokens") {
       for (int64_t i = 0; i < n; ++i)
         t.data<int32_t>()[i] = int32_t(rng() % uint64_t(opt.vocab));
+    } else if (spec.name == "routing_seed" && spec.dtype == DType::I64) {
+      for (int64_t i = 0; i < n; ++i)
+        t.data<int64_t>()[i] = int64_t(opt.routingSeed ? *opt.routingSeed : rng());
     } else if (spec.dtype == DType::F32) {
       for (int64_t i = 0; i < n; ++i)
         t.data<float>()[i] = (opt.ties && spec.name == "scores")
@@ -342,7 +348,8 @@ bool takeValue(const std::string &arg, const char *flag, std::string &out) {
 
 void usage() {
   std::cout << "usage: mod-refcheck gen --manifest=FILE --entry=NAME [--seed=N] "
-               "[--ties] [--nans] [--positions=arange|offset|shuffled] [--vocab=V] -o FILE\n"
+               "[--ties] [--nans] [--positions=arange|offset|shuffled] [--vocab=V] "
+               "[--routing-seed=N] -o FILE\n"
                "       mod-refcheck check --inputs=FILE --outputs=FILE "
                "[--gate=identity|sigmoid] [--rtol=X] [--atol=X]\n";
 }
@@ -376,6 +383,8 @@ int main(int argc, char **argv) {
       continue;
     else if (takeValue(a, "--seed", v))
       opt.seed = std::stoull(v);
+    else if (takeValue(a, "--routing-seed", v))
+      opt.routingSeed = std::stoull(v);
     else if (takeValue(a, "--vocab", v))
       opt.vocab = std::stoll(v);
     else if (takeValue(a, "--rtol", v))

@@ -70,7 +70,7 @@ TEST(ModSpecTest, RejectsBadSpecs) {
       {"schedule=list:1,1", "names a block twice"},
       {"schedule=list:1,x", "a block of schedule=list must be an integer"},
       {"gate=relu", "unknown gate 'relu'"},
-      {"routing=causal", "unknown routing 'causal' (expected topk or threshold)"},
+      {"routing=causal", "unknown routing 'causal' (expected topk, threshold or stochastic)"},
       {"k=3", "unknown key 'k'"},
       {"capacity=2,3", "expected key=value, got '3'"},
   };

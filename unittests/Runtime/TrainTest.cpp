@@ -20,6 +20,7 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <set>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -352,6 +353,22 @@ TEST(TrainSchedule, WindowsAreUniformAndInRange) {
     EXPECT_NEAR(count, 1000, 150);
   EXPECT_EQ(windowStart(7, 5, 1, 2, 1033, 33), windowStart(7, 5, 1, 2, 1033, 33));
   EXPECT_NE(windowStart(7, 5, 1, 2, 1033, 33), windowStart(8, 5, 1, 2, 1033, 33));
+}
+
+// Stochastic routing's routing_seed: a new value for every (seed, step,
+// micro-batch), including the validation batches (negative steps), and the
+// same value for the same triple.
+TEST(TrainSchedule, RoutingSeedsAreDistinctAndReproducible) {
+  std::set<uint64_t> seen;
+  for (uint64_t seed : {0ull, 1ull, 7ull})
+    for (int64_t step = -8; step < 200; ++step)
+      for (int64_t micro = 0; micro < 3; ++micro)
+        seen.insert(routingSeed(seed, step, micro));
+  EXPECT_EQ(seen.size(), 3u * 208u * 3u);
+  EXPECT_EQ(routingSeed(7, 5, 1), routingSeed(7, 5, 1));
+  EXPECT_EQ(routingSeed(7, -1, 0), routingSeed(7, -1, 0));
+  // Not a window start: the two hashes are independent.
+  EXPECT_NE(routingSeed(7, 5, 1), windowStart(7, 5, 1, 0, ~0ull, 1));
 }
 
 } // namespace

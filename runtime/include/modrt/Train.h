@@ -14,13 +14,22 @@
 // name: Model::callInPlace updates the parameters and optimizer state in
 // their own buffers. A non-finite grad_norm stops the run. Every scalar
 // output of loss_and_grad other than the gradients (aux losses, causal-routing
-// agreement per block, ...) is recorded in metrics.jsonl under its name.
+// agreement per block, ...) is recorded in metrics.jsonl under its name,
+// next to step_seconds (wall) and step_cpu_seconds (the process's CPU time
+// for the step, all threads: a cost measure that other load on the machine
+// hardly changes).
 //
 // Data: windows of S+1 tokens from a token file (modrt/TokenFile.h). Window
 // (step, micro-batch, row) starts at a position drawn from a counter-based
 // hash of (seed, step, micro, row), so the data a step sees depends only on
 // the seed and the step: a resumed run needs no generator state beyond the
 // step. Validation uses fixed, evenly spaced windows of the validation split.
+//
+// Stochastic routing (--mod-dense-to-mod=routing=stochastic): a model whose
+// loss_and_grad has an i64 scalar input `routing_seed` gets a new value for
+// every micro-batch of every step, routingSeed(seed, step, micro), so each
+// step routes a new random set of tokens; validation batch e always gets
+// routingSeed(seed, -1-e, 0), so validation losses are comparable over time.
 //
 // Learning rate: linear warmup from 0 over `warmup` steps, then cosine decay
 // to `minLr` at `steps`.
@@ -60,6 +69,9 @@ struct TrainOptions {
   int64_t ckptEvery = 200, keepCheckpoints = 3;
   int64_t logEvery = 10;
   bool resume = false;
+  /// Only evaluate the validation loss of the initial parameters (no
+  /// training, no run directory; needs only @loss_and_grad).
+  bool evalOnly = false;
 
   Json toJson() const;
   /// Restores the options a checkpoint was written with.
@@ -73,6 +85,11 @@ double learningRate(const TrainOptions &options, int64_t step);
 /// for windows of `windowTokens`; uniform in [0, splitTokens - windowTokens].
 uint64_t windowStart(uint64_t seed, int64_t step, int64_t micro, int64_t row,
                      uint64_t splitTokens, uint64_t windowTokens);
+
+/// The `routing_seed` input (models with stochastic routing) of micro-batch
+/// `micro` of training step `step` (from 0); validation batch e uses
+/// step -1-e, micro 0, the same in every evaluation.
+uint64_t routingSeed(uint64_t seed, int64_t step, int64_t micro);
 
 /// The newest complete checkpoint directory under `runDir`, or "" if none.
 std::string latestCheckpoint(const std::string &runDir);

@@ -24,6 +24,7 @@ namespace {
 const char kUsage[] =
     R"(usage: mod-train MODEL_DIR --data=TOKENS --out=RUN_DIR [options]
        mod-train --resume RUN_DIR [--steps=N]
+       mod-train MODEL_DIR --data=TOKENS --eval-only [--weights=FILE]
 
 Trains a model compiled by mod-compile from a module with the generated
 training entry points (mod-opt --mod-generate-grad --mod-generate-adamw):
@@ -33,6 +34,12 @@ runs @adamw_step. Progress goes to the terminal (one live line) or to the log
 (a line every --log-every steps); every step's numbers go to
 RUN_DIR/metrics.jsonl (plot them with scripts/plot-metrics). SIGINT/SIGTERM
 finish the current step, write a checkpoint and exit non-zero.
+
+A model converted with --mod-dense-to-mod=routing=stochastic has an i64
+input 'routing_seed': mod-train passes a new value for every micro-batch of
+every step (a hash of --seed, the step and the micro-batch), so each step
+routes a new random set of tokens, and the same fixed values for the
+validation batches of every evaluation.
 
 Options:
   --data=FILE          Token file written by mod-tokenize.
@@ -61,6 +68,12 @@ Options:
   --resume DIR         Continue the run in DIR from its newest checkpoint,
                        with the options it was started with; --steps may
                        extend it.
+  --eval-only          Only compute the validation loss of --weights (or of
+                       the --seed initialization) on the --eval-batches
+                       fixed validation windows and print one JSON line on
+                       stdout: val_loss and every other scalar output of
+                       @loss_and_grad (e.g. agreement.<block>) averaged over
+                       the batches. Needs only @loss_and_grad; no --out.
   --help               Show this help.
 )";
 
@@ -106,6 +119,10 @@ std::optional<TrainOptions> parseOptions(int argc, char **argv) {
       o.runDir = argv[++i];
       continue;
     }
+    if (arg == "--eval-only") {
+      o.evalOnly = true;
+      continue;
+    }
     if (arg.rfind("--", 0) != 0) {
       if (!o.modelDir.empty())
         usageError("unexpected argument '" + arg +
@@ -138,6 +155,8 @@ std::optional<TrainOptions> parseOptions(int argc, char **argv) {
     else if (key == "--log-every") o.logEvery = parseInt(key, v, 1, kMax);
     else usageError("unknown option '" + key + "'");
   }
+  if (o.resume && o.evalOnly)
+    usageError("--eval-only and --resume cannot be combined");
   if (o.resume) {
     if (!stepsGiven)
       o.steps = 0; // keep the run's own
@@ -147,7 +166,7 @@ std::optional<TrainOptions> parseOptions(int argc, char **argv) {
     usageError("no model directory given");
   if (o.dataPath.empty())
     usageError("no token file given: --data=TOKENS (make one with mod-tokenize)");
-  if (o.runDir.empty())
+  if (o.runDir.empty() && !o.evalOnly)
     usageError("no run directory given: --out=DIR");
   if (o.minLr > o.lr)
     usageError("--min-lr must not exceed --lr");

@@ -113,8 +113,11 @@ ModSpec ModSpec::parse(const std::string &text) {
         spec.routing = Routing::TopK;
       else if (value == "threshold")
         spec.routing = Routing::Threshold;
+      else if (value == "stochastic")
+        spec.routing = Routing::Stochastic;
       else
-        specError("unknown routing '" + value + "' (expected topk or threshold)");
+        specError("unknown routing '" + value +
+                  "' (expected topk, threshold or stochastic)");
     } else {
       specError("unknown key '" + key +
                 "' (expected capacity, schedule, gate, routing)");
@@ -196,10 +199,31 @@ double modref::applyGate(Gate gate, double r) {
 }
 
 namespace {
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+} // namespace
+
+std::vector<double> modref::stochasticScores(uint64_t seed, int64_t block,
+                                             int64_t row, int64_t seqLen) {
+  std::vector<double> scores(static_cast<size_t>(seqLen));
+  const uint64_t mixedSeed = splitmix64(seed);
+  for (int64_t s = 0; s < seqLen; ++s) {
+    uint64_t key = (uint64_t(block) << 32) + uint64_t(row * seqLen + s);
+    uint64_t h = splitmix64(mixedSeed ^ key);
+    scores[size_t(s)] = std::ldexp(double(h >> 40), -24);
+  }
+  return scores;
+}
+
+namespace {
 /// out = x; out[I[j]] += g(r[I[j]])·f(x[I], p[I])[j].
 RoutedOutput routeOn(const Activations &x, const std::vector<int32_t> &positions,
                      const std::vector<double> &r, std::vector<int32_t> indices,
-                     Gate gate, const BlockFunction &block) {
+                     bool unitScale, Gate gate, const BlockFunction &block) {
   RoutedOutput result;
   result.indices = std::move(indices);
   result.out = x;
@@ -217,7 +241,7 @@ RoutedOutput routeOn(const Activations &x, const std::vector<int32_t> &positions
     throw std::logic_error("block contribution has the wrong shape");
   for (int64_t j = 0; j < k; ++j) {
     int32_t i = result.indices[size_t(j)];
-    double g = applyGate(gate, r[size_t(i)]);
+    double g = unitScale ? 1.0 : applyGate(gate, r[size_t(i)]);
     for (int64_t c = 0; c < x.width; ++c)
       result.out.row(i)[c] += g * d.row(j)[c];
   }
@@ -230,7 +254,7 @@ RoutedOutput modref::routeBlock(const Activations &x,
                                 const float *routerWeight, int64_t k, Gate gate,
                                 const BlockFunction &block) {
   std::vector<double> r = routerLogits(x, routerWeight);
-  return routeOn(x, positions, r, topKAscending(r, k), gate, block);
+  return routeOn(x, positions, r, topKAscending(r, k), /*unitScale=*/false, gate, block);
 }
 
 RoutedOutput modref::routeBlockThreshold(const Activations &x,
@@ -238,11 +262,12 @@ RoutedOutput modref::routeBlockThreshold(const Activations &x,
                                          const float *routerWeight, Gate gate,
                                          const BlockFunction &block) {
   std::vector<double> r = routerLogits(x, routerWeight);
-  return routeOn(x, positions, r, positiveAscending(r), gate, block);
+  return routeOn(x, positions, r, positiveAscending(r), /*unitScale=*/false, gate, block);
 }
 
 ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
-                                 const Tensor &positions, const ModSpec &spec) {
+                                 const Tensor &positions, const ModSpec &spec,
+                                 uint64_t routingSeed) {
   const ModelConfig &config = model.config();
   spec.checkBlocks(config.numLayers);
   TokenBatch batch = model.checkInputs(tokens, positions);
@@ -252,11 +277,14 @@ ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
 
   // Resolve the router weights first so a missing one is reported before
   // any work is done.
+  const bool stochastic = spec.routing == ModSpec::Routing::Stochastic;
   std::map<int64_t, const float *> routers;
   for (int64_t layer = 0; layer < config.numLayers; ++layer)
     if (spec.isRouted(layer))
-      routers[layer] = model.parameters().get(routerWeightName(config, layer),
-                                              {config.hidden});
+      routers[layer] = stochastic ? nullptr
+                                  : model.parameters().get(
+                                        routerWeightName(config, layer),
+                                        {config.hidden});
 
   ForwardResult result;
   result.logits = Tensor(DType::F32, {batch.batch, batch.seqLen, V});
@@ -288,6 +316,18 @@ ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
         int32_t *mask = result.routedMask.at(layer).data<int32_t>() + b * S;
         std::fill(mask, mask + S, 0);
         for (int32_t i : routed.indices) mask[i] = 1;
+        continue;
+      }
+      if (stochastic) {
+        // No router: K random tokens, their block output added with scale 1.
+        std::vector<double> scores = stochasticScores(routingSeed, layer, b, S);
+        RoutedOutput routed =
+            routeOn(h, pos, std::vector<double>(size_t(S), 1.0),
+                    topKAscending(scores, K), /*unitScale=*/true, spec.gate,
+                    block(layer));
+        h = std::move(routed.out);
+        std::copy(routed.indices.begin(), routed.indices.end(),
+                  result.routedIndices.at(layer).data<int32_t>() + b * K);
         continue;
       }
       RoutedOutput routed = routeBlock(h, pos, router->second, K, spec.gate, block(layer));

@@ -31,12 +31,15 @@ enum class Gate { Linear, Sigmoid };
 ///   schedule=every:N:offset:M  blocks M, M+N, M+2N, ...
 ///   schedule=list:1,3       exactly these blocks
 ///   gate=linear|sigmoid     g(r) = r (the paper, the default) or sigmoid(r)
-///   routing=topk|threshold  the K largest logits of the sequence (the
-///                           default) or every token whose logit is > 0,
-///                           the causal rule of sampling (capacity unused)
+///   routing=topk|threshold|stochastic  the K largest logits of the
+///                           sequence (the default), every token whose logit
+///                           is > 0, the causal rule of sampling (capacity
+///                           unused), or K tokens chosen at random from the
+///                           routing_seed input with no router and scale 1
+///                           (stochasticScores below)
 struct ModSpec {
   enum class Schedule { EveryOther, Every, List };
-  enum class Routing { TopK, Threshold };
+  enum class Routing { TopK, Threshold, Stochastic };
 
   bool capacityIsFraction = true;
   double fraction = 0.125;
@@ -68,6 +71,12 @@ std::vector<int32_t> topKAscending(const std::vector<double> &scores, int64_t k)
 /// The indices of the scores > 0, ascending: threshold routing's set.
 std::vector<int32_t> positiveAscending(const std::vector<double> &scores);
 double applyGate(Gate gate, double r);
+/// Stochastic routing's scores of block `block` for row `row` of S tokens:
+/// score[s] = (h >> 40) * 2^-24 with h = splitmix64(splitmix64(seed) ^
+/// (block * 2^32 + row * S + s)), as --mod-dense-to-mod=routing=stochastic
+/// documents; its routed set is topKAscending of these.
+std::vector<double> stochasticScores(uint64_t seed, int64_t block, int64_t row,
+                                     int64_t seqLen);
 
 /// f(xk, pk): the block's residual contribution on the gathered tokens.
 using BlockFunction = std::function<Activations(
@@ -97,8 +106,11 @@ struct ForwardResult {
 
 /// The forward pass with the blocks `spec` schedules routed (router weights
 /// read from the model's parameters) and the others dense.
+/// Stochastic routing reads `routingSeed` (the routing_seed input) and no
+/// router weights.
 ForwardResult forwardMoD(const Transformer &model, const modrt::Tensor &tokens,
-                         const modrt::Tensor &positions, const ModSpec &spec);
+                         const modrt::Tensor &positions, const ModSpec &spec,
+                         uint64_t routingSeed = 0);
 
 } // namespace modref
 

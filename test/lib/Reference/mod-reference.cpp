@@ -47,7 +47,10 @@ forward: runs the reference model. --config is a Hugging Face config.json
   capacity=3 (absolute K), schedule=every-other (default: blocks 1,3,5,...),
   every:N, every:N:offset:M or list:1,3, gate=linear (default) or sigmoid,
   and routing=topk (default) or threshold (every token whose router logit is
-  > 0 goes through the block, causal; capacity is unused).
+  > 0 goes through the block, causal; capacity is unused) or stochastic
+  (K tokens per row drawn from the i64 scalar input `routing_seed` with the
+  hash --mod-dense-to-mod=routing=stochastic documents; no router weights,
+  the block output is added with scale 1).
   The router weight of block i is `<block prefix>.mod.router.weight` [D] in
   the weights file. With --mod (top-k) the output also holds
   `routed_indices.<i>` i32 [B,K], the ascending token indices each routed
@@ -157,7 +160,17 @@ int runForward(Options &options) {
   if (modText.empty()) {
     outputs.emplace("logits", model.forward(tokens, positions));
   } else {
-    ForwardResult result = forwardMoD(model, tokens, positions, ModSpec::parse(modText));
+    ModSpec spec = ModSpec::parse(modText);
+    uint64_t routingSeed = 0;
+    if (spec.routing == ModSpec::Routing::Stochastic) {
+      auto it = inputs.tensors.find("routing_seed");
+      if (it == inputs.tensors.end() || it->second.dtype() != DType::I64 ||
+          it->second.numElements() != 1)
+        throw std::runtime_error(inputsPath + ": routing=stochastic needs an "
+                                 "i64 scalar tensor named 'routing_seed'");
+      routingSeed = uint64_t(it->second.data<int64_t>()[0]);
+    }
+    ForwardResult result = forwardMoD(model, tokens, positions, spec, routingSeed);
     outputs.emplace("logits", std::move(result.logits));
     for (auto &[layer, indices] : result.routedIndices)
       outputs.emplace("routed_indices." + std::to_string(layer), std::move(indices));

@@ -16,6 +16,7 @@
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 #include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
+#include "mod/Dialect/MoD/Transforms/RoutedBlocks.h"
 
 #include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -52,7 +53,12 @@ struct Settings {
   /// Recorded as mod.init_seed when set; unset uses the runtime's seed.
   std::optional<uint64_t> initSeed;
   bool returnRouting = false;
+  /// Stochastic routing: each routed block picks K tokens uniformly at random
+  /// (top-k of hashed scores of the routing_seed input), no router weight.
+  bool stochastic = false;
 };
+
+constexpr llvm::StringLiteral kRoutingSeedName = "routing_seed";
 
 std::optional<unsigned> findNamedArg(func::FuncOp func, StringRef name) {
   for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
@@ -207,6 +213,73 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
   return success();
 }
 
+/// splitmix64's finalizer on an i64 scalar (wrapping arithmetic):
+/// z += 0x9e3779b97f4a7c15; z = (z ^ z>>30) * 0xbf58476d1ce4e5b9;
+/// z = (z ^ z>>27) * 0x94d049bb133111eb; return z ^ z>>31.
+Value buildSplitMix64(OpBuilder &b, Location loc, Value z) {
+  Type i64 = b.getI64Type();
+  auto cst = [&](uint64_t v) -> Value {
+    return arith::ConstantOp::create(b, loc, i64,
+                                     b.getIntegerAttr(i64, APInt(64, v)));
+  };
+  auto xorShift = [&](Value v, uint64_t shift) -> Value {
+    return arith::XOrIOp::create(
+        b, loc, v, arith::ShRUIOp::create(b, loc, v, cst(shift)));
+  };
+  z = arith::AddIOp::create(b, loc, z, cst(0x9e3779b97f4a7c15ull));
+  z = arith::MulIOp::create(b, loc, xorShift(z, 30), cst(0xbf58476d1ce4e5b9ull));
+  z = arith::MulIOp::create(b, loc, xorShift(z, 27), cst(0x94d049bb133111ebull));
+  return xorShift(z, 31);
+}
+
+/// The stochastic router scores of routed block `blockIndex`: a `[B,S]`
+/// tensor of the element type `et` with
+///   score[b,s] = (h >> 40) * 2^-24,
+///   h = splitmix64(splitmix64(seed) ^ (blockIndex * 2^32 + b * S + s)),
+/// uniform in [0, 1) with 24 random bits, a pure function of the
+/// routing_seed input, the block and the token's index.
+Value buildStochasticScores(OpBuilder &b, Location loc, Value seed,
+                            int64_t batch, int64_t seqLen, Type et,
+                            unsigned blockIndex) {
+  MLIRContext *ctx = b.getContext();
+  auto type = RankedTensorType::get({batch, seqLen}, et);
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), et);
+  AffineMap scalar = AffineMap::get(2, 0, {}, ctx);
+  AffineMap id = AffineMap::getMultiDimIdentityMap(2, ctx);
+  return linalg::GenericOp::create(
+             b, loc, type, ValueRange{seed}, ValueRange{init},
+             ArrayRef<AffineMap>{scalar, id},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               Type i64 = nb.getI64Type();
+               auto cst = [&](uint64_t v) -> Value {
+                 return arith::ConstantOp::create(
+                     nb, nl, i64, nb.getIntegerAttr(i64, APInt(64, v)));
+               };
+               auto index = [&](unsigned dim) -> Value {
+                 return arith::IndexCastOp::create(
+                     nb, nl, i64, linalg::IndexOp::create(nb, nl, dim));
+               };
+               Value row = arith::MulIOp::create(nb, nl, index(0),
+                                                 cst(uint64_t(seqLen)));
+               Value key = arith::AddIOp::create(
+                   nb, nl,
+                   arith::AddIOp::create(nb, nl, row, index(1)),
+                   cst(uint64_t(blockIndex) << 32));
+               Value h = buildSplitMix64(
+                   nb, nl,
+                   arith::XOrIOp::create(nb, nl, buildSplitMix64(nb, nl, args[0]),
+                                         key));
+               Value bits = arith::ShRUIOp::create(nb, nl, h, cst(40));
+               Value f = arith::UIToFPOp::create(nb, nl, et, bits);
+               Value unit = arith::ConstantOp::create(
+                   nb, nl, et, nb.getFloatAttr(et, std::ldexp(1.0, -24)));
+               linalg::YieldOp::create(
+                   nb, nl, arith::MulFOp::create(nb, nl, f, unit).getResult());
+             })
+      .getResult(0);
+}
+
 /// `lhs + rhs` elementwise.
 Value buildAdd(OpBuilder &b, Location loc, Value lhs, Value rhs) {
   return buildElementwise(
@@ -237,6 +310,8 @@ private:
 
   func::FuncOp func;
   const Settings &settings;
+  /// The routing_seed argument (stochastic routing only).
+  Value routingSeed;
   /// Indices each routed block selects, by block index (return-routing).
   std::map<unsigned, Value> routingResults;
 };
@@ -313,9 +388,20 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
     }
   }
 
-  // The router weight: a new parameter named after the block.
   MLIRContext *ctx = func.getContext();
   OpBuilder b(ctx);
+  Operation *outDef = out.getDefiningOp();
+  Value routerWeight;
+  auto wType = RankedTensorType::get({xType.getDimSize(2)},
+                                     xType.getElementType());
+  if (settings.stochastic) {
+    // No router: a placeholder operand, erased once the block is expanded
+    // on the stochastic scores below.
+    b.setInsertionPoint(outDef);
+    routerWeight = tensor::EmptyOp::create(b, out.getLoc(), wType.getShape(),
+                                           wType.getElementType());
+  } else {
+  // The router weight: a new parameter named after the block.
   unsigned argIndex = func.getNumArguments();
   for (Value seed : {tokens, positions})
     if (seed)
@@ -334,16 +420,14 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
         "mod.init_seed",
         b.getIntegerAttr(b.getIntegerType(64, /*isSigned=*/false),
                          APInt(64, *settings.initSeed))));
-  auto wType = RankedTensorType::get({xType.getDimSize(2)},
-                                     xType.getElementType());
   // Cannot fail: a func.func takes any argument types.
   LogicalResult inserted = func.insertArgument(
       argIndex, wType, b.getDictionaryAttr(attrs), out.getLoc());
   assert(succeeded(inserted) && "func.func rejected a new argument");
   (void)inserted;
-  Value routerWeight = func.getArgument(argIndex);
+  routerWeight = func.getArgument(argIndex);
+  }
 
-  Operation *outDef = out.getDefiningOp();
   b.setInsertionPoint(outDef);
   auto routed = RoutedBlockOp::create(
       b, outDef->getLoc(), xType, x, positions, routerWeight,
@@ -371,6 +455,24 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
   YieldOp::create(b, out.getLoc(), d);
   out.replaceAllUsesWith(routed.getResult());
 
+  if (settings.stochastic) {
+    // Expanded right away: top-k of the hashed scores, the block on the K
+    // chosen tokens, added back with scale 1 (no gate, nothing to learn).
+    b.setInsertionPoint(routed);
+    Value scores = buildStochasticScores(
+        b, routed.getLoc(), routingSeed, xType.getDimSize(0), s,
+        xType.getElementType(), block.index);
+    IRRewriter rewriter(ctx);
+    TopKOp topk = expandRoutedBlockOn(routed, scores, /*unitScale=*/true,
+                                      rewriter);
+    topk->setAttr("mod.block", b.getStringAttr(block.prefix));
+    topk->setAttr("mod.routing", b.getStringAttr("stochastic"));
+    routerWeight.getDefiningOp()->erase();
+    if (settings.returnRouting)
+      routingResults[block.index] = topk.getIndices();
+    return success();
+  }
+
   if (settings.returnRouting) {
     b.setInsertionPointAfter(routed);
     Location loc = routed.getLoc();
@@ -391,6 +493,19 @@ LogicalResult FunctionRewriter::run(ArrayRef<unsigned> schedule,
                                     const TokenAxisAnalysis &axes,
                                     const ResidualStructure &structure,
                                     Value positions, Value tokens) {
+  if (settings.stochastic) {
+    MLIRContext *ctx = func.getContext();
+    Builder b(ctx);
+    unsigned index = func.getNumArguments();
+    LogicalResult inserted = func.insertArgument(
+        index, RankedTensorType::get({}, b.getI64Type()),
+        b.getDictionaryAttr(b.getNamedAttr(
+            kNameAttr, b.getStringAttr(kRoutingSeedName))),
+        func.getLoc());
+    assert(succeeded(inserted) && "func.func rejected a new argument");
+    (void)inserted;
+    routingSeed = func.getArgument(index);
+  }
   // Last block first: rewriting a block replaces its output, which is the
   // next block's input, so the blocks after it must already be rewritten
   // against the value the analysis saw.
@@ -496,6 +611,11 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     else
       return original.emitError() << "unknown gate '" << gate
                                   << "' (expected linear or sigmoid)";
+    if (routing == "stochastic")
+      settings.stochastic = true;
+    else if (routing != "learned")
+      return original.emitError() << "unknown routing '" << routing
+                                  << "' (expected learned or stochastic)";
     settings.initStd = routerInitStd;
     FailureOr<std::optional<uint64_t>> seed =
         parseInitSeed(original, routerInitSeed);
@@ -503,6 +623,11 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       return failure();
     settings.initSeed = *seed;
     settings.returnRouting = returnRouting;
+    if (settings.stochastic && findNamedArg(original, kRoutingSeedName))
+      return original.emitError()
+             << "@" << original.getSymName()
+             << " already has an argument named '" << kRoutingSeedName
+             << "'; convert a dense model";
 
     // Work on a copy so that a failure leaves the module unchanged.
     OpBuilder b(original);

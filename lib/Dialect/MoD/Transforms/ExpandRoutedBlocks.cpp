@@ -38,7 +38,8 @@ static Value inlineBody(RoutedBlockOp op, IRRewriter &rewriter, Value tokens,
   return update;
 }
 
-void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
+TopKOp mlir::mod::expandRoutedBlockOn(RoutedBlockOp op, Value scores,
+                                      bool unitScale, IRRewriter &rewriter) {
   Location loc = op.getLoc();
   rewriter.setInsertionPoint(op);
   auto inType = cast<RankedTensorType>(op.getInput().getType());
@@ -47,12 +48,8 @@ void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
           k = op.getCapacity();
   Type et = inType.getElementType();
 
-  auto scoreType = RankedTensorType::get({b, inType.getDimSize(1)}, et);
   auto idxType = RankedTensorType::get({b, k}, rewriter.getI32Type());
   auto valType = RankedTensorType::get({b, k}, et);
-  Value scores =
-      RouterOp::create(rewriter, loc, scoreType, op.getInput(),
-                       op.getRouterWeight());
   auto topk = TopKOp::create(rewriter, loc, idxType, valType, scores,
                              rewriter.getI64IntegerAttr(k));
   Value xk = GatherOp::create(rewriter, loc,
@@ -66,10 +63,28 @@ void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
 
   // The gate stays an attribute of the scatter: lowerings fuse it and the
   // adjoint reads it, instead of recognizing a separate elementwise op.
+  Value scale = topk.getValues();
+  GateKind gate = op.getGate();
+  if (unitScale) {
+    scale = arith::ConstantOp::create(
+        rewriter, loc, valType,
+        DenseElementsAttr::get(valType, rewriter.getFloatAttr(et, 1.0)));
+    gate = GateKind::Identity;
+  }
   Value out = ScatterAddOp::create(rewriter, loc, inType, op.getInput(),
-                                   topk.getIndices(), update,
-                                   topk.getValues(), op.getGate());
+                                   topk.getIndices(), update, scale, gate);
   rewriter.replaceOp(op, out);
+  return topk;
+}
+
+void mlir::mod::expandRoutedBlock(RoutedBlockOp op, IRRewriter &rewriter) {
+  rewriter.setInsertionPoint(op);
+  auto inType = cast<RankedTensorType>(op.getInput().getType());
+  auto scoreType = RankedTensorType::get(
+      {inType.getDimSize(0), inType.getDimSize(1)}, inType.getElementType());
+  Value scores = RouterOp::create(rewriter, op.getLoc(), scoreType,
+                                  op.getInput(), op.getRouterWeight());
+  (void)expandRoutedBlockOn(op, scores, /*unitScale=*/false, rewriter);
 }
 
 /// Threshold (causal) routing with static shapes: the body runs on all S

@@ -120,6 +120,34 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     an S x S mask not derived from the positions) the pass emits an error
     naming the block and the op and leaves the module unchanged.
 
+    Routing: `learned` (the default) is the paper's router above.
+    `stochastic` is the paper's stochastic-routing ablation: every routed
+    block picks its K tokens uniformly at random (the same capacity and the
+    same FLOPs as learned routing, less the router's `2*B*S*D`), and there
+    is no router at all: no router weight parameter, nothing to learn, no
+    router gradient, and the chosen tokens' block output is added with
+    scale 1 (no gate; a linear gate would need router scores to multiply).
+    The function gets a new argument `%routing_seed: tensor<i64>
+    {mod.name = "routing_seed"}` (the last one) so that each call can draw
+    a new set: `mod-train` passes a new value every step and micro-batch
+    and fixed values for validation. Block `l` (its index among the
+    function's blocks) routes, in row `b`, the top-K (ties to the lower
+    index) of
+
+    ```
+    score[b,s] = (h >> 40) * 2^-24,
+    h = splitmix64(splitmix64(routing_seed) ^ (l * 2^32 + b * S + s))
+    ```
+
+    (wrapping 64-bit arithmetic; `splitmix64(z)`: `z += 0x9e3779b97f4a7c15;
+    z = (z ^ z >> 30) * 0xbf58476d1ce4e5b9; z = (z ^ z >> 27) *
+    0x94d049bb133111eb; z ^ z >> 31`), so a seed gives the same tokens on
+    every target and different seeds give independent uniform draws. The
+    blocks are emitted already expanded (`linalg.generic` scores,
+    `mod.topk {mod.routing = "stochastic"}`, `mod.gather`, the body,
+    `mod.scatter_add` with a constant scale of 1), since a
+    `mod.routed_block` always scores with a router weight.
+
     Before (one pre-norm block, sketched):
 
     ```mlir
@@ -159,6 +187,11 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     Option<"gate", "gate", "std::string", /*default=*/"\"linear\"",
            "How the router score scales the block output: linear (the "
            "paper) or sigmoid">,
+    Option<"routing", "routing", "std::string", /*default=*/"\"learned\"",
+           "How routed blocks choose their K tokens: learned (a router "
+           "weight per block, the paper's MoD) or stochastic (uniformly at "
+           "random from a new routing_seed input, no router: the paper's "
+           "ablation)">,
     Option<"routerInitStd", "router-init-std", "double", /*default=*/"0.02",
            "Standard deviation of the normal initialization of router weights">,
     Option<"routerInitSeed", "router-init-seed", "std::string",
