@@ -494,9 +494,46 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     position-causal mask hides them) and 0 in float caches (so stale memory
     cannot become NaN through a masked probability). A forward whose mask
     does not read the positions on its key side, an op with no
-    incrementalization rule, a body that reads a token index, a constant
-    with a token axis, or a routed block is a diagnostic naming the op; the
-    module is then left unchanged.
+    incrementalization rule, a body that reads a token index, or a constant
+    with a token axis is a diagnostic naming the op; the module is then left
+    unchanged.
+
+    **Mixture-of-Depths models.** A `mod.routed_block` (from
+    `--mod-dense-to-mod`) decides causally per token: the token goes through
+    the block iff its router logit is > 0 (`sigmoid(r) > 0.5`, `routing=router`,
+    for aux-loss-trained routers) or iff the predictor MLP
+    `tanh(x W1 + b1) . w2 + b2` is > 0 (`routing=predictor`; its parameters
+    `<prefix>.mod.predictor.{fc1.weight,fc1.bias,fc2.weight,fc2.bias}`, as
+    `--mod-generate-grad=predictor` trains them, become parameters of both
+    entry points). A routed token adds `g(r) * d` to its residual as in the
+    forward (`g` the block's gate); an unrouted token passes through. The
+    block's body is incrementalized on its own, with `pk` as its positions:
+    each routed block has its own caches `[B,Smax,...]` (keys, values and
+    the positions of its routed tokens), which hold only the tokens routed
+    through it, and an input `routed_lengths.<prefix>` `[B]` i32 (the tokens
+    those caches hold per sequence, updated in place like the caches), so
+    sequences of one batch have different cache lengths in different
+    blocks. Prefill + decode then computes exactly the forward with
+    `--mod-expand-routed-blocks=routing=threshold`.
+
+    - `@decode_step` computes the decisions of the B new tokens, compacts the
+      routed rows into `rows[0..n)` (an `scf.for` over the batch marked
+      `mod.routed_rows`), and runs the block in an `scf.for` from 0 to `n`
+      (marked `mod.routed_block = "<prefix>"`): each iteration slices its
+      row's hidden state, position, cache rows and length, runs the block's
+      decode step at batch 1 (static shapes, so every GEMM is a BLAS or
+      cuBLAS call with M = 1 per row) and writes the row's output, caches
+      and length back. The dynamic row count n reaches the kernels as that
+      loop's trip count: an unrouted row runs no Q/K/V projection, no
+      attention, no MLP and writes no cache, and a step's cost in the block
+      falls with the routed fraction.
+    - `@prefill` runs the block on the P prompt tokens with static shapes
+      (unrouted tokens' outputs are dropped by a select), and writes only the
+      routed tokens, compacted in order, into the block's caches
+      (`routed_lengths` = their count).
+
+    Nested routed blocks and a block body that uses a token-indexed value
+    from outside it are diagnostics.
   }];
   let options = [
     Option<"forward", "func", "std::string", /*default=*/"\"forward\"",
@@ -505,11 +542,23 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
            "Smax, the token slots of every cache (0: the forward's S)">,
     Option<"prefillLen", "prefill-len", "unsigned", /*default=*/"0",
            "P, the padded prompt length @prefill takes (0: the forward's S); "
-           "at most Smax">
+           "at most Smax">,
+    Option<"routing", "routing", "std::string", /*default=*/"\"router\"",
+           "How a routed block decides per token, matching how its model was "
+           "trained: router (sigmoid(router logit) > 0.5, aux-loss training) "
+           "or predictor (the predictor MLP <prefix>.mod.predictor.* of "
+           "--mod-generate-grad=predictor, its logit > 0, taken as extra "
+           "parameters)">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP (as in training) with "
+           "routing=predictor">
   ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::mod::MoDDialect",
                            "::mlir::func::FuncDialect"];
 }
 
