@@ -247,6 +247,15 @@ def verdicts(plan, runs, done):
                 f"({'MoD lower' if better else 'dense lower'} by "
                 f"{abs(cell['mod']['val_loss'] - cell['dense']['val_loss']):.4f}; "
                 f"relative {100 * (cell['mod']['val_loss'] / cell['dense']['val_loss'] - 1):+.2f}%)")
+            for kind in ("dense", "mod"):
+                all_params = sorted(d["params"] for d in done.values()
+                                    if d["budget"] == budget and d["kind"] == kind
+                                    and d["seed"] == seeds[0])
+                if len(all_params) > 2 and cell[kind]["params"] in (all_params[0],
+                                                                     all_params[-1]):
+                    end = "smallest" if cell[kind]["params"] == all_params[0] else "largest"
+                    lines.append(f"  - {kind}: the best size is the {end} one, so the "
+                                 f"isoFLOP optimum is not bracketed by the sizes run")
         else:
             lines.append(f"- {budget}: incomplete (not every size finished)")
     paired = []
@@ -439,6 +448,11 @@ def write(out, plan, plan_name, runs, wall):
     md.append("### 2. Learned routing beats stochastic routing by a wide margin\n")
     md.append(f"**{v2}**.\n")
     md.extend(lines)
+    md.append("- caveat: stochastic routing has no router, hence no gate: its routed "
+              "blocks add their output with scale 1, whereas learned MoD scales it by "
+              "the router logit (the paper's linear gate, small at initialization), so "
+              "the two arms differ in how the block output is scaled as well as in "
+              "which tokens are chosen")
     md.append("\nFigure `routing.png`: training loss (smoothed) against training FLOPs for "
               "learned MoD, stochastic MoD and dense, every seed; dots are validation losses.\n")
     v3, lines = v["claim3"]
