@@ -229,3 +229,57 @@ func.func @keep_init(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf3
   }
   return
 }
+
+// -----
+
+// One row (M = 1, a decode step's projection): cblas_sgemv on the same
+// column slices, y = Bᵀx with B [k][n] row-major (RowMajor, Trans, k = 4
+// rows, the slice's n columns, lda 8), x unit stride, y unit stride. The
+// zero fill of the output stays (beta = 1).
+// CHECK-LABEL: func.func @one_row
+// CHECK:         linalg.fill
+// CHECK:         scf.parallel
+// CHECK:           %[[SIZE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK:           %[[SIZE32:.*]] = arith.index_cast %[[SIZE]] : index to i32
+// CHECK-DAG:       %[[ROW:.*]] = arith.constant 101 : i32
+// CHECK-DAG:       %[[T:.*]] = arith.constant 112 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK-DAG:       %[[C8:.*]] = arith.constant 8 : i32
+// CHECK-DAG:       %[[I1:.*]] = arith.constant 1 : i32
+// CHECK-DAG:       %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:           call @cblas_sgemv(%[[ROW]], %[[T]], %[[C4]], %[[SIZE32]], %[[ONE]], %{{.*}}, %[[C8]], %{{.*}}, %[[I1]], %[[ONE]], %{{.*}}, %[[I1]])
+// CHECK:         } {mod.gemm_tiles}
+// CHECK-NOT:     cblas_sgemm
+// CHECK:         func.func private @cblas_sgemv(i32, i32, i32, i32, f32, !llvm.ptr, i32, !llvm.ptr, i32, f32, !llvm.ptr, i32)
+func.func @one_row(%a: memref<1x4xf32>, %b: memref<4x8xf32>, %c: memref<1x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<1x8xf32>)
+  linalg.matmul ins(%a, %b : memref<1x4xf32>, memref<4x8xf32>) outs(%c : memref<1x8xf32>)
+  return
+}
+
+// -----
+
+// One row per batch of a batch_matmul with B stored [n][k] (a query times
+// cached keys stored key-major): y = Bx, RowMajor, NoTrans, the slice's n
+// rows, k = 4 columns, lda 4; the batch is a loop of the scf.parallel.
+// CHECK-LABEL: func.func @one_row_batched_transposed
+// CHECK:         scf.parallel (%{{.*}}, %{{.*}}) =
+// CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK:           call @cblas_sgemv(%{{.*}}, %[[N]], %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NOT:     cblas_sgemm
+#q = affine_map<(h, m, n, k) -> (h, m, k)>
+#kt = affine_map<(h, m, n, k) -> (h, n, k)>
+#s = affine_map<(h, m, n, k) -> (h, m, n)>
+func.func @one_row_batched_transposed(%q: memref<3x1x4xf32>, %k: memref<3x16x4xf32>, %s: memref<3x1x16xf32>) {
+  linalg.generic {indexing_maps = [#q, #kt, #s],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : memref<3x1x4xf32>, memref<3x16x4xf32>) outs(%s : memref<3x1x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
