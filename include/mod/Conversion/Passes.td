@@ -156,6 +156,9 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     calls than `omp_get_max_threads()` at run time, each call is cut into
     `ceil(threads / calls)` slices of a multiple of 16 rows or columns.
     Unmerged K dimensions become `scf.for` loops inside, accumulating into C.
+    An op with fewer than 2^21 multiply-adds in all its calls is not worth
+    waking the threads for: no slices, and the loop is left unmarked, so
+    `--mod-cpu-parallel-loops` makes it sequential.
 
     linalg accumulates into its init, so `beta = 1`, except when C was just
     zeroed: a `linalg.fill` of 0.0 into C, or a `memref.copy` into C from a
