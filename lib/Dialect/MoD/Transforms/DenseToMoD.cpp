@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "mod/Analysis/BlockDiscovery.h"
+#include "mod/Analysis/Refusal.h"
 #include "mod/Analysis/TokenAxisAnalysis.h"
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 #include "mod/Dialect/MoD/Transforms/Elementwise.h"
@@ -68,7 +69,7 @@ FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
   if (text.contains('.') || text.contains('e')) {
     double c;
     if (text.getAsDouble(c) || !(c > 0.0) || c > 1.0)
-      return anchor->emitError()
+      return emitRefusal(anchor)
              << "capacity '" << text
              << "' must be a fraction in (0, 1] or a token count in [1, S="
              << seqLen << "]";
@@ -77,7 +78,7 @@ FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
   }
   int64_t k;
   if (text.getAsInteger(10, k) || k < 1 || k > seqLen)
-    return anchor->emitError() << "capacity '" << text
+    return emitRefusal(anchor) << "capacity '" << text
                                << "' must be a token count in [1, S="
                                << seqLen << "] or a fraction in (0, 1]";
   return k;
@@ -92,7 +93,7 @@ FailureOr<std::optional<uint64_t>> parseInitSeed(Operation *anchor,
   uint64_t seed;
   // getAsInteger rejects signs, fractions and values above 2^64 - 1.
   if (!llvm::all_of(text, llvm::isDigit) || text.getAsInteger(10, seed))
-    return anchor->emitError()
+    return emitRefusal(anchor)
            << "router-init-seed '" << text
            << "' must be an integer in [0, 18446744073709551615], or -1 for "
               "the runtime's seed";
@@ -106,17 +107,17 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
                            const TokenAxisAnalysis &axes, int64_t s,
                            int64_t k, Value pk, StringRef blockDesc) {
   if (std::optional<std::string> why = axes.getFailure(op))
-    return op->emitError() << blockDesc << ": cannot resize the token axis of '"
+    return emitRefusal(op) << blockDesc << ": cannot resize the token axis of '"
                            << op->getName() << "': it " << *why;
   if (op->getNumRegions() && !isa<linalg::LinalgOp>(op))
-    return op->emitError() << blockDesc << ": '" << op->getName()
+    return emitRefusal(op) << blockDesc << ": '" << op->getName()
                            << "' has regions; only linalg ops may carry "
                               "bodies inside a routed block";
   if (auto cst = dyn_cast<arith::ConstantOp>(op)) {
     if (axes.hasTokenAxis(cst)) {
       auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
       if (!dense || !dense.isSplat())
-        return op->emitError()
+        return emitRefusal(op)
                << blockDesc << ": constant " << cst.getType()
                << " has a token axis and is not derived from the positions "
                   "(e.g. a precomputed S x S mask); derive it from the "
@@ -143,7 +144,7 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     batchLoops = axes.getBatchLoops(op);
   }
   if (indexesTokens && batchLoops.count() != 1)
-    return op->emitError()
+    return emitRefusal(op)
            << blockDesc
            << ": linalg.index reads a token position, but the op has no "
               "loop over the batch axis alone to read the gathered "
@@ -202,9 +203,90 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
         axes.resizedShape(cast<tensor::ExpandShapeOp>(op).getResult(), s, k));
   if (auto empty = dyn_cast<tensor::EmptyOp>(clone))
     if (!empty.getDynamicSizes().empty() && axes.hasTokenAxis(op->getResult(0)))
-      return op->emitError() << blockDesc
+      return emitRefusal(op) << blockDesc
                              << ": tensor.empty with dynamic sizes on a token axis";
   return success();
+}
+
+/// A value that only stands for "a tensor of this shape" or "this shape
+/// filled with one scalar": tensor.empty, a splat constant, a linalg.fill (or
+/// an input-less linalg.generic yielding a scalar from outside) of such a
+/// value. Exporters CSE them, so one of them can be the init of ops whose
+/// token axes differ (q.k^T and p.v when head_dim == S).
+bool isTrivialInit(Operation *op) {
+  if (!op || op->getNumResults() != 1 ||
+      !isa<RankedTensorType>(op->getResult(0).getType()))
+    return false;
+  if (auto empty = dyn_cast<tensor::EmptyOp>(op))
+    return empty.getDynamicSizes().empty();
+  if (auto cst = dyn_cast<arith::ConstantOp>(op)) {
+    auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
+    return dense && dense.isSplat();
+  }
+  if (auto fill = dyn_cast<linalg::FillOp>(op))
+    return fill.hasPureTensorSemantics() &&
+           isTrivialInit(fill.getDpsInits()[0].getDefiningOp());
+  if (auto generic = dyn_cast<linalg::GenericOp>(op)) {
+    if (generic.getNumDpsInputs() != 0 || generic.getNumDpsInits() != 1 ||
+        !generic.hasPureTensorSemantics() ||
+        !isTrivialInit(generic.getDpsInits()[0].getDefiningOp()))
+      return false;
+    Block &body = generic.getRegion().front();
+    if (body.getOperations().size() != 1)
+      return false;
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    return yield.getValues().size() == 1 &&
+           yield.getValues()[0].getParentRegion() != &generic.getRegion();
+  }
+  return false;
+}
+
+/// A copy of the trivial init `op` (and of the trivial init it fills) right
+/// after `op`.
+Value cloneTrivialInit(OpBuilder &b, Operation *op,
+                       SmallVectorImpl<std::pair<Operation *, Operation *>> &clones) {
+  IRMapping mapping;
+  if (auto dps = dyn_cast<DestinationStyleOpInterface>(op)) {
+    Operation *initDef = dps.getDpsInits()[0].getDefiningOp();
+    mapping.map(initDef->getResult(0), cloneTrivialInit(b, initDef, clones));
+  }
+  Operation *clone = b.clone(*op, mapping);
+  clones.push_back({clone, op});
+  return clone->getResult(0);
+}
+
+/// Gives every use of a shared trivial init its own copy, so that the
+/// token-axis analysis does not link the layouts of unrelated ops through it.
+/// Returns (copy, original) pairs; mergeSharedInits undoes the split.
+SmallVector<std::pair<Operation *, Operation *>>
+splitSharedInits(func::FuncOp func) {
+  SmallVector<std::pair<Operation *, Operation *>> clones;
+  SmallVector<Operation *> shared;
+  for (Operation &op : func.getBody().front())
+    if (isTrivialInit(&op) && !op.getResult(0).hasOneUse() &&
+        !op.getResult(0).use_empty())
+      shared.push_back(&op);
+  for (Operation *op : shared) {
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : op->getResult(0).getUses())
+      uses.push_back(&use);
+    OpBuilder b(op->getContext());
+    for (OpOperand *use : llvm::drop_begin(uses)) {
+      b.setInsertionPointAfter(op);
+      use->set(cloneTrivialInit(b, op, clones));
+    }
+  }
+  return clones;
+}
+
+/// Replaces the copies that splitSharedInits made, where they are still used
+/// outside routed blocks, by their originals (which precede them).
+void mergeSharedInits(
+    ArrayRef<std::pair<Operation *, Operation *>> clones) {
+  for (auto [clone, original] : llvm::reverse(clones)) {
+    clone->getResult(0).replaceAllUsesWith(original->getResult(0));
+    clone->erase();
+  }
 }
 
 /// `lhs + rhs` elementwise.
@@ -230,6 +312,10 @@ public:
                     const ResidualStructure &structure, Value positions,
                     Value tokens);
 
+  /// Copies of shared inits (splitSharedInits), merged back after the
+  /// rewrite.
+  SmallVector<std::pair<Operation *, Operation *>> splitInits;
+
 private:
   LogicalResult rewriteBlock(const TransformerBlock &block,
                              const TokenAxisAnalysis &axes, Value positions,
@@ -246,7 +332,7 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
                                              Value positions, Value tokens) {
   std::string desc = llvm::formatv("block {0} ({1})", block.index, block.prefix);
   if (isa<RoutedBlockOp>(block.sublayers.front().add))
-    return block.sublayers.front().add->emitError()
+    return emitRefusal(block.sublayers.front().add)
            << desc << " is already a mod.routed_block; schedule only dense "
                       "blocks";
   Value x = block.input(), out = block.output();
@@ -281,7 +367,7 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
     if (!axes.hasTokenAxis(v) || v == positions)
       continue;
     if (v == tokens)
-      return func.emitError() << desc
+      return emitRefusal(func) << desc
                               << ": the block reads the token ids directly; "
                                  "only position-derived values can be "
                                  "recomputed for the routed tokens";
@@ -301,7 +387,7 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
         Operation *def = operand.getDefiningOp();
         if (!def || !slice.contains(def)) {
           InFlightDiagnostic diag =
-              op->emitError()
+              emitRefusal(op)
               << desc << ": '" << op->getName()
               << "' feeds the block a token-dependent value that is not "
                  "derived from the positions";
@@ -418,6 +504,7 @@ LogicalResult FunctionRewriter::run(ArrayRef<unsigned> schedule,
         FunctionType::get(func.getContext(), func.getArgumentTypes(), results));
     func.setAllResultAttrs(resultAttrs);
   }
+  mergeSharedInits(splitInits);
   // The dense copies of the routed blocks are now dead.
   Block &entry = func.getBody().front();
   bool erased = true;
@@ -430,7 +517,7 @@ LogicalResult FunctionRewriter::run(ArrayRef<unsigned> schedule,
       }
   }
   if (failed(verify(func)))
-    return func.emitError() << "internal error: the MoD rewrite of @"
+    return emitRefusal(func) << "internal error: the MoD rewrite of @"
                             << func.getSymName() << " does not verify";
   return success();
 }
@@ -445,25 +532,25 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       unsigned period = schedule == "every-other" ? 2 : every.getValue();
       unsigned first = schedule == "every-other" ? 1 : offset.getValue();
       if (period == 0)
-        return func.emitError() << "schedule 'every' needs every >= 1";
+        return emitRefusal(func) << "schedule 'every' needs every >= 1";
       for (unsigned i = first; i < numBlocks; i += period)
         chosen.insert(i);
     } else if (schedule == "list") {
       for (unsigned i : blocks) {
         if (i >= numBlocks)
-          return func.emitError() << "schedule lists block " << i << ", but @"
+          return emitRefusal(func) << "schedule lists block " << i << ", but @"
                                   << func.getSymName() << " has only "
                                   << numBlocks << " blocks";
         chosen.insert(i);
       }
     } else {
-      return func.emitError() << "unknown schedule '" << schedule
+      return emitRefusal(func) << "unknown schedule '" << schedule
                               << "' (expected every-other, every or list)";
     }
     // Asking for MoD and silently getting the dense model back hides a
     // mistake (e.g. every-other on a one-block model): refuse.
     if (chosen.empty())
-      return func.emitError()
+      return emitRefusal(func)
              << "schedule '" << schedule << "' routes none of the "
              << numBlocks << " blocks of @" << func.getSymName()
              << "; choose a schedule that selects at least one block (e.g. "
@@ -479,7 +566,7 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
         original.getArgument(*posIdx).getType());
     if (!posType || posType.getRank() != 2 || !posType.hasStaticShape() ||
         !posType.getElementType().isSignlessInteger(32))
-      return original.emitError()
+      return emitRefusal(original)
              << "the positions argument must be a static [B,S] i32 tensor, got "
              << original.getArgument(*posIdx).getType();
 
@@ -494,7 +581,7 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     else if (gate == "sigmoid")
       settings.gate = GateKind::Sigmoid;
     else
-      return original.emitError() << "unknown gate '" << gate
+      return emitRefusal(original) << "unknown gate '" << gate
                                   << "' (expected linear or sigmoid)";
     settings.initStd = routerInitStd;
     FailureOr<std::optional<uint64_t>> seed =
@@ -518,6 +605,8 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     SmallVector<Value> seeds{positions};
     if (tokens)
       seeds.push_back(tokens);
+    SmallVector<std::pair<Operation *, Operation *>> splitInits =
+        splitSharedInits(func);
     TokenAxisAnalysis axes(func, seeds);
     FailureOr<ResidualStructure> structure = discoverBlocks(func, axes);
     if (failed(structure))
@@ -527,6 +616,7 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     if (failed(chosen))
       return discard();
     FunctionRewriter rewriter(func, settings);
+    rewriter.splitInits = std::move(splitInits);
     if (failed(rewriter.run(*chosen, axes, *structure, positions, tokens)))
       return discard();
     return func;
@@ -538,7 +628,7 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       if (!func.isExternal() && findNamedArg(func, "positions"))
         candidates.push_back(func);
     if (candidates.empty()) {
-      getOperation().emitError()
+      emitRefusal(getOperation())
           << "no function to convert: --mod-dense-to-mod needs a func.func "
              "with a static [B,S] i32 argument named 'positions' "
              "({mod.name = \"positions\"})";
