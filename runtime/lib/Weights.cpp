@@ -322,9 +322,9 @@ std::map<std::string, Tensor> modrt::loadParameters(const EntryPoint &entry,
   return parameters;
 }
 
-void modrt::printLoadReport(const std::string &tool, const std::string &source,
-                            const ParameterLoadReport &report, uint64_t seed,
-                            bool warnUnexpected) {
+void modrt::printLoadReport(const std::string &tool, const std::string &entry,
+                            const std::string &source, const ParameterLoadReport &report,
+                            uint64_t seed, bool warnUnexpected) {
   if (!report.renamed.empty()) {
     const auto &[param, tensor] = report.renamed.front();
     std::fprintf(stderr,
@@ -340,8 +340,9 @@ void modrt::printLoadReport(const std::string &tool, const std::string &source,
                  report.ignoredBuffers.front().c_str());
   if (warnUnexpected)
     for (const std::string &name : report.unexpected)
-      std::fprintf(stderr, "%s: warning: %s: tensor '%s' is no parameter of the model; "
-                   "ignored\n", tool.c_str(), source.c_str(), name.c_str());
+      std::fprintf(stderr, "%s: warning: %s: tensor '%s' is no parameter of entry point "
+                   "'%s'; ignored\n", tool.c_str(), source.c_str(), name.c_str(),
+                   entry.c_str());
   if (!source.empty() && !report.initialized.empty()) {
     std::string names;
     for (const std::string &name : report.initialized) names += " " + name;

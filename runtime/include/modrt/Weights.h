@@ -99,11 +99,11 @@ std::map<std::string, Tensor> loadParameters(const EntryPoint &entry,
 /// Prints on standard error, each line prefixed "<tool>: ", what `report`
 /// says about loading from `source`: the parameters read under another name
 /// (one summary line), the known buffers ignored, a warning per unexpected
-/// tensor when `warnUnexpected`, and every parameter initialized from `seed`
+/// tensor (no parameter of entry point `entry`) when `warnUnexpected`, and every parameter initialized from `seed`
 /// when there was a file.
-void printLoadReport(const std::string &tool, const std::string &source,
-                     const ParameterLoadReport &report, uint64_t seed,
-                     bool warnUnexpected);
+void printLoadReport(const std::string &tool, const std::string &entry,
+                     const std::string &source, const ParameterLoadReport &report,
+                     uint64_t seed, bool warnUnexpected);
 
 /// A fresh tensor for parameter `spec` following its "init" rule (see the
 /// file comment), drawn from `seed`, or from the spec's own initSeed when

@@ -268,7 +268,7 @@ std::map<std::string, Tensor> gatherParameters(const EntryPoint &entry,
   }
   // The inputs file holds the data inputs too, so only a weights file's
   // strays are worth a warning.
-  printLoadReport("mod-run", source, report, options.seed, /*warnUnexpected=*/!fromInputs);
+  printLoadReport("mod-run", entry.name, source, report, options.seed, /*warnUnexpected=*/!fromInputs);
   return parameters;
 }
 

@@ -230,7 +230,7 @@ int run(const Options &o) {
     throw Error(std::string(e.what()) +
                 " (pass --init-missing to initialize it from --seed)");
   }
-  printLoadReport("mod-sample", weights, report, o.seed, /*warnUnexpected=*/true);
+  printLoadReport("mod-sample", prefillEntry.name, weights, report, o.seed, /*warnUnexpected=*/true);
   Decoder decoder(model, params);
 
   // A model vocabulary larger than the tokenizer's (GPT-2's 50257 with the

@@ -142,12 +142,14 @@ void parseLlama(const Fields &f, ModelConfig &c) {
   c.maxPositions = f.positiveInt("max_position_embeddings", 0);
   auto &r = c.rope;
   bool factorGiven = false;
+  std::string typeField = "rope_parameters";
   for (const char *field : {"rope_scaling", "rope_parameters"}) {
     const Json *rope = f.get(field);
     if (!rope) continue;
     if (!rope->isObject()) f.fail(field, "must be an object, got " + rope->dump());
     std::string where = f.source() + ": " + field;
     Fields sub(*rope, where);
+    if (sub.get("rope_type") || sub.get("type")) typeField = field;
     r.type = sub.string("rope_type", sub.string("type", r.type));
     if (!f.get("rope_theta")) c.ropeTheta = sub.positiveNumber("rope_theta", c.ropeTheta);
     factorGiven = factorGiven || sub.get("factor");
@@ -164,7 +166,7 @@ void parseLlama(const Fields &f, ModelConfig &c) {
   }
   if (r.type != "default" && r.type != "linear" && r.type != "dynamic" &&
       r.type != "llama3" && r.type != "yarn")
-    f.fail("rope_parameters", "has rope_type \"" + r.type + "\"; the reference "
+    f.fail(typeField, "has rope_type \"" + r.type + "\"; the reference "
            "implements default, linear, dynamic, llama3 and yarn");
   // transformers 5 defaults the pre-training context of llama3 and yarn to
   // max_position_embeddings, and yarn's factor to their ratio.
