@@ -10,7 +10,8 @@ its weights as safetensors.
 The model is exported with torch.export and torch-mlir's FX importer
 (torch_mlir.fx.export_and_import, output_type="linalg-on-tensors") as
 `func.func @forward(<parameters>, %tokens: tensor<BxSxi32>,
-%positions: tensor<BxSxi32>) -> tensor<BxSxVxf32>` (the logits). Every
+%positions: tensor<BxSxi32>) -> tensor<BxSxVxf32>` (the logits, named
+`logits`). Every
 parameter is a function argument with `mod.name` (its name in
 model.named_parameters(): the Hugging Face checkpoint name; tied weights
 appear once) and `mod.kind = "parameter"`; tokens and positions carry
@@ -182,11 +183,15 @@ def export_model(model, hf, batch, seq, index_type, output, weights_path):
         attrs += [ir.DictAttr.get({"mod.name": ir.StringAttr.get(name)})
                   for name in ("tokens", "positions")]
         func.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
+        func.attributes["res_attrs"] = ir.ArrayAttr.get(
+            [ir.DictAttr.get({"mod.name": ir.StringAttr.get("logits")})])
     text = module.operation.get_asm(large_elements_limit=None)
     for line in text.splitlines():
         if "tm_tensor." in line or " torch." in line:
             fail("the exported module still holds an op that mod-opt does not take: %s"
                  % line.strip()[:200])
+    for path in (output, weights_path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = output + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
