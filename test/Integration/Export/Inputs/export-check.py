@@ -6,8 +6,7 @@ PATH):
 
 CASE is gpt2, gpt2-hd-eq-s, llama or llama-hd-eq-s: a transformers 5 model
 built from a config with random weights (seeded), B = 2, S = 8 (head_dim == S
-in the -hd-eq-s cases); or module: the hand-written GPT of tiny_gpt.py
-(dense only). The model is exported with mod-export's
+in the -hd-eq-s cases); or module: the hand-written GPT of tiny_gpt.py. The model is exported with mod-export's
 export_model (torch-mlir, linalg-on-tensors) and compiled.
 
 Dense: mod-run's logits must match transformers' own forward within 1e-4 of
@@ -93,7 +92,10 @@ def mask_by_position(pos, dtype):
 
 def mod_forward(family, model, tokens, positions, routers):
     """Logits and routed indices of the MoD model (routers: block -> [D])."""
-    if family == "gpt2":
+    if family == "module":
+        base, layers = model, model.blocks
+        h = model.tok(tokens) + model.pos(positions)
+    elif family == "gpt2":
         base, layers = model.transformer, model.transformer.h
         h = base.wte(tokens) + base.wpe(positions)
     else:
@@ -101,6 +103,8 @@ def mod_forward(family, model, tokens, positions, routers):
         h = base.embed_tokens(tokens)
 
     def block(i, x, pos):
+        if family == "module":
+            return layers[i](x, pos)
         mask = mask_by_position(pos, x.dtype)
         if family == "gpt2":
             out = layers[i](x, attention_mask=mask)
@@ -125,6 +129,8 @@ def mod_forward(family, model, tokens, positions, routers):
         h = h.clone()
         h.scatter_add_(1, idx[:, :, None].expand(-1, -1, h.shape[-1]), gate * d)
         routed[i] = idx
+    if family == "module":
+        return model.head(model.ln(h)), routed
     h = base.ln_f(h) if family == "gpt2" else base.norm(h)
     return model.lm_head(h), routed
 
@@ -177,7 +183,8 @@ def main():
         params = load_file(saved)
         manifest = json.load(open(os.path.join(work, "mod", "manifest.json")))
         routers = {}
-        prefix = "transformer.h." if family == "gpt2" else "model.layers."
+        prefix = {"gpt2": "transformer.h.", "llama": "model.layers.",
+                  "module": "blocks."}[family]
         for key, value in params.items():
             if key.endswith(".mod.router.weight"):
                 routers[int(key[len(prefix):].split(".")[0])] = value
