@@ -215,7 +215,13 @@ def CPUFuseElementwise : Pass<"mod-cpu-fuse-elementwise"> {
       (the masked, scaled attention scores feed softmax's max and its exp and
       are recomputed in both, so no `[B,H,S,S]` logits tensor is stored).
       Producers with more users (the residual stream) are materialized, so
-      recomputation cannot snowball.
+      recomputation cannot snowball;
+    - or it is a cheap body whose inputs are all broadcast into its iteration
+      space, such as the causal mask `positions[b,j] <= positions[b,i]`:
+      it fuses into every user, even one that broadcasts it over heads,
+      because comparing two cached positions costs less than storing a
+      `[B,S,S]` i1 tensor and loading it back (not when the body gathers
+      with `tensor.extract`, like an embedding lookup).
 
     An elementwise op is never fused into a matmul (it would be recomputed
     for every output column). `tensor.collapse_shape` / `tensor.expand_shape`

@@ -42,7 +42,9 @@ Samples text from a model compiled by mod-compile after
 prompt is run through prefill, then one decode step per new token, each
 token drawn from the logits with the options below. The text streams to
 stdout as it is generated (with --batch > 1, each sample is printed when it
-ends, after a "--- sample N ---" line); timing goes to stderr.
+ends, after a "--- sample N ---" line); timing goes to stderr, and for a
+Mixture-of-Depths model (generated with routed blocks) the fraction of the
+decode steps' tokens each routed block processed.
 
   --prompt=TEXT        A prompt (repeatable). At least 1 token and at most
                        the model's prefill length.
@@ -349,6 +351,18 @@ int run(const Options &o) {
                static_cast<long long>(processed), stepSeconds,
                steps ? 1e3 * stepSeconds / double(steps) : 0.0,
                stepSeconds > 0 ? double(processed) / stepSeconds : 0.0);
+  // MoD models: the share of the decode steps' tokens each routed block
+  // processed (the others skipped it).
+  for (const std::string &block : decoder.routedBlocks()) {
+    int64_t routed = decoder.routedDecodedTokens(block);
+    int64_t all = decoder.decodedTokens();
+    std::fprintf(stderr,
+                 "mod-sample: routed block %s: %lld of %lld decoded tokens "
+                 "(%.1f%%)\n",
+                 block.c_str(), static_cast<long long>(routed),
+                 static_cast<long long>(all),
+                 all ? 100.0 * double(routed) / double(all) : 0.0);
+  }
   return 0;
 }
 
