@@ -11,7 +11,8 @@
 #       fuzz/work/<target>/ and fuzzing continues after each. Ends with one
 #       line per target: executions, crashes, corpus size.
 #   fuzz/run.sh regress [TARGET...]
-#       Runs each reproducer in fuzz/regressions/<target>/ once.
+#       Runs each reproducer in fuzz/regressions/<target>/ once (see
+#       fuzz/regressions/README.md), in the same build; one line per target.
 #
 # The suite's short fixed-seed runs are the lit tests in test/Fuzz.
 set -uo pipefail
@@ -75,11 +76,22 @@ case $mode in
     [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
     build_targets "${targets[@]}"
     rc=0
+    summary=()
     for t in "${targets[@]}"; do
       dir=$root/fuzz/regressions/$t
       [ -d "$dir" ] || continue
-      "$build/bin/modc-fuzz-$t" "$dir"/* || rc=1
+      inputs=("$dir"/*)
+      log=$(mktemp)
+      if "$build/bin/modc-fuzz-$t" -timeout=60 -rss_limit_mb=4096 "${inputs[@]}" >"$log" 2>&1; then
+        summary+=("$t: ${#inputs[@]} reproducers, all passed")
+      else
+        cat "$log"
+        summary+=("$t: FAILED (output above)")
+        rc=1
+      fi
+      rm -f "$log"
     done
+    printf 'fuzz: %s\n' "${summary[@]}"
     exit $rc
     ;;
   *)

@@ -63,6 +63,10 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 echo "setup: building (ninja -C $build)"
 start=$SECONDS
-ninja -C "$build" -j"${MODC_JOBS:-$(nproc)}" | grep -v '^\[' || true
-test "${PIPESTATUS[0]}" -eq 0
+# Progress lines are dropped; a failed build ends the script (with pipefail
+# the pipeline's status is ninja's; grep finding nothing to print is no error).
+if ! ninja -C "$build" -j"${MODC_JOBS:-$(nproc)}" | { grep -v '^\[' || true; }; then
+  echo "setup: build failed in $build" >&2
+  exit 1
+fi
 echo "setup: build up to date ($((SECONDS - start)) s)"

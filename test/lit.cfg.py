@@ -24,18 +24,21 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP", "C
                                      "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"])
 llvm_config.use_default_substitutions()
 
-tool_dirs = [config.modc_tools_dir, config.llvm_tools_dir]
+# modc's own tools come from this build directory only: a tool that is missing
+# there (a partial build) stops the whole run with a fatal error instead of
+# resolving to a same-named file elsewhere or failing test by test.
 tools = ["mod-opt", "mod-import", "mod-compile", "mod-run", "mod-tokenize", "mod-refcheck", "mod-reference", "mod-optcheck", "mod-gradcheck", "mod-decode-check", "mod-train", "mod-sample"]
-llvm_config.add_tool_substitutions(tools, tool_dirs)
+# libfuzzer: CMake built the fuzz targets (clang with libclang-rt-22-dev; see
+# fuzz/CMakeLists.txt); then they are required like the other tools. test/Fuzz
+# runs each briefly with a fixed seed.
+fuzz_targets = [t for t in config.modc_fuzz_targets.split(";") if t]
+if fuzz_targets:
+    config.available_features.add("libfuzzer")
+llvm_config.add_tool_substitutions(
+    [ToolSubst(t, unresolved="fatal") for t in tools + fuzz_targets],
+    [config.modc_tools_dir])
 llvm_config.with_environment("PATH", config.modc_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-
-# libfuzzer: the fuzz targets were built (clang with libclang-rt-22-dev; see
-# fuzz/CMakeLists.txt). test/Fuzz runs each briefly with a fixed seed.
-if all(os.access(os.path.join(config.modc_tools_dir, t), os.X_OK)
-       for t in ("modc-fuzz-safetensors", "modc-fuzz-manifest",
-                 "modc-fuzz-config", "modc-fuzz-mod-opt")):
-    config.available_features.add("libfuzzer")
 
 # can-mknod: this process may create device nodes (root, and the build
 # directory's file system is not mounted nodev), for tests that write to a
@@ -54,6 +57,25 @@ except OSError:
 # scripts/setup.sh).
 if os.path.isdir("/usr/share/games/fortunes"):
     config.available_features.add("fortunes")
+
+# export-venv: the exporter's virtual environment (torch, transformers,
+# torch-mlir; created by tools/mod-export/mod-export --setup, never by the
+# suite, which must not need the network) exists under the build directory.
+# Checked by its installed packages, without importing torch.
+_export_venv = os.path.join(config.modc_obj_root, "export-venv")
+_export_python = os.path.join(_export_venv, "bin", "python")
+import glob
+_missing = [p for p in ("torch", "transformers", "torch_mlir", "safetensors")
+            if not glob.glob(os.path.join(_export_venv, "lib", "python3*", "site-packages", p))]
+if os.access(_export_python, os.X_OK) and not _missing:
+    config.available_features.add("export-venv")
+    config.substitutions.append(("%export_python", _export_python))
+else:
+    lit_config.note("test/Integration/Export is skipped: %s (create it with "
+                    "tools/mod-export/mod-export --setup, which installs torch, transformers "
+                    "and torch-mlir from PyPI)" %
+                    ("no " + _export_python if not os.access(_export_python, os.X_OK)
+                     else _export_venv + " lacks " + ", ".join(_missing)))
 
 # matplotlib: Debian's python3-matplotlib for scripts/plot-metrics.
 if os.path.exists("/usr/bin/python3") and subprocess.run(
