@@ -57,6 +57,10 @@ constexpr llvm::StringLiteral kGemmTilesAttr = "mod.gemm_tiles";
 /// Row or column slices of one GEMM are multiples of this (OpenBLAS's
 /// register tile sizes divide it).
 constexpr int64_t kTileAlign = 16;
+/// Below this many multiply-adds in all calls together, waking the OpenMP
+/// workers costs about as much as the GEMMs save: the calls run in order on
+/// the calling thread.
+constexpr int64_t kMinParallelMacs = int64_t(1) << 21;
 // CBLAS enum values (cblas.h).
 constexpr int32_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
@@ -383,9 +387,18 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
     calls *= loop.size;
   bool splitM = plan.m >= plan.n;
   int64_t extent = splitM ? plan.m : plan.n;
-  Value threads = arith::IndexCastOp::create(
-      b, loc, b.getIndexType(),
-      func::CallOp::create(b, loc, maxThreads, ValueRange{}).getResult(0));
+  int64_t macs = calls * plan.m * plan.n * plan.k;
+  for (const LoopDim &loop : inner)
+    macs *= loop.size;
+  bool parallel = macs >= kMinParallelMacs;
+  Value threads =
+      parallel
+          ? arith::IndexCastOp::create(
+                b, loc, b.getIndexType(),
+                func::CallOp::create(b, loc, maxThreads, ValueRange{})
+                    .getResult(0))
+                .getResult()
+          : cst(1);
   Value tiles = arith::CeilDivSIOp::create(b, loc, threads, cst(calls));
   Value chunk = arith::CeilDivSIOp::create(b, loc, cst(extent), tiles);
   chunk = arith::MulIOp::create(
@@ -404,7 +417,10 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   ubs.push_back(tiles);
   steps.push_back(cst(1));
   auto par = scf::ParallelOp::create(b, loc, lbs, ubs, steps);
-  par->setAttr(kGemmTilesAttr, b.getUnitAttr());
+  // Unmarked, --mod-cpu-parallel-loops finds too little work in it and
+  // makes it sequential.
+  if (parallel)
+    par->setAttr(kGemmTilesAttr, b.getUnitAttr());
   b.setInsertionPointToStart(par.getBody());
   auto advance = [&](int o, Value iv, int64_t stride) {
     if (stride == 0)

@@ -63,6 +63,167 @@ std::optional<unsigned> findNamedArg(func::FuncOp func, StringRef name) {
   return std::nullopt;
 }
 
+/// What an integer [B,S] argument is used for, seen from the integer values
+/// derived from it (inside linalg bodies too).
+struct ArgUse {
+  /// Converted to a float (RoPE angles), or compared with another value
+  /// derived from it (a causal mask p[j] <= p[i]).
+  bool position = false;
+  /// An index into a float table (an embedding lookup).
+  bool embedding = false;
+};
+
+ArgUse inspectIntArg(Value arg) {
+  ArgUse use;
+  auto isInt = [](Type t) {
+    Type e = getElementTypeOrSelf(t);
+    return isa<IntegerType, IndexType>(e);
+  };
+  llvm::SmallPtrSet<Value, 32> derived{arg};
+  SmallVector<Value> work{arg};
+  SmallVector<arith::CmpIOp> compares;
+  auto push = [&](Value v) {
+    if (isInt(v.getType()) && derived.insert(v).second)
+      work.push_back(v);
+  };
+  // The walk stays on integers, so it stops where an embedding turns ids
+  // into activations; the bound guards against huge integer graphs.
+  while (!work.empty() && derived.size() < 4096) {
+    Value v = work.pop_back_val();
+    for (OpOperand &operand : v.getUses()) {
+      Operation *user = operand.getOwner();
+      if (isa<arith::SIToFPOp, arith::UIToFPOp>(user))
+        use.position = true;
+      if (auto cmp = dyn_cast<arith::CmpIOp>(user))
+        compares.push_back(cmp);
+      if (auto extract = dyn_cast<tensor::ExtractOp>(user))
+        if (operand.getOperandNumber() > 0 &&
+            isa<FloatType>(extract.getType()))
+          use.embedding = true;
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user))
+        if (linalgOp.isDpsInput(&operand))
+          push(linalgOp.getMatchingBlockArgument(&operand));
+      for (Value r : user->getResults())
+        push(r);
+    }
+  }
+  for (arith::CmpIOp cmp : compares)
+    if (derived.contains(cmp.getLhs()) && derived.contains(cmp.getRhs()))
+      use.position = true;
+  return use;
+}
+
+/// The token-id and position arguments of a function, found by name
+/// (mod.name), by the pass options, or by how they are used.
+struct Roles {
+  std::optional<unsigned> tokens, positions;
+};
+
+/// nullopt: the function has neither (it is not a model to convert).
+FailureOr<std::optional<Roles>> findRoles(func::FuncOp func, int tokensOpt,
+                                          int positionsOpt) {
+  Roles roles;
+  unsigned n = func.getNumArguments();
+  for (auto [opt, name, slot] :
+       {std::make_tuple(positionsOpt, "positions", &roles.positions),
+        std::make_tuple(tokensOpt, "tokens", &roles.tokens)}) {
+    if (opt >= 0) {
+      if (static_cast<unsigned>(opt) >= n)
+        return emitRefusal(func)
+               << name << "-arg=" << opt << ", but @" << func.getSymName()
+               << " has only " << n << " arguments";
+      *slot = opt;
+    } else if (std::optional<unsigned> i = findNamedArg(func, name)) {
+      *slot = *i;
+    }
+  }
+  if (roles.tokens && roles.tokens == roles.positions)
+    return emitRefusal(func) << "argument #" << *roles.tokens
+                             << " cannot be both the tokens and the positions";
+  SmallVector<unsigned> posLike, idLike, embeddingAndPos;
+  for (unsigned i = 0; i < n; ++i) {
+    if (i == roles.tokens || i == roles.positions)
+      continue;
+    auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
+    if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+        !type.getElementType().isSignlessInteger() ||
+        func.getArgAttr(i, kNameAttr))
+      continue;
+    ArgUse use = inspectIntArg(func.getArgument(i));
+    if (use.position)
+      posLike.push_back(i);
+    else if (use.embedding)
+      idLike.push_back(i);
+    if (use.position && use.embedding)
+      embeddingAndPos.push_back(i);
+  }
+  auto list = [](ArrayRef<unsigned> args) {
+    std::string text;
+    for (unsigned a : args)
+      text += (text.empty() ? "#" : ", #") + std::to_string(a);
+    return text;
+  };
+  if (!roles.positions && posLike.size() > 1)
+    return emitRefusal(func)
+           << "arguments " << list(posLike)
+           << " of @" << func.getSymName()
+           << " are all used like positions (RoPE angles or mask "
+              "comparisons); name the positions with positions-arg=N";
+  if (!roles.positions && posLike.size() == 1)
+    roles.positions = posLike.front();
+  else
+    for (unsigned i : embeddingAndPos)
+      if (i != roles.positions)
+        idLike.push_back(i);
+  if (!roles.tokens && idLike.size() > 1)
+    return emitRefusal(func)
+           << "arguments " << list(idLike) << " of @" << func.getSymName()
+           << " are all used as embedding indices; say which are the token "
+              "ids and the positions with tokens-arg=N and positions-arg=N";
+  if (!roles.tokens && idLike.size() == 1)
+    roles.tokens = idLike.front();
+  if (!roles.tokens && !roles.positions)
+    return std::optional<Roles>();
+  return std::optional<Roles>(roles);
+}
+
+/// Replaces the i64 argument `index` by an i32 one named `name` (the runtime
+/// feeds token ids and positions as i32), sign-extended at the top of the
+/// function for the ops that read it.
+void narrowToI32(func::FuncOp func, unsigned index, StringRef name) {
+  BlockArgument old = func.getArgument(index);
+  auto type = cast<RankedTensorType>(old.getType());
+  OpBuilder b(func.getContext());
+  auto attrs = b.getDictionaryAttr(
+      b.getNamedAttr(kNameAttr, b.getStringAttr(name)));
+  if (type.getElementType().isSignlessInteger(32)) {
+    if (!func.getArgAttr(index, kNameAttr))
+      func.setArgAttr(index, kNameAttr, b.getStringAttr(name));
+    return;
+  }
+  (void)func.insertArgument(index, type.clone(b.getI32Type()), attrs,
+                            old.getLoc());
+  BlockArgument narrow = func.getArgument(index);
+  b.setInsertionPointToStart(&func.getBody().front());
+  Location loc = old.getLoc();
+  Type wide = type.getElementType();
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), wide);
+  SmallVector<AffineMap> maps(2, b.getMultiDimIdentityMap(2));
+  SmallVector<utils::IteratorType> iters(2, utils::IteratorType::parallel);
+  Value extended =
+      linalg::GenericOp::create(
+          b, loc, type, ValueRange{narrow}, ValueRange{init}, maps, iters,
+          [&](OpBuilder &nb, Location nloc, ValueRange args) {
+            linalg::YieldOp::create(
+                nb, nloc,
+                ValueRange{arith::ExtSIOp::create(nb, nloc, wide, args[0])
+                               .getResult()});
+          })
+          .getResult(0);
+  old.replaceAllUsesWith(extended);
+  (void)func.eraseArgument(index + 1);
+}
+
 /// K from the capacity option: a fraction (has a '.') or an absolute count.
 FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
                                  int64_t seqLen) {
@@ -143,12 +304,23 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     });
     batchLoops = axes.getBatchLoops(op);
   }
-  if (indexesTokens && batchLoops.count() != 1)
-    return emitRefusal(op)
-           << blockDesc
-           << ": linalg.index reads a token position, but the op has no "
-              "loop over the batch axis alone to read the gathered "
-              "positions with; derive positions from the positions input";
+  // A batch-less position table (Hugging Face builds masks and RoPE angles
+  // from a 1-D arange(S)) has one row of positions for the whole batch; with
+  // B == 1 that row is pk[0, :]. With B > 1 the routed tokens differ per
+  // sequence and one row cannot hold them.
+  bool batchIsZero = false;
+  if (indexesTokens && batchLoops.count() != 1) {
+    if (batchLoops.none() &&
+        cast<RankedTensorType>(pk.getType()).getDimSize(0) == 1)
+      batchIsZero = true;
+    else
+      return emitRefusal(op)
+             << blockDesc
+             << ": linalg.index reads a token position, but the op has no "
+                "loop over the batch axis alone to read the gathered "
+                "positions with (a batch-less arange is only supported with "
+                "batch size 1); derive positions from the positions input";
+  }
 
   Operation *clone = b.clone(*op, mapping);
   for (auto [orig, copy] : llvm::zip(op->getResults(), clone->getResults()))
@@ -164,7 +336,10 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
       OpBuilder ib(index.getContext());
       ib.setInsertionPointAfter(index);
       Location loc = index.getLoc();
-      Value batch = linalg::IndexOp::create(ib, loc, batchLoop);
+      Value batch =
+          batchIsZero
+              ? arith::ConstantIndexOp::create(ib, loc, 0).getResult()
+              : linalg::IndexOp::create(ib, loc, batchLoop).getResult();
       Value pos = tensor::ExtractOp::create(ib, loc, pk,
                                             ValueRange{batch, index.getResult()});
       Value asIndex =
@@ -371,6 +546,13 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
                               << ": the block reads the token ids directly; "
                                  "only position-derived values can be "
                                  "recomputed for the routed tokens";
+    if (auto arg = dyn_cast<BlockArgument>(v))
+      if (arg.getOwner() == &func.getBody().front())
+        return emitRefusal(func)
+               << desc << ": the block reads argument #" << arg.getArgNumber()
+               << ", which runs over the tokens but is not the positions; "
+                  "only position-derived values can be recomputed for the "
+                  "routed tokens (name the positions with positions-arg=N)";
     llvm::SetVector<Operation *> slice;
     BackwardSliceOptions options;
     options.inclusive = true;
@@ -560,15 +742,28 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
 
   /// Converts a copy of `original`, inserted next to it, and returns the
   /// copy; `original` is not touched. On failure the copy is erased.
-  FailureOr<func::FuncOp> convert(func::FuncOp original) {
-    std::optional<unsigned> posIdx = findNamedArg(original, "positions");
-    auto posType = dyn_cast<RankedTensorType>(
-        original.getArgument(*posIdx).getType());
-    if (!posType || posType.getRank() != 2 || !posType.hasStaticShape() ||
-        !posType.getElementType().isSignlessInteger(32))
-      return emitRefusal(original)
-             << "the positions argument must be a static [B,S] i32 tensor, got "
-             << original.getArgument(*posIdx).getType();
+  FailureOr<func::FuncOp> convert(func::FuncOp original, Roles roles) {
+    RankedTensorType posType;
+    for (auto [slot, name] : {std::make_pair(roles.positions, "positions"),
+                              std::make_pair(roles.tokens, "tokens")}) {
+      if (!slot)
+        continue;
+      auto type =
+          dyn_cast<RankedTensorType>(original.getArgument(*slot).getType());
+      if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+          !(type.getElementType().isSignlessInteger(32) ||
+            type.getElementType().isSignlessInteger(64)))
+        return emitRefusal(original)
+               << "the " << name << " argument (#" << *slot
+               << ") must be a static [B,S] i32 or i64 tensor, got "
+               << original.getArgument(*slot).getType();
+      if (!posType)
+        posType = type;
+      else if (type.getShape() != posType.getShape())
+        return emitRefusal(original)
+               << "the positions " << posType << " and the tokens " << type
+               << " differ in shape";
+    }
 
     Settings settings;
     settings.seqLen = posType.getDimSize(1);
@@ -598,10 +793,25 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       func.erase();
       return failure();
     };
-    Value positions = func.getArgument(*posIdx);
+    // Token ids and positions become i32 arguments named for the runtime;
+    // a model without positions (its mask and RoPE come from arange) gets
+    // them as a new argument after the token ids.
+    if (roles.tokens)
+      narrowToI32(func, *roles.tokens, "tokens");
+    if (roles.positions) {
+      narrowToI32(func, *roles.positions, "positions");
+    } else {
+      roles.positions = *roles.tokens + 1;
+      (void)func.insertArgument(
+          *roles.positions, posType.clone(b.getI32Type()),
+          b.getDictionaryAttr(
+              b.getNamedAttr(kNameAttr, b.getStringAttr("positions"))),
+          func.getArgument(*roles.tokens).getLoc());
+    }
+    Value positions = func.getArgument(*roles.positions);
     Value tokens;
-    if (std::optional<unsigned> t = findNamedArg(func, "tokens"))
-      tokens = func.getArgument(*t);
+    if (roles.tokens)
+      tokens = func.getArgument(*roles.tokens);
     SmallVector<Value> seeds{positions};
     if (tokens)
       seeds.push_back(tokens);
@@ -623,23 +833,32 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
   }
 
   void runOnOperation() override {
-    SmallVector<func::FuncOp> candidates;
-    for (auto func : getOperation().getOps<func::FuncOp>())
-      if (!func.isExternal() && findNamedArg(func, "positions"))
-        candidates.push_back(func);
+    SmallVector<std::pair<func::FuncOp, Roles>> candidates;
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      FailureOr<std::optional<Roles>> roles =
+          findRoles(func, tokensArg, positionsArg);
+      if (failed(roles))
+        return signalPassFailure();
+      if (*roles)
+        candidates.push_back({func, **roles});
+    }
     if (candidates.empty()) {
       emitRefusal(getOperation())
           << "no function to convert: --mod-dense-to-mod needs a func.func "
-             "with a static [B,S] i32 argument named 'positions' "
-             "({mod.name = \"positions\"})";
+             "with a static [B,S] integer argument of token ids (an "
+             "embedding index) or positions (RoPE, mask comparisons), found "
+             "by their use, by the tokens-arg / positions-arg options, or "
+             "named by {mod.name = \"tokens\"} / {mod.name = \"positions\"}";
       return signalPassFailure();
     }
     // All or nothing over the module: every function is converted into a
     // copy first; the originals are replaced only when all copies succeeded,
     // so a failure in a later function leaves the earlier ones as they were.
     SmallVector<func::FuncOp> converted;
-    for (func::FuncOp func : candidates) {
-      FailureOr<func::FuncOp> copy = convert(func);
+    for (auto [func, roles] : candidates) {
+      FailureOr<func::FuncOp> copy = convert(func, roles);
       if (failed(copy)) {
         for (func::FuncOp done : converted)
           done.erase();
@@ -647,8 +866,8 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       }
       converted.push_back(*copy);
     }
-    for (func::FuncOp func : candidates)
-      func.erase();
+    for (auto &candidate : candidates)
+      candidate.first.erase();
   }
 };
 } // namespace

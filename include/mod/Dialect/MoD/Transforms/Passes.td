@@ -86,14 +86,40 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     residual contribution `f = attn + mlp` cloned with every token axis of
     size S resized to the capacity K.
 
-    Token axes are found by data flow from axis 1 of the arguments named
-    `positions` (required) and `tokens` (`mod.name` argument attributes),
-    never from sizes. Values derived from the positions that the block uses
+    Token axes are found by data flow from axis 1 of the token-id and
+    position arguments, never from sizes. Those arguments are the ones named
+    `tokens` / `positions` (`mod.name` argument attributes), or given by
+    index with `tokens-arg` / `positions-arg`, or else found by their use,
+    as exporters such as torch-mlir name nothing: the one static `[B,S]`
+    integer argument converted to float (RoPE angles) or compared with
+    values derived from itself (a causal mask) is the positions; the one
+    used as an index into a float table (an embedding) is the token ids.
+    i64 arguments (PyTorch's ids) become i32 arguments, sign-extended in the
+    function, and both get their `mod.name` so the runtime can feed them. A
+    model with no positions argument (its mask and RoPE angles come from an
+    `arange`, i.e. `linalg.index`) gets one, `[B,S]` i32 named `positions`,
+    right after the token ids; the runtime passes 0..S-1.
+
+    `outs` inits that are only a `tensor.empty`, a splat constant or a
+    `linalg.fill` of one carry no token-axis facts between the ops that share
+    them (exporters CSE one zero init for several matmuls).
+    `tensor.concat` keeps the token axes of the dimensions it does not
+    concatenate. Values derived from the positions that the block uses
     (causal masks, RoPE angles) are recomputed inside the block from the
     gathered positions `pk`, so attention inside a routed block is causal by
     position over the routed tokens. A `linalg.index` over a token axis (a
     mask built from loop indices) becomes the read `pk[b, j]`, using the
-    op's loop over the batch axis.
+    op's loop over the batch axis; a batch-less `arange(S)` (Hugging Face's
+    masks and RoPE positions) reads `pk[0, j]` when B = 1 and is refused
+    when B > 1.
+
+    Not accepted: `tm_tensor.scan` and other non-upstream ops. Hugging Face
+    transformers 5 emits a cumsum over `position_ids` (packed-sequence
+    detection) when `position_ids` are passed without an attention mask;
+    recomputing that scan from the gathered positions would be wrong, so it
+    is refused. Export with input ids only, or with
+    `transformers.masking_utils.find_packed_sequence_indices` replaced by a
+    function returning `None`.
 
     Each routed block gets a router weight `[D]`, a new function argument
     named `<block prefix>.mod.router.weight` (the prefix is the common prefix
@@ -166,6 +192,15 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
            "Seed for router weight initialization, recorded as "
            "mod.init_seed (ui64) and in the manifest: an integer in "
            "[0, 2^64-1]; -1 uses the runtime's seed">,
+    Option<"tokensArg", "tokens-arg", "int", /*default=*/"-1",
+           "Index of the function argument holding the token ids, when "
+           "their use cannot tell (-1: the argument named `tokens`, else "
+           "the one integer [B,S] argument used as an embedding index)">,
+    Option<"positionsArg", "positions-arg", "int", /*default=*/"-1",
+           "Index of the function argument holding the positions, when "
+           "their use cannot tell (-1: the argument named `positions`, else "
+           "the one integer [B,S] argument converted to float (RoPE) or "
+           "compared with itself (a causal mask); none: one is added)">,
     Option<"returnRouting", "return-routing", "bool", /*default=*/"false",
            "Also return, for every routed block i, the ascending token "
            "indices it routes as a result named routed_indices.<i> (the "
@@ -251,6 +286,66 @@ def ConvertFloatType : Pass<"mod-convert-float-type", "::mlir::ModuleOp"> {
            "Element type to replace: f16, bf16, f32 or f64">,
     Option<"to", "to", "std::string", /*default=*/"\"f64\"",
            "Element type to use instead: f16, bf16, f32 or f64">
+  ];
+}
+
+def LiftConstants : Pass<"mod-lift-constants", "::mlir::ModuleOp"> {
+  let summary = "Turn large weight constants into named parameters, values written to safetensors";
+  let description = [{
+    Exporters such as torch-mlir freeze the weights into the IR as
+    `dense_resource` (or `dense`) constants, so the compiled model would
+    carry them in its code and could neither load other weights nor train.
+    This pass replaces every non-splat floating-point tensor constant with
+    at least `min-elements` elements, in every function that has a body, by
+    a new function argument marked as a parameter (`mod.kind =
+    "parameter"`, `mod.init = <init>`), appended after the existing
+    arguments, and writes the constants' values under the same names to the
+    safetensors file `weights`, which `mod-run --weights` / `mod-train`
+    load.
+
+    Names: the constant's location name where the exporter gave one
+    (`loc("model.layers.0.mlp.up_proj.weight")`, also inside fused or
+    call-site locations), else the `dense_resource` key with dots replaced by
+    underscores (torch-mlir's `torch_tensor_64_16_torch.float32_1` becomes
+    `torch_tensor_64_16_torch_float32_1`, so that such names do not make up
+    a block prefix), else `constant_<n>` in program order. A name used twice
+    gets `.1`, `.2`, ... appended. One constant used by several functions
+    becomes one parameter of each of them, with one entry in the file.
+
+    Splat constants (zeros, ones, masks filled with one value) and small
+    tables (below `min-elements`, e.g. RoPE's inverse frequencies, which are
+    buffers, not weights) stay constants.
+
+    Before:
+
+    ```mlir
+    func.func @main(%ids: tensor<1x8xi64>) -> tensor<1x8x64xf32> {
+      %w = arith.constant dense_resource<torch_tensor_64_16_torch.float32> : tensor<64x16xf32>
+      ...
+    }
+    ```
+
+    After (`min-elements=1024 weights=w.safetensors`):
+
+    ```mlir
+    func.func @main(%ids: tensor<1x8xi64>,
+                    %w: tensor<64x16xf32> {mod.init = "normal:0.02",
+                      mod.kind = "parameter",
+                      mod.name = "torch_tensor_64_16_torch_float32"})
+        -> tensor<1x8x64xf32> { ... }
+    ```
+
+    A constant whose data is not available (an elided `dense_resource`) or
+    a missing `weights` path is an error, and the module is left unchanged.
+  }];
+  let options = [
+    Option<"minElements", "min-elements", "int64_t", /*default=*/"1024",
+           "Smallest constant, in elements, that becomes a parameter">,
+    Option<"weights", "weights", "std::string", /*default=*/"\"\"",
+           "Safetensors file to write the lifted values to (required)">,
+    Option<"init", "init", "std::string", /*default=*/"\"normal:0.02\"",
+           "mod.init rule recorded for the new parameters (used only by "
+           "--init-missing, when the weights file is not given)">
   ];
 }
 
