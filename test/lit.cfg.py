@@ -58,6 +58,25 @@ except OSError:
 if os.path.isdir("/usr/share/games/fortunes"):
     config.available_features.add("fortunes")
 
+# export-venv: the exporter's virtual environment (torch, transformers,
+# torch-mlir; created by tools/mod-export/mod-export --setup, never by the
+# suite, which must not need the network) exists under the build directory.
+# Checked by its installed packages, without importing torch.
+_export_venv = os.path.join(config.modc_obj_root, "export-venv")
+_export_python = os.path.join(_export_venv, "bin", "python")
+import glob
+_missing = [p for p in ("torch", "transformers", "torch_mlir", "safetensors")
+            if not glob.glob(os.path.join(_export_venv, "lib", "python3*", "site-packages", p))]
+if os.access(_export_python, os.X_OK) and not _missing:
+    config.available_features.add("export-venv")
+    config.substitutions.append(("%export_python", _export_python))
+else:
+    lit_config.note("test/Integration/Export is skipped: %s (create it with "
+                    "tools/mod-export/mod-export --setup, which installs torch, transformers "
+                    "and torch-mlir from PyPI)" %
+                    ("no " + _export_python if not os.access(_export_python, os.X_OK)
+                     else _export_venv + " lacks " + ", ".join(_missing)))
+
 # matplotlib: Debian's python3-matplotlib for scripts/plot-metrics.
 if os.path.exists("/usr/bin/python3") and subprocess.run(
         ["/usr/bin/python3", "-c", "import matplotlib"], capture_output=True).returncode == 0:

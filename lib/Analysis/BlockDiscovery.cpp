@@ -1,6 +1,7 @@
 //===- BlockDiscovery.cpp - residual chain and transformer blocks ---------===//
 
 #include "mod/Analysis/BlockDiscovery.h"
+#include "mod/Analysis/Refusal.h"
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 
 #include "mlir/Analysis/SliceAnalysis.h"
@@ -143,7 +144,7 @@ mlir::mod::discoverBlocks(func::FuncOp func, const TokenAxisAnalysis &axes) {
       break;
   }
   if (!start)
-    return func.emitError()
+    return emitRefusal(func)
            << "no residual chain found: expected [B,S,D] values updated by "
               "elementwise adds h = h + f(h) along the token axis";
 
@@ -250,7 +251,7 @@ mlir::mod::discoverBlocks(func::FuncOp func, const TokenAxisAnalysis &axes) {
     block.index = result.blocks.size();
     block.sublayers.push_back(s);
     if (!s.isTokenMixing()) {
-      InFlightDiagnostic diag = s.add->emitError()
+      InFlightDiagnostic diag = emitRefusal(s.add)
           << "position-wise sublayer (block " << block.index
           << ") is not preceded by a token-mixing one; cannot form a "
              "transformer block";

@@ -300,6 +300,26 @@ bool TokenAxisAnalysis::propagate(Operation *op) {
     }
     return linkDims(op, extract.getSource(), extract.getResult(), *map);
   }
+  // Concatenation: every dimension but the concatenated one is shared by all
+  // operands and the result. A token axis cannot be the concatenated
+  // dimension (its pieces would not be whole token axes).
+  if (auto concat = dyn_cast<tensor::ConcatOp>(op)) {
+    int64_t dim = concat.getDim();
+    SmallVector<Value> vals(concat.getInputs());
+    vals.push_back(concat.getResult());
+    bool changed = false;
+    for (Value v : vals)
+      if (isTokenDim(v, dim)) {
+        fail(op, "concatenates along a token axis");
+        return false;
+      }
+    SmallVector<int64_t> identity;
+    for (int64_t d = 0, e = concat.getRank(); d < e; ++d)
+      identity.push_back(d == dim ? -2 : d);
+    for (Value input : concat.getInputs())
+      changed |= linkDims(op, concat.getResult(), input, identity);
+    return changed;
+  }
   if (auto insert = dyn_cast<tensor::InsertSliceOp>(op)) {
     auto map = sliceMap(insert.getStaticSizes(), insert.getSourceType());
     SmallVector<int64_t> identity;
@@ -321,6 +341,8 @@ bool TokenAxisAnalysis::linkDims(Operation *op, Value big, Value small,
                                  ArrayRef<int64_t> bigToSmall) {
   AxisLayout a = getLayout(big), b = getLayout(small);
   for (auto [d, sd] : llvm::enumerate(bigToSmall)) {
+    if (sd == -2)
+      continue; // not linked (the concatenated dimension)
     if (sd < 0) {
       if (hasToken(a[d]))
         fail(op, "takes a single token out of a token axis (only whole "

@@ -4,6 +4,9 @@
 #include "mod/Pipelines/CUDAPipeline.h"
 #include "mod/Pipelines/Pipelines.h"
 
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -49,6 +52,30 @@ LogicalResult mlir::mod::linkSharedLibrary(StringRef object, StringRef output,
   }
   std::vector<std::string> extra = getLinkArguments(options);
   SmallVector<StringRef> args{*driver, "-shared", "-o", output, object};
+  // A CPU model also gets its buffer allocator, compiled from C by the same
+  // driver; the source sits next to the object and goes with it.
+  SmallString<256> support;
+  if (options.target != "cuda") {
+    support = llvm::sys::path::parent_path(object);
+    llvm::sys::path::append(support, "modc-cpu-support.c");
+    std::error_code ec;
+    llvm::raw_fd_ostream os(support, ec);
+    if (!ec) {
+      os << cpuSupportSource();
+      os.close();
+      ec = os.error();
+    }
+    if (ec) {
+      llvm::errs() << options.toolName << ": error: cannot write " << support
+                   << ": " << ec.message() << "\n";
+      return failure();
+    }
+    args.append({support, "-O2", "-fPIC"});
+  }
+  llvm::scope_exit removeSupport([&] {
+    if (!support.empty() && !options.keepIntermediates)
+      (void)llvm::sys::fs::remove(support);
+  });
   args.append(extra.begin(), extra.end());
   if (options.verbose) {
     llvm::errs() << options.toolName << ": linking:";

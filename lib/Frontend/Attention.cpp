@@ -25,28 +25,33 @@ using namespace mlir::mod::frontend::detail;
 static constexpr double kMaskedScore = -1.0e30;
 
 std::pair<Value, Value> TransformerBuilder::ropeTables(Value positions,
-                                                       int64_t headDim,
-                                                       double theta) {
-  // inv_freq[i] = theta^(-2i/hd), computed in double and rounded once; the
-  // table repeats it over both halves like HF's cat(freqs, freqs).
-  int64_t half = headDim / 2;
+                                                       ArrayRef<double> invFreqs,
+                                                       double scaling) {
+  // inv_freq is computed in double (see computeRopeFrequencies) and rounded
+  // once; the table repeats it over both halves like HF's cat(freqs, freqs).
+  int64_t half = invFreqs.size(), headDim = 2 * half;
   SmallVector<float> invFreq(headDim);
-  for (int64_t i = 0; i < half; ++i) {
-    double f = 1.0 / std::pow(theta, static_cast<double>(2 * i) /
-                                         static_cast<double>(headDim));
-    invFreq[i] = invFreq[i + half] = static_cast<float>(f);
-  }
+  for (int64_t i = 0; i < half; ++i)
+    invFreq[i] = invFreq[i + half] = static_cast<float>(invFreqs[i]);
   Value freqs = f32VectorConstant(invFreq);
   SmallVector<int64_t> shape{batchSize, seqLen, headDim};
+  float scale = static_cast<float>(scaling);
   SmallVector<Value> tables = generic(
       {positions, freqs},
       {empty(shape, b.getF32Type()), empty(shape, b.getF32Type())},
       {project(3, {0, 1}), project(3, {2}), identity(3), identity(3)}, 0,
-      [](OpBuilder &nb, Location nl, ValueRange args) {
+      [scale](OpBuilder &nb, Location nl, ValueRange args) {
         Value pos = arith::SIToFPOp::create(nb, nl, nb.getF32Type(), args[0]);
         Value angle = arith::MulFOp::create(nb, nl, pos, args[1]);
         Value c = math::CosOp::create(nb, nl, angle);
         Value s = math::SinOp::create(nb, nl, angle);
+        if (scale != 1.0f) {
+          // YaRN: cos and sin times the attention factor, as HF does.
+          Value factor = arith::ConstantOp::create(
+              nb, nl, nb.getF32FloatAttr(scale));
+          c = arith::MulFOp::create(nb, nl, c, factor);
+          s = arith::MulFOp::create(nb, nl, s, factor);
+        }
         linalg::YieldOp::create(nb, nl, ValueRange{c, s});
       });
   return {tables[0], tables[1]};

@@ -64,7 +64,11 @@ static Value buildAttention(TransformerBuilder &tb,
   Value v = project("v_proj.weight", config.numKVHeads);
   // The angles are recomputed per layer from the positions argument so each
   // block's slice is self-contained when it is rewritten into a routed block.
-  auto [cos, sin] = tb.ropeTables(positions, config.headDim, config.ropeTheta);
+  // checkInstanceShape has accepted the configuration for this --seq.
+  RopeFrequencies rope =
+      llvm::cantFail(computeRopeFrequencies(config, tb.seq()));
+  auto [cos, sin] =
+      tb.ropeTables(positions, rope.invFreq, rope.attentionScaling);
   q = tb.applyRope(q, cos, sin);
   k = tb.applyRope(k, cos, sin);
   Value context = tb.attention(q, k, v, positions);

@@ -103,10 +103,12 @@ public:
   Value swiGLU(Value gate, Value up);
 
   //===--- Attention ------------------------------------------------------===//
-  /// cos and sin of position * inv_freq, each [B,S,headDim], with the
-  /// frequencies duplicated over both halves as Hugging Face does.
-  std::pair<Value, Value> ropeTables(Value positions, int64_t headDim,
-                                     double theta);
+  /// cos and sin of position * inv_freq, each [B,S,2*invFreq.size()] and
+  /// multiplied by `scaling` (YaRN's attention factor; 1 emits no multiply),
+  /// with the frequencies duplicated over both halves as Hugging Face does.
+  std::pair<Value, Value> ropeTables(Value positions,
+                                     ArrayRef<double> invFreq,
+                                     double scaling);
   /// x * cos + rotate_half(x) * sin for x[B,S,N,hd] and tables [B,S,hd],
   /// rotate_half(x) = cat(-x[..., hd/2:], x[..., :hd/2]).
   Value applyRope(Value x, Value cos, Value sin);

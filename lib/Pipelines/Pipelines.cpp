@@ -32,7 +32,8 @@ std::string mlir::mod::getCPULoweringPipeline() {
          // a single block when it is inlined.
          "expand-strided-metadata,"
          "lower-affine,"
-         "finalize-memref-to-llvm,"
+         // Allocations call model.so's own buffer cache (cpuSupportSource).
+         "finalize-memref-to-llvm{use-generic-functions},"
          "convert-scf-to-cf,"
          "convert-math-to-llvm,"
          "convert-math-to-libm,"
@@ -70,6 +71,98 @@ std::vector<std::string> mlir::mod::cpuLinkArguments() {
   // library path, hence the rpath.
   return {"-lopenblas", "-L" MODC_LLVM_LIBRARY_DIR, "-lomp",
           "-Wl,-rpath," MODC_LLVM_LIBRARY_DIR};
+}
+
+llvm::StringRef mlir::mod::cpuSupportSource() {
+  return R"c(/* Linked into every CPU model.so by mod-compile. */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Buffers of at least MODC_MIN_CACHED bytes are parked here when freed and
+   handed out again to an allocation that they fit with at most 1/8 to
+   spare. glibc returns such blocks to the kernel (they are mmapped), and
+   the next call's writes fault every page in again: for a transformer
+   forward that is a large share of its time. At most MODC_MAX_PARKED bytes
+   stay parked; the oldest go first. */
+#define MODC_SLOTS 64
+#define MODC_MIN_CACHED ((size_t)1 << 20)
+#define MODC_MAX_PARKED ((size_t)1 << 30)
+
+static pthread_mutex_t modc_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *modc_block[MODC_SLOTS];
+static size_t modc_size[MODC_SLOTS];
+static uint64_t modc_stamp[MODC_SLOTS];
+static uint64_t modc_clock;
+static size_t modc_parked;
+
+static void modc_evict_oldest(void) {
+  int oldest = -1;
+  for (int i = 0; i < MODC_SLOTS; ++i)
+    if (modc_block[i] && (oldest < 0 || modc_stamp[i] < modc_stamp[oldest]))
+      oldest = i;
+  if (oldest < 0)
+    return;
+  free(modc_block[oldest]);
+  modc_block[oldest] = NULL;
+  modc_parked -= modc_size[oldest];
+}
+
+__attribute__((visibility("hidden"))) void *
+_mlir_memref_to_llvm_alloc(uint64_t size) {
+  if (size >= MODC_MIN_CACHED) {
+    pthread_mutex_lock(&modc_lock);
+    int best = -1;
+    for (int i = 0; i < MODC_SLOTS; ++i)
+      if (modc_block[i] && modc_size[i] >= size &&
+          modc_size[i] - size <= size / 8 &&
+          (best < 0 || modc_size[i] < modc_size[best]))
+        best = i;
+    if (best >= 0) {
+      void *p = modc_block[best];
+      modc_block[best] = NULL;
+      modc_parked -= modc_size[best];
+      pthread_mutex_unlock(&modc_lock);
+      return p;
+    }
+    pthread_mutex_unlock(&modc_lock);
+  }
+  return malloc(size);
+}
+
+__attribute__((visibility("hidden"))) void
+_mlir_memref_to_llvm_free(void *p) {
+  if (!p)
+    return;
+  size_t size = malloc_usable_size(p);
+  if (size >= MODC_MIN_CACHED && size <= MODC_MAX_PARKED) {
+    pthread_mutex_lock(&modc_lock);
+    for (;;) {
+      int slot = -1;
+      for (int i = 0; i < MODC_SLOTS && slot < 0; ++i)
+        if (!modc_block[i])
+          slot = i;
+      if (slot >= 0 && modc_parked + size <= MODC_MAX_PARKED) {
+        modc_block[slot] = p;
+        modc_size[slot] = size;
+        modc_stamp[slot] = ++modc_clock;
+        modc_parked += size;
+        pthread_mutex_unlock(&modc_lock);
+        return;
+      }
+      modc_evict_oldest();
+    }
+  }
+  free(p);
+}
+
+/* dlclose of the model returns what is parked. */
+__attribute__((destructor)) static void modc_release_parked(void) {
+  for (int i = 0; i < MODC_SLOTS; ++i)
+    free(modc_block[i]);
+}
+)c";
 }
 
 void mlir::mod::registerMoDPipelines() {

@@ -32,6 +32,15 @@ const TensorSpec &needInput(const EntryPoint &entry, const std::string &name,
 
 bool isCache(const TensorSpec &spec) { return spec.name.rfind("cache.", 0) == 0; }
 
+const char kRoutedLengths[] = "routed_lengths.";
+
+bool isRoutedLengths(const TensorSpec &spec) {
+  return spec.name.rfind(kRoutedLengths, 0) == 0;
+}
+
+/// Inputs the decoder owns and the entry points update in place.
+bool isState(const TensorSpec &spec) { return isCache(spec) || isRoutedLengths(spec); }
+
 } // namespace
 
 Decoder::Decoder(const Model &model,
@@ -77,13 +86,23 @@ Decoder::Decoder(const Model &model,
                       entry->name + "' expects " + spec.str());
         continue;
       }
-      if (!isCache(spec))
+      if (!isState(spec))
         continue;
       auto [it, inserted] = caches_.emplace(spec.name, Tensor(spec.dtype, spec.shape));
       if (!inserted && (it->second.dtype() != spec.dtype ||
                         it->second.shape() != spec.shape))
         throw Error(model.directory() + ": prefill and decode_step disagree on " +
                     spec.name);
+      if (isRoutedLengths(spec)) {
+        if (spec.dtype != DType::I32 || spec.shape.size() != 1 ||
+            spec.shape[0] != batch_)
+          throw Error(model.directory() + ": " + spec.name + " " + spec.str() +
+                      " is not i32 [B]");
+        std::string prefix = spec.name.substr(sizeof(kRoutedLengths) - 1);
+        if (routedDecoded_.emplace(prefix, 0).second)
+          routedOrder_.push_back(prefix);
+        continue;
+      }
       if (spec.shape.size() < 2 || spec.shape[0] != batch_)
         throw Error(model.directory() + ": cache " + spec.name + " " +
                     spec.str() + " is not [B,Smax,...]");
@@ -98,7 +117,7 @@ Decoder::Decoder(const Model &model,
   for (const EntryPoint *entry : {prefillEntry_, stepEntry_}) {
     size_t aliased = 0;
     for (const TensorSpec &out : entry->outputs)
-      aliased += out.aliasOf && isCache(entry->inputs[*out.aliasOf]) ? 1 : 0;
+      aliased += out.aliasOf && isState(entry->inputs[*out.aliasOf]) ? 1 : 0;
     if (aliased != caches_.size() || entry->outputs.size() != aliased + 1 ||
         entry->outputs[0].name != "logits")
       throw Error(model.directory() + ": entry point '" + entry->name +
@@ -129,7 +148,7 @@ std::vector<Tensor *> Decoder::inputsFor(const EntryPoint &entry,
       inputs.push_back(&positions);
     else if (spec.name == "lengths")
       inputs.push_back(&lengths);
-    else if (isCache(spec))
+    else if (isState(spec))
       inputs.push_back(&caches_.at(spec.name));
     else
       throw Error("entry point '" + entry.name + "' takes an input '" +
@@ -168,6 +187,9 @@ Tensor Decoder::prefill(const std::vector<std::vector<int32_t>> &prompts) {
       prefillEntry_->name, inputsFor(*prefillEntry_, tokens, positions, lengths));
   for (size_t b = 0; b < prompts.size(); ++b)
     lengths_[b] = int32_t(prompts[b].size());
+  decoded_ = 0;
+  for (auto &entry : routedDecoded_)
+    entry.second = 0;
   return std::move(outputs.at(0));
 }
 
@@ -194,11 +216,48 @@ Tensor Decoder::step(const std::vector<int32_t> &next,
     positions.data<int32_t>()[b] = lengths_[b];
     lengths.data<int32_t>()[b] = lengths_[b];
   }
+  std::map<std::string, std::vector<int32_t>> before;
+  for (const auto &entry : routedDecoded_) {
+    const int32_t *p = caches_.at(kRoutedLengths + entry.first).data<int32_t>();
+    before[entry.first].assign(p, p + batch_);
+  }
   std::vector<Tensor> outputs = model_.callInPlace(
       stepEntry_->name, inputsFor(*stepEntry_, tokens, positions, lengths));
   // An inactive sequence's token went to the slot past its length, which
-  // stays unused (and is overwritten if it ever resumes).
+  // stays unused (and is overwritten if it ever resumes); in a routed block
+  // its length is put back.
   for (size_t b = 0; b < lengths_.size(); ++b)
-    if (active[b]) ++lengths_[b];
+    if (active[b]) {
+      ++lengths_[b];
+      ++decoded_;
+    }
+  for (auto &entry : routedDecoded_) {
+    int32_t *p = caches_.at(kRoutedLengths + entry.first).data<int32_t>();
+    for (size_t b = 0; b < lengths_.size(); ++b) {
+      if (active[b])
+        entry.second += p[b] - before[entry.first][b];
+      else
+        p[b] = before[entry.first][b];
+    }
+  }
   return std::move(outputs.at(0));
+}
+
+std::vector<std::string> Decoder::routedBlocks() const {
+  return routedOrder_;
+}
+
+int32_t Decoder::routedLength(const std::string &prefix, size_t b) const {
+  auto it = caches_.find(kRoutedLengths + prefix);
+  if (it == caches_.end() || b >= size_t(batch_))
+    throw Error("no routed block '" + prefix + "' or sequence " +
+                std::to_string(b));
+  return it->second.data<int32_t>()[b];
+}
+
+int64_t Decoder::routedDecodedTokens(const std::string &prefix) const {
+  auto it = routedDecoded_.find(prefix);
+  if (it == routedDecoded_.end())
+    throw Error("no routed block '" + prefix + "'");
+  return it->second;
 }

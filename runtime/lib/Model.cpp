@@ -32,10 +32,13 @@ int modrt::configuredThreadCount() {
 }
 
 namespace {
-/// One thread count for both pools a CPU model uses: LLVM's OpenMP runtime
-/// (parallel loops) and OpenBLAS (GEMMs). Model::load also sets the
-/// environment before dlopen, for runtimes that read it when they start; the
-/// setters cover libraries that were already loaded.
+/// One thread pool for a CPU model: LLVM's OpenMP runtime, sized by the
+/// thread count. The GEMMs run on it too: --mod-linalg-to-blas splits each
+/// one into per-thread cblas_sgemm calls, so OpenBLAS itself runs
+/// single-threaded (its own pool would compete with OpenMP's workers for the
+/// same cores, spinning in sched_yield while the other pool works).
+/// Model::load also sets the environment before dlopen, for runtimes that
+/// read it when they start; the setters cover libraries already loaded.
 void configureThreads(void *handle, int threads) {
   auto call = [&](const char *name, int value) {
     void *symbol = ::dlsym(handle, name);
@@ -44,11 +47,11 @@ void configureThreads(void *handle, int threads) {
     std::memcpy(&fn, &symbol, sizeof fn);
     fn(value);
   };
-  call("openblas_set_num_threads", threads);
+  call("openblas_set_num_threads", 1);
   call("omp_set_num_threads", threads);
-  // Idle OpenMP workers sleep at once instead of spinning for 200 ms: the
-  // GEMMs between two parallel loops run on OpenBLAS's own threads, which
-  // spinning OpenMP workers would starve.
+  // Idle OpenMP workers sleep at once instead of spinning for 200 ms, which
+  // on a shared machine would take cores from other processes between two
+  // parallel regions.
   call("kmp_set_blocktime", 0);
 }
 } // namespace
@@ -135,8 +138,9 @@ Model Model::load(const std::string &dir) {
   const std::string libraryPath = dir + "/" + model.manifest_.library;
   const auto identity = checkLibraryDigest(model.manifest_, dir, libraryPath);
   const int threads = configuredThreadCount();
-  // OpenBLAS sizes its thread pool from the environment when it is loaded.
-  ::setenv("OPENBLAS_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  // OpenBLAS sizes its thread pool from the environment when it is loaded;
+  // it runs single-threaded inside the OpenMP threads (configureThreads).
+  ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
   ::setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   // RTLD_NOW surfaces unresolved symbols here instead of mid-call;
   // RTLD_LOCAL keeps two loaded models from resolving each other's symbols.

@@ -227,6 +227,8 @@ void Trainer::initialize() {
   ParameterLoadReport report;
   params_ = loadParameters(*lg_, o_.weightsPath, o_.weightsPath.empty(),
                            o_.seed, &report);
+  if (!o_.weightsPath.empty())
+    printLoadReport("mod-train", lg_->name, o_.weightsPath, report, o_.seed, /*warnUnexpected=*/true);
   for (const auto &[name, p] : params_) {
     Tensor zeros(p.dtype(), p.shape());
     m_.emplace("m." + name, zeros);

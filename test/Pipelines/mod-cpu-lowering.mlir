@@ -8,11 +8,13 @@
 // No op of a dialect above LLVM is left anywhere in the output (the
 // implicit CHECK-NOTs scan all of it).
 // Memory is managed by the generated code; nothing leaks to the caller.
-// CHECK: llvm.func @free(
-// CHECK: llvm.func @malloc(
+// Allocations go through the buffer cache mod-compile links into model.so.
+// CHECK: llvm.func @_mlir_memref_to_llvm_free(
+// CHECK: llvm.func @_mlir_memref_to_llvm_alloc(
 // CHECK-LABEL: llvm.func @forward(
 // CHECK-SAME: %{{.*}}: i64) attributes {llvm.emit_c_interface} {
-// CHECK: llvm.call @free
+// CHECK: llvm.call @_mlir_memref_to_llvm_alloc
+// CHECK: llvm.call @_mlir_memref_to_llvm_free
 // CHECK-LABEL: llvm.func @_mlir_ciface_forward(
 // CHECK-SAME: %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr)
 // CHECK: llvm.call @forward(

@@ -8,10 +8,14 @@
 // compiled forward and the C++ reference.
 //
 //   mod-decode-check MODEL-DIR --weights=FILE --inputs=FILE
-//                    --prompt-lengths=P0,P1,... [--extra-steps=N] -o FILE
+//                    --prompt-lengths=P0,P1,... [--extra-steps=N]
+//                    [--print-routing] -o FILE
 //
 // --inputs holds `tokens` i32 [B,S] (positions are 0..S-1). --extra-steps
 // runs N more steps after the last token (to exercise a full cache).
+// --print-routing prints, for an MoD model, how many tokens of each prompt
+// each routed block took at prefill and which rows it took at each decode
+// step (from the routed lengths the entry points return).
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,7 +38,7 @@ namespace {
 [[noreturn]] void usage(const std::string &why) {
   throw Error(why + "\nusage: mod-decode-check MODEL-DIR --weights=FILE "
                     "--inputs=FILE --prompt-lengths=P0,P1,... "
-                    "[--extra-steps=N] -o FILE");
+                    "[--extra-steps=N] [--print-routing] -o FILE");
 }
 
 std::vector<int64_t> parseList(const std::string &text) {
@@ -64,6 +68,7 @@ int main(int argc, char **argv) {
   try {
     std::string dir, weights, inputs, output, lengthsText;
     int64_t extraSteps = 0;
+    bool printRouting = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&](const char *flag, std::string &out) {
@@ -78,6 +83,8 @@ int main(int argc, char **argv) {
       else if (value("--weights", weights) || value("--inputs", inputs) ||
                value("--prompt-lengths", lengthsText))
         continue;
+      else if (a == "--print-routing")
+        printRouting = true;
       else if (value("--extra-steps", v))
         extraSteps = std::stoll(v);
       else if (a.rfind("-", 0) != 0 && dir.empty())
@@ -118,6 +125,14 @@ int main(int argc, char **argv) {
     }
     Tensor logits(DType::F32, {b, s, v});
     Tensor first = decoder.prefill(prompts);
+    if (printRouting)
+      for (const std::string &block : decoder.routedBlocks()) {
+        std::cout << "prefill " << block << ":";
+        for (int64_t r = 0; r < b; ++r)
+          std::cout << " " << decoder.routedLength(block, size_t(r)) << "/"
+                    << promptLengths[size_t(r)];
+        std::cout << "\n";
+      }
     const int64_t p = decoder.prefillLen();
     for (int64_t r = 0; r < b; ++r)
       std::memcpy(logits.data<float>() + r * s * v,
@@ -130,7 +145,24 @@ int main(int argc, char **argv) {
         int64_t at = promptLengths[size_t(r)] + n;
         if (at < s) next[size_t(r)] = tokens.data<int32_t>()[r * s + at];
       }
+      std::map<std::string, std::vector<int32_t>> before;
+      for (const std::string &block : decoder.routedBlocks())
+        for (int64_t r = 0; r < b; ++r)
+          before[block].push_back(decoder.routedLength(block, size_t(r)));
       Tensor stepLogits = decoder.step(next);
+      if (printRouting)
+        for (const std::string &block : decoder.routedBlocks()) {
+          int64_t routedRows = 0;
+          std::string rows;
+          for (int64_t r = 0; r < b; ++r)
+            if (decoder.routedLength(block, size_t(r)) != before[block][size_t(r)]) {
+              ++routedRows;
+              rows += " " + std::to_string(r);
+            }
+          std::cout << "step " << n << " " << block << ": " << routedRows
+                    << " of " << b << " rows routed" << (rows.empty() ? "" : ":")
+                    << rows << "\n";
+        }
       for (int64_t r = 0; r < b; ++r) {
         int64_t at = promptLengths[size_t(r)] + n;
         if (at < s)

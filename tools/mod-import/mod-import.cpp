@@ -48,6 +48,13 @@ static cl::opt<std::string>
     outputFile("o", cl::init("-"), cl::value_desc("file"),
                cl::desc("Output .mlir file (default: '-', stdout)"),
                cl::cat(category));
+static cl::list<std::string> ignoredFields(
+    "ignore-config-field", cl::value_desc("name"),
+    cl::desc("Accept this top-level configuration field without reading "
+             "it (repeatable). Fields mod-import does not know are errors, "
+             "since they might change the computation; name one here only "
+             "when you know it does not"),
+    cl::cat(category));
 static cl::opt<bool>
     verbose("v", cl::init(false),
             cl::desc("Print a summary of the imported model on stderr"),
@@ -108,9 +115,23 @@ int main(int argc, char **argv) {
       "model_type llama requires hidden_size, num_hidden_layers, "
       "num_attention_heads,\nintermediate_size, vocab_size, rms_norm_eps; "
       "optional num_key_value_heads\n(default num_attention_heads), head_dim "
-      "(default hidden_size /\nnum_attention_heads), rope_theta (default "
-      "10000), tie_word_embeddings\n(default false), max_position_embeddings "
-      "(bounds --seq), hidden_act (silu).\nOther fields are ignored.\n\n"
+      "(default hidden_size /\nnum_attention_heads), tie_word_embeddings "
+      "(default false),\nmax_position_embeddings (bounds --seq), hidden_act "
+      "(silu), and RoPE in either\nspelling: transformers 5's "
+      "rope_parameters {rope_theta, rope_type, ...} or\n4.x's top-level "
+      "rope_theta (default 10000) and rope_scaling {type|rope_type,\n...} "
+      "(where both give a value they must agree). rope_type default;\n"
+      "linear {factor}; dynamic {factor} (frequencies grow with the sequence "
+      "length\nonly beyond max_position_embeddings, which --seq may not "
+      "exceed, so they are\nthe default ones); llama3 {factor, "
+      "low_freq_factor, high_freq_factor,\noriginal_max_position_embeddings}; "
+      "yarn {factor, attention_factor, beta_fast,\nbeta_slow, mscale, "
+      "mscale_all_dim, original_max_position_embeddings,\ntruncate}. Other "
+      "rope types and keys are errors.\n\n"
+      "Every other field must be known not to change the forward "
+      "computation\n(bookkeeping, token ids, generation defaults, dropout, "
+      "initializer_range,\ndtype, ...) or is an error; see "
+      "--ignore-config-field.\n\n"
       "Limits (sizes are computed with overflow checks; anything beyond is an\n"
       "error): at most 1024 layers; every size (hidden, heads, kv heads,\n"
       "head_dim, intermediate, vocab_size, n_positions, --batch, --seq) at\n"
@@ -124,7 +145,8 @@ int main(int argc, char **argv) {
     return fail("cannot read " + configFile + ": " + ec.message());
 
   llvm::Expected<mod::frontend::TransformerConfig> config =
-      mod::frontend::parseTransformerConfig((*buffer)->getBuffer());
+      mod::frontend::parseTransformerConfig((*buffer)->getBuffer(),
+                                            ignoredFields);
   if (!config)
     return fail(configFile + ": " + llvm::toString(config.takeError()));
   if (llvm::Error err =

@@ -63,7 +63,7 @@ TEST_F(ModRunTest, HelpDescribesEveryOption) {
   RunResult r = run({"--help"});
   EXPECT_EQ(r.exitCode, 0);
   for (const char *option : {"--entry=NAME", "--inputs=FILE", "--outputs=FILE", "--print",
-                             "--print-limit=N", "--precision=N", "--help", "--weights=FILE",
+                             "--print-limit=N", "--precision=N", "--help", "--weights=PATH",
                              "--init-missing", "--seed=N", "--save-weights=FILE",
                              "--prompt=TEXT", "--top=N", "byte 0x20"})
     EXPECT_NE(r.out.find(option), std::string::npos) << option;
@@ -282,18 +282,22 @@ TEST_F(ModRunWeightsTest, ReportsParameterErrors) {
 }
 
 TEST_F(ModRunWeightsTest, InitializesMissingParameters) {
-  // With a weights file that lacks b, or with none at all, b is all ones.
+  // Without a weights file, b is all ones.
+  std::vector<std::string> args = {paramModel.path(), "--entry=add", "--inputs=" + a,
+                                   "--init-missing"};
+  RunResult r = run(args);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "sum: f32[2x3]\n[0,:] 2 3 4\n[1,:] 5 6 7\n");
+  // A weights file that matches none of the parameters is another model's:
+  // --init-missing refuses it rather than running on random parameters.
   std::string weights = work.file("w.safetensors");
   writeSafetensors(weights, {{"other", Tensor(DType::F32, {1})}});
-  for (std::vector<std::string> extra :
-       {std::vector<std::string>{"--init-missing"},
-        std::vector<std::string>{"--init-missing", "--weights=" + weights}}) {
-    std::vector<std::string> args = {paramModel.path(), "--entry=add", "--inputs=" + a};
-    args.insert(args.end(), extra.begin(), extra.end());
-    RunResult r = run(args);
-    EXPECT_EQ(r.exitCode, 0) << r.err;
-    EXPECT_EQ(r.out, "sum: f32[2x3]\n[0,:] 2 3 4\n[1,:] 5 6 7\n");
-  }
+  args.push_back("--weights=" + weights);
+  r = run(args);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find(weights + ": none of its 1 tensors (e.g. 'other') is a parameter of "
+                       "entry point 'add' (e.g. 'b')"),
+            std::string::npos) << r.err;
 }
 
 TEST_F(ModRunWeightsTest, InitializationIsDeterministicAndSavedWeightsReload) {

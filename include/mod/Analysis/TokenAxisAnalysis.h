@@ -86,7 +86,8 @@ private:
   bool propagateLinalg(Operation *op);
   bool propagateReshape(Operation *op);
   /// Makes dimension d of `big` and dimension bigToSmall[d] of `small` agree
-  /// (-1: d is dropped by a rank-reducing slice).
+  /// (-1: d is dropped by a rank-reducing slice; -2: d is not linked, the
+  /// concatenated dimension of a tensor.concat).
   bool linkDims(Operation *op, Value big, Value small,
                 ArrayRef<int64_t> bigToSmall);
   void fail(Operation *op, const Twine &why);

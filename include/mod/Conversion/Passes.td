@@ -137,8 +137,7 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     `linalg.batch_matmul`, and any `linalg.generic` whose body is
     `out + a * b` and whose indexing maps have one M, one N and one K
     dimension plus any number of batch dimensions) by calls to OpenBLAS's
-    `cblas_sgemm` (row-major, `alpha = beta = 1`: linalg accumulates into
-    its init).
+    `cblas_sgemm` (row-major, `alpha = 1`).
 
     For each operand, the strides of its two GEMM dimensions come from the
     memref layout composed with the indexing map: unit stride on the inner
@@ -146,9 +145,23 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     transposed operand (`CblasTrans`), so transposes never materialize. An
     output whose M stride is 1 is computed as `Cᵀ = Bᵀ·Aᵀ`. Extra M, N or K
     dimensions that collapse with the primary one in every operand (e.g.
-    `[B,S,D]` tokens) are merged into it; the remaining dimensions become
-    `scf.for` loops around the call, advancing each operand by its stride
-    (0 for an operand that does not use the dimension, i.e. a broadcast).
+    `[B,S,D]` tokens) are merged into it.
+
+    The calls run on the OpenMP threads, OpenBLAS itself single-threaded
+    (the runtime sets it so): an `scf.parallel` marked `mod.gemm_tiles`,
+    which `--mod-cpu-parallel-loops` keeps parallel, iterates over the
+    remaining dimensions of C (e.g. attention's batch and heads, one GEMM
+    each, advancing each operand by its stride, 0 for a broadcast operand)
+    and over slices of the larger of M and N: when there are fewer such
+    calls than `omp_get_max_threads()` at run time, each call is cut into
+    `ceil(threads / calls)` slices of a multiple of 16 rows or columns.
+    Unmerged K dimensions become `scf.for` loops inside, accumulating into C.
+
+    linalg accumulates into its init, so `beta = 1`, except when C was just
+    zeroed: a `linalg.fill` of 0.0 into C, or a `memref.copy` into C from a
+    buffer just filled with 0.0 (bufferization's copy of a zero init shared
+    by two GEMMs), with nothing in between that writes memory, is dropped
+    and the calls use `beta = 0` (not with unmerged K loops).
 
     Ops that do not fit (other element types, a body that is not a plain
     multiply-add, no unit stride in an operand, dynamic shapes or strides)
@@ -165,8 +178,13 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
 
     ```mlir
     %pa = ... aligned pointer of %a plus its offset, as !llvm.ptr ...
-    func.call @cblas_sgemm(%c101_i32, %c111_i32, %c111_i32, %c6_i32, %c8_i32, %c4_i32,
-        %one, %pa, %c4_i32, %pb, %c8_i32, %one, %pc, %c8_i32) : (...) -> ()
+    %threads = func.call @omp_get_max_threads() : () -> i32
+    ... %slices = ceil(N / chunk), chunk = a multiple of 16 >= N / threads ...
+    scf.parallel (%s) = (%c0) to (%slices) step (%c1) {
+      ... %pb, %pc advanced by %s * chunk columns, %n = min(chunk, 8 - start) ...
+      func.call @cblas_sgemm(%c101_i32, %c111_i32, %c111_i32, %c6_i32, %n, %c4_i32,
+          %one, %pa, %c4_i32, %pb, %c8_i32, %one, %pc, %c8_i32) : (...) -> ()
+    } {mod.gemm_tiles}
     ```
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
@@ -197,7 +215,13 @@ def CPUFuseElementwise : Pass<"mod-cpu-fuse-elementwise"> {
       (the masked, scaled attention scores feed softmax's max and its exp and
       are recomputed in both, so no `[B,H,S,S]` logits tensor is stored).
       Producers with more users (the residual stream) are materialized, so
-      recomputation cannot snowball.
+      recomputation cannot snowball;
+    - or it is a cheap body whose inputs are all broadcast into its iteration
+      space, such as the causal mask `positions[b,j] <= positions[b,i]`:
+      it fuses into every user, even one that broadcasts it over heads,
+      because comparing two cached positions costs less than storing a
+      `[B,S,S]` i1 tensor and loading it back (not when the body gathers
+      with `tensor.extract`, like an embedding lookup).
 
     An elementwise op is never fused into a matmul (it would be recomputed
     for every output column). `tensor.collapse_shape` / `tensor.expand_shape`
@@ -240,7 +264,9 @@ def CPUParallelLoops : Pass<"mod-cpu-parallel-loops"> {
       dimensions become `scf.for` loops, so the contiguous innermost loop
       keeps a simple induction variable that LLVM vectorizes.
 
-    Loops with reductions (`init` values) are left unchanged.
+    Loops with reductions (`init` values) are left unchanged, and so are the
+    loops of GEMM calls that `--mod-linalg-to-blas` marks `mod.gemm_tiles`
+    (each iteration is a whole GEMM or a slice of one, whatever the count).
 
     Before:
 

@@ -10,11 +10,14 @@
 #ifndef MOD_FRONTEND_CONFIG_H
 #define MOD_FRONTEND_CONFIG_H
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace mlir::mod::frontend {
 
@@ -27,6 +30,49 @@ enum class ModelFamily {
 
 /// The Hugging Face `model_type` string of `family`.
 llvm::StringRef getModelTypeName(ModelFamily family);
+
+/// Rotary position embedding scaling, as Hugging Face's `rope_type` (read
+/// from transformers 5's `rope_parameters` or 4.x's `rope_scaling`).
+enum class RopeType {
+  /// inv_freq[i] = theta^(-2i/d).
+  Default,
+  /// Position interpolation: inv_freq / factor.
+  Linear,
+  /// Dynamic NTK: the base grows with the sequence length at run time once
+  /// it exceeds max_position_embeddings. A compiled model has static
+  /// frequencies, so only S <= max_position_embeddings is accepted (where
+  /// the frequencies are the default ones).
+  Dynamic,
+  /// LLaMA 3.1: low frequencies divided by factor, high ones kept, a smooth
+  /// blend between.
+  Llama3,
+  /// YaRN: interpolation blended with extrapolation by a linear ramp over
+  /// the dimensions, cos and sin scaled by an attention factor.
+  Yarn,
+};
+
+struct RopeConfig {
+  RopeType type = RopeType::Default;
+  double theta = 10000.0;
+  /// linear, dynamic, llama3, yarn.
+  double factor = 1.0;
+  /// llama3 (required) and yarn (optional; default max_position_embeddings).
+  std::optional<int64_t> originalMaxPositions;
+  /// llama3.
+  double lowFreqFactor = 1.0, highFreqFactor = 4.0;
+  /// yarn.
+  std::optional<double> attentionFactor, mscale, mscaleAllDim;
+  double betaFast = 32.0, betaSlow = 1.0;
+  bool truncate = true;
+};
+
+/// The RoPE table of a configuration: inv_freq for each of the head_dim/2
+/// frequency pairs, and the factor that multiplies cos and sin (YaRN's
+/// attention factor, 1 otherwise).
+struct RopeFrequencies {
+  std::vector<double> invFreq;
+  double attentionScaling = 1.0;
+};
 
 /// One decoder-only transformer, with the fields of both families mapped to
 /// common names (GPT-2's `n_embd` is `hiddenSize`, and so on).
@@ -45,8 +91,8 @@ struct TransformerConfig {
   std::optional<int64_t> maxPositions;
   /// LayerNorm or RMSNorm epsilon.
   double normEps = 0.0;
-  /// RoPE base (LLaMA only).
-  double ropeTheta = 10000.0;
+  /// RoPE base and scaling (LLaMA only).
+  RopeConfig rope;
   /// The output projection reuses the token embedding table.
   bool tieWordEmbeddings = true;
 };
@@ -79,8 +125,22 @@ struct ImportLimits {
 /// offending field; malformed JSON is reported with its line and column.
 /// Duplicate keys (in any object) and nesting deeper than
 /// ImportLimits::kMaxJsonDepth are errors, and every size field must lie in
-/// [1, ImportLimits::kMaxSize] (layers: [1, kMaxLayers]).
-llvm::Expected<TransformerConfig> parseTransformerConfig(llvm::StringRef json);
+/// [1, ImportLimits::kMaxSize] (layers: [1, kMaxLayers]). Every field must
+/// be one mod-import reads or knows not to change the forward computation
+/// (bookkeeping, generation defaults, dropout, ...): any other is an error,
+/// unless named in `ignoredFields`. RoPE settings are read from transformers
+/// 5's `rope_parameters` and 4.x's `rope_theta` / `rope_scaling` alike.
+llvm::Expected<TransformerConfig>
+parseTransformerConfig(llvm::StringRef json,
+                       llvm::ArrayRef<std::string> ignoredFields = {});
+
+/// Hugging Face's RoPE frequencies for `config` (LLaMA) and a compiled
+/// sequence length of `seq`, computed in double (transformers computes them
+/// in float32; they agree to float32 rounding). Errors for a rope type that
+/// depends on the sequence length at run time beyond what a static shape can
+/// express (dynamic with `seq` > max_position_embeddings).
+llvm::Expected<RopeFrequencies> computeRopeFrequencies(
+    const TransformerConfig &config, int64_t seq);
 
 /// Checks that the model can be instantiated for `batch` sequences of `seq`
 /// tokens: both in [1, ImportLimits::kMaxSize], `seq` within the position

@@ -30,6 +30,15 @@ LogicalResult buildCPULoweringPipeline(OpPassManager &pm, std::string &error);
 /// arguments for the C compiler driver.
 std::vector<std::string> cpuLinkArguments();
 
+/// C source that every CPU model.so is linked with: the buffer allocator
+/// the CPU lowering's allocations call (`_mlir_memref_to_llvm_alloc` /
+/// `_mlir_memref_to_llvm_free`, from finalize-memref-to-llvm's
+/// use-generic-functions). It keeps large freed buffers for the next
+/// allocation of about the same size instead of returning them to the
+/// system, so a forward does not page-fault its [B,H,S,S] scores and MLP
+/// activations in afresh at every call.
+llvm::StringRef cpuSupportSource();
+
 /// Registers `--mod-cpu-lowering` with mod-opt.
 void registerMoDPipelines();
 

@@ -86,14 +86,32 @@ bool allUsesArePermutations(linalg::GenericOp producer) {
   });
 }
 
+/// A cheap generic whose inputs are all broadcast into its iteration space
+/// (every input map drops a dimension), such as the causal mask
+/// `positions[b,j] <= positions[b,i]` over [B,S,S]: recomputing an element
+/// reads a few small, cache-resident inputs, which is cheaper than reading
+/// the stored result (for an i1 mask, one byte per element that the
+/// vectorizer assembles into a predicate one bit at a time).
+bool isCheapOuterProduct(linalg::GenericOp op) {
+  bool reads = llvm::any_of(op.getBody()->getOperations(), [](Operation &o) {
+    return isa<tensor::ExtractOp>(o); // a gather, e.g. an embedding lookup
+  });
+  return op.getNumDpsInputs() > 0 && isCheap(op) && !reads &&
+         llvm::all_of(op.getDpsInputOperands(), [&](OpOperand *in) {
+           AffineMap map = op.getMatchingIndexingMap(in);
+           return map.getNumResults() < op.getNumLoops();
+         });
+}
+
 /// Fuses when no element of the producer is computed more than once per
 /// consumer: the producer only moves data; or every user reads each of its
 /// elements in exactly one iteration (a permutation map: elementwise chains
 /// and row reductions) and it has one user, or two users and a cheap body
 /// (the masked, scaled attention scores feed both softmax's max and its
 /// exp). More users would let recomputation snowball (the residual stream
-/// feeds four ops per block). Never into a matmul, which would recompute an
-/// element for every output column.
+/// feeds four ops per block). A cheap outer product of smaller inputs is
+/// fused into any number of users, broadcast or not. Never into a matmul, which would
+/// recompute an element for every output column.
 bool shouldFuse(OpOperand *fused) {
   auto producer = fused->get().getDefiningOp<linalg::GenericOp>();
   auto consumer = dyn_cast<linalg::GenericOp>(fused->getOwner());
@@ -101,6 +119,8 @@ bool shouldFuse(OpOperand *fused) {
     return false;
   if (isDataMovement(producer))
     return !movesContractionResultIntoContraction(producer, consumer);
+  if (isCheapOuterProduct(producer))
+    return true;
   if (!consumer.getMatchingIndexingMap(fused).isPermutation())
     return false;
   if (producer->hasOneUse())

@@ -25,6 +25,8 @@
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include <limits>
 
@@ -37,6 +39,13 @@ using namespace mlir;
 
 namespace {
 constexpr llvm::StringLiteral kSgemm = "cblas_sgemm";
+constexpr llvm::StringLiteral kMaxThreads = "omp_get_max_threads";
+/// Marks the scf.parallel of GEMM calls, which --mod-cpu-parallel-loops
+/// leaves parallel whatever its trip count (each iteration is a GEMM).
+constexpr llvm::StringLiteral kGemmTilesAttr = "mod.gemm_tiles";
+/// Row or column slices of one GEMM are multiples of this (OpenBLAS's
+/// register tile sizes divide it).
+constexpr int64_t kTileAlign = 16;
 // CBLAS enum values (cblas.h).
 constexpr int32_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
@@ -63,6 +72,9 @@ struct OperandLayout {
 /// dimensions the calls are nested in.
 struct GemmPlan {
   int64_t m = 1, n = 1, k = 1;
+  /// Element strides of the M and N dimensions in each original operand
+  /// (A, B, C), for splitting the call into row or column tiles.
+  int64_t mStride[3] = {0, 0, 0}, nStride[3] = {0, 0, 0};
   OperandLayout a, b;
   int64_t ldc = 1;
   /// Operand order after a possible swap (C = A·B or Cᵀ = Bᵀ·Aᵀ).
@@ -208,6 +220,10 @@ std::optional<GemmPlan> planGemm(linalg::LinalgOp op) {
   plan.m = m.size;
   plan.n = n.size;
   plan.k = k.size;
+  for (int o = 0; o < 3; ++o) {
+    plan.mStride[o] = m.stride[o];
+    plan.nStride[o] = n.stride[o];
+  }
   constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
   for (int64_t v : {plan.m, plan.n, plan.k, plan.a.ld, plan.b.ld, plan.ldc})
     if (v > kMaxInt)
@@ -215,19 +231,31 @@ std::optional<GemmPlan> planGemm(linalg::LinalgOp op) {
   return plan;
 }
 
-func::FuncOp getOrDeclareSgemm(ModuleOp module) {
-  if (auto fn = module.lookupSymbol<func::FuncOp>(kSgemm))
+func::FuncOp getOrDeclare(ModuleOp module, StringRef name,
+                          FunctionType type) {
+  if (auto fn = module.lookupSymbol<func::FuncOp>(name))
     return fn;
+  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+  auto fn = func::FuncOp::create(b, module.getLoc(), name, type);
+  fn.setPrivate();
+  return fn;
+}
+
+func::FuncOp getOrDeclareSgemm(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   Type i32 = IntegerType::get(ctx, 32), f32 = Float32Type::get(ctx);
   Type ptr = LLVM::LLVMPointerType::get(ctx);
-  auto type = FunctionType::get(
-      ctx, {i32, i32, i32, i32, i32, i32, f32, ptr, i32, ptr, i32, f32, ptr, i32},
-      {});
-  OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
-  auto fn = func::FuncOp::create(b, module.getLoc(), kSgemm, type);
-  fn.setPrivate();
-  return fn;
+  return getOrDeclare(
+      module, kSgemm,
+      FunctionType::get(ctx, {i32, i32, i32, i32, i32, i32, f32, ptr, i32, ptr,
+                              i32, f32, ptr, i32},
+                        {}));
+}
+
+func::FuncOp getOrDeclareMaxThreads(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  return getOrDeclare(module, kMaxThreads,
+                      FunctionType::get(ctx, {}, {IntegerType::get(ctx, 32)}));
 }
 
 /// The byte address of element [0, ...] of `v`, as an index.
@@ -239,30 +267,142 @@ Value baseAddress(OpBuilder &b, Location loc, Value v) {
   return arith::AddIOp::create(b, loc, base, bytes);
 }
 
-void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm) {
+/// Whether `op` cannot change the contents of an existing buffer: no
+/// memory effects, or only allocating a new one.
+bool leavesBuffersAlone(Operation *op) {
+  auto iface = dyn_cast<MemoryEffectOpInterface>(op);
+  if (!iface)
+    return isMemoryEffectFree(op);
+  SmallVector<MemoryEffects::EffectInstance> effects;
+  iface.getEffects(effects);
+  return llvm::all_of(effects, [](const MemoryEffects::EffectInstance &e) {
+    return isa<MemoryEffects::Allocate, MemoryEffects::Read>(e.getEffect());
+  });
+}
+
+/// The op that last wrote `buffer` before `op` in its block, when nothing
+/// between them can have changed any buffer; null otherwise.
+Operation *lastWriterBefore(Operation *op, Value buffer) {
+  for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode()) {
+    if (auto fill = dyn_cast<linalg::FillOp>(prev))
+      return fill.getDpsInits()[0] == buffer ? prev : nullptr;
+    if (auto copy = dyn_cast<memref::CopyOp>(prev))
+      return copy.getTarget() == buffer ? prev : nullptr;
+    if (!leavesBuffersAlone(prev))
+      return nullptr;
+  }
+  return nullptr;
+}
+
+bool isZeroFillOf(Operation *op, Value buffer) {
+  auto fill = dyn_cast_or_null<linalg::FillOp>(op);
+  FloatAttr value;
+  return fill && fill.getDpsInits()[0] == buffer &&
+         matchPattern(fill.getDpsInputs()[0], m_Constant(&value)) &&
+         value.getValue().isPosZero();
+}
+
+/// The op that zeroes `op`'s output right before it, which beta = 0 makes
+/// redundant: a linalg.fill of 0.0 into it, or a memref.copy into it from a
+/// buffer just filled with 0.0 (bufferization's copy of a zero init that
+/// CSE shared between two GEMMs). Null when there is none.
+Operation *zeroInitBefore(linalg::LinalgOp op) {
+  Value out = op.getDpsInits()[0];
+  Operation *writer = lastWriterBefore(op, out);
+  if (isZeroFillOf(writer, out))
+    return writer;
+  if (auto copy = dyn_cast_or_null<memref::CopyOp>(writer))
+    if (isZeroFillOf(lastWriterBefore(copy, copy.getSource()),
+                     copy.getSource()))
+      return copy;
+  return nullptr;
+}
+
+void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
+             func::FuncOp maxThreads) {
   OpBuilder b(op);
   Location loc = op.getLoc();
+  auto cst = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
   Value operands[3] = {op.getDpsInputs()[0], op.getDpsInputs()[1],
                        op.getDpsInits()[0]};
   SmallVector<Value> addr;
   for (Value v : operands)
     addr.push_back(baseAddress(b, loc, v));
-  // Loops over the batch (and unmerged) dimensions, advancing each operand.
-  for (const LoopDim &loop : plan.loops) {
-    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-    Value ub = arith::ConstantIndexOp::create(b, loc, loop.size);
-    Value one = arith::ConstantIndexOp::create(b, loc, 1);
-    auto forOp = scf::ForOp::create(b, loc, zero, ub, one);
-    b.setInsertionPointToStart(forOp.getBody());
-    Value iv = forOp.getInductionVar();
-    for (int o = 0; o < 3; ++o) {
-      if (loop.stride[o] == 0)
-        continue;
-      Value step = arith::MulIOp::create(
-          b, loc, iv, arith::ConstantIndexOp::create(b, loc, loop.stride[o] * 4));
-      addr[o] = arith::AddIOp::create(b, loc, addr[o], step);
+
+  // Loops over dimensions of C are independent calls; loops over unmerged
+  // K dimensions (stride 0 in C) accumulate into the same C and stay
+  // sequential inside each call's tile.
+  SmallVector<LoopDim> outer, inner;
+  for (const LoopDim &loop : plan.loops)
+    (loop.stride[2] != 0 ? outer : inner).push_back(loop);
+  // With every call writing all of its tile exactly once, a zero fill of C
+  // right before is what beta = 0 does.
+  float beta = 1.0f;
+  if (inner.empty())
+    if (Operation *init = zeroInitBefore(op)) {
+      init->erase();
+      beta = 0.0f;
     }
+
+  // The calls run on the OpenMP threads, each call single-threaded: the
+  // iterations of the C loops, times `tiles` slices of the larger of M and
+  // N when there are fewer of those iterations than threads (runtime
+  // omp_get_max_threads()). A slice is a multiple of kTileAlign rows or
+  // columns; slicing M re-packs B in every slice, slicing N re-packs A,
+  // so the larger dimension is the cheaper one to slice.
+  int64_t calls = 1;
+  for (const LoopDim &loop : outer)
+    calls *= loop.size;
+  bool splitM = plan.m >= plan.n;
+  int64_t extent = splitM ? plan.m : plan.n;
+  Value threads = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      func::CallOp::create(b, loc, maxThreads, ValueRange{}).getResult(0));
+  Value tiles = arith::CeilDivSIOp::create(b, loc, threads, cst(calls));
+  Value chunk = arith::CeilDivSIOp::create(b, loc, cst(extent), tiles);
+  chunk = arith::MulIOp::create(
+      b, loc, arith::CeilDivSIOp::create(b, loc, chunk, cst(kTileAlign)),
+      cst(kTileAlign));
+  chunk = arith::MinSIOp::create(b, loc, chunk, cst(extent));
+  tiles = arith::CeilDivSIOp::create(b, loc, cst(extent), chunk);
+
+  SmallVector<Value> lbs, ubs, steps;
+  for (const LoopDim &loop : outer) {
+    lbs.push_back(cst(0));
+    ubs.push_back(cst(loop.size));
+    steps.push_back(cst(1));
   }
+  lbs.push_back(cst(0));
+  ubs.push_back(tiles);
+  steps.push_back(cst(1));
+  auto par = scf::ParallelOp::create(b, loc, lbs, ubs, steps);
+  par->setAttr(kGemmTilesAttr, b.getUnitAttr());
+  b.setInsertionPointToStart(par.getBody());
+  auto advance = [&](int o, Value iv, int64_t stride) {
+    if (stride == 0)
+      return;
+    Value bytes = arith::MulIOp::create(b, loc, iv, cst(stride * 4));
+    addr[o] = arith::AddIOp::create(b, loc, addr[o], bytes);
+  };
+  ValueRange ivs = par.getInductionVars();
+  for (auto [loop, iv] : llvm::zip(outer, ivs.drop_back()))
+    for (int o = 0; o < 3; ++o)
+      advance(o, iv, loop.stride[o]);
+  Value start = arith::MulIOp::create(b, loc, ivs.back(), chunk);
+  Value size = arith::MinSIOp::create(
+      b, loc, chunk, arith::SubIOp::create(b, loc, cst(extent), start));
+  const int64_t *strides = splitM ? plan.mStride : plan.nStride;
+  for (unsigned o : {splitM ? plan.lhs : plan.rhs, 2u})
+    advance(o, start, strides[o]);
+  for (const LoopDim &loop : inner) {
+    auto forOp = scf::ForOp::create(b, loc, cst(0), cst(loop.size), cst(1));
+    b.setInsertionPointToStart(forOp.getBody());
+    for (int o = 0; o < 3; ++o)
+      advance(o, forOp.getInductionVar(), loop.stride[o]);
+  }
+
   Type ptrTy = LLVM::LLVMPointerType::get(b.getContext());
   auto ptr = [&](unsigned o) -> Value {
     Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), addr[o]);
@@ -271,14 +411,18 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm) {
   auto i32 = [&](int64_t v) -> Value {
     return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
   };
-  Value one = arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
-                                             APFloat(1.0f));
+  Value size32 = arith::IndexCastOp::create(b, loc, b.getI32Type(), size);
+  auto f32 = [&](float v) -> Value {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(v));
+  };
   func::CallOp::create(
       b, loc, sgemm,
       ValueRange{i32(kRowMajor), i32(plan.a.transposed ? kTrans : kNoTrans),
-                 i32(plan.b.transposed ? kTrans : kNoTrans), i32(plan.m),
-                 i32(plan.n), i32(plan.k), one, ptr(plan.lhs), i32(plan.a.ld),
-                 ptr(plan.rhs), i32(plan.b.ld), one, ptr(2), i32(plan.ldc)});
+                 i32(plan.b.transposed ? kTrans : kNoTrans),
+                 splitM ? size32 : i32(plan.m), splitM ? i32(plan.n) : size32,
+                 i32(plan.k), f32(1.0f), ptr(plan.lhs), i32(plan.a.ld),
+                 ptr(plan.rhs), i32(plan.b.ld), f32(beta), ptr(2),
+                 i32(plan.ldc)});
   op->erase();
 }
 
@@ -293,8 +437,9 @@ struct LinalgToBLASPass : mod::impl::LinalgToBLASBase<LinalgToBLASPass> {
     if (candidates.empty())
       return;
     func::FuncOp sgemm = getOrDeclareSgemm(module);
+    func::FuncOp maxThreads = getOrDeclareMaxThreads(module);
     for (auto &[op, plan] : candidates)
-      rewrite(op, plan, sgemm);
+      rewrite(op, plan, sgemm, maxThreads);
   }
 };
 } // namespace

@@ -99,6 +99,8 @@ struct CPUParallelLoopsPass
     for (scf::ParallelOp par : outermost) {
       if (!par.getInitVals().empty())
         continue; // reductions: left to convert-scf-to-openmp as they are
+      if (par->hasAttr("mod.gemm_tiles"))
+        continue; // GEMM calls from --mod-linalg-to-blas: each is heavy
       // One parallel region per nest: inner parallel loops run sequentially
       // on the thread that owns the outer iteration.
       SmallVector<scf::ParallelOp> nested;

@@ -4,7 +4,10 @@
 // `mod-opt --mod-generate-decode` generates (see its description): the
 // decoder owns the batch's caches (zeroed, [B,Smax,...], the inputs named
 // `cache.<i>`) and the per-sequence lengths, passes them to each call and
-// takes the updated caches back. Positions are the token's index in its
+// takes the updated caches back. For MoD models each routed block also has
+// `routed_lengths.<prefix>` [B] i32: the tokens its own caches hold per
+// sequence (only the tokens routed through it), updated in place by the
+// entry points like the caches. Positions are the token's index in its
 // sequence: 0..n-1 for a prompt of n tokens, then lengths[b] for each new
 // token.
 //
@@ -39,6 +42,17 @@ public:
   /// Tokens each sequence's caches hold.
   const std::vector<int32_t> &lengths() const { return lengths_; }
 
+  /// The routed blocks of an MoD model (the inputs `routed_lengths.<prefix>`
+  /// of the entry points), by prefix, e.g. "transformer.h.1", in order.
+  std::vector<std::string> routedBlocks() const;
+  /// Tokens of sequence b that block `prefix`'s cache holds (the tokens the
+  /// block processed).
+  int32_t routedLength(const std::string &prefix, size_t b) const;
+  /// Tokens that decode steps appended to active sequences since the last
+  /// prefill, and how many of them went through block `prefix`.
+  int64_t decodedTokens() const { return decoded_; }
+  int64_t routedDecodedTokens(const std::string &prefix) const;
+
   /// Empties the caches and runs the prompts (one per sequence, 1 to
   /// prefillLen() tokens each, ids in [0, vocab)); returns f32 logits
   /// [B, prefillLen, V], of which row b's first prompts[b].size() positions
@@ -63,7 +77,12 @@ private:
   const EntryPoint *prefillEntry_ = nullptr;
   const EntryPoint *stepEntry_ = nullptr;
   int64_t batch_ = 0, maxSeqLen_ = 0, prefillLen_ = 0, vocab_ = 0;
+  /// Caches and routed lengths: donated inputs the entry points update in
+  /// place.
   std::map<std::string, Tensor> caches_;
+  std::map<std::string, int64_t> routedDecoded_;
+  std::vector<std::string> routedOrder_;
+  int64_t decoded_ = 0;
   std::vector<int32_t> lengths_;
 };
 

@@ -72,17 +72,28 @@ Options:
                        provides them all).
   --outputs=FILE       Write the outputs, named as in the manifest, to this
                        safetensors file. The file is replaced atomically.
-  --weights=FILE       Safetensors file holding the parameters (the inputs the
-                       manifest marks "kind": "parameter") by exact name. f16
+  --weights=PATH       The parameters (the inputs the manifest marks "kind":
+                       "parameter"): a safetensors file, a Hugging Face shard
+                       index (model.safetensors.index.json), or a directory
+                       holding params.safetensors, model.safetensors or
+                       model.safetensors.index.json. Parameters are found by
+                       name, or by the name with its base-model prefix
+                       ("transformer.", "model.") removed or added, as in
+                       checkpoints of the base model alone (GPT-2's hub
+                       files: "wte.weight", "h.0.attn.c_attn.weight"). f16
                        and bf16 tensors are converted to f32 parameters; a
                        missing parameter or a shape mismatch is an error.
-                       Tensors that are no parameter are ignored with a
-                       warning. Without --weights, parameters are read from
-                       the --inputs file like data inputs.
+                       Known buffers (GPT-2's "attn.bias" and
+                       "attn.masked_bias", "rotary_emb.inv_freq") are
+                       ignored; other tensors that are no parameter are
+                       ignored with a warning. Without --weights, parameters
+                       are read from the --inputs file like data inputs.
   --init-missing       Initialize the parameters that the weights (or inputs)
                        file lacks, all of them when there is no such file,
                        from the manifest's init rules ("normal:<std>",
-                       "zeros", "ones").
+                       "zeros", "ones"), and list them on standard error.
+                       A file that matches none of the parameters (but holds
+                       tensors other than data inputs) is an error.
   --seed=N             Seed of --init-missing, 0 to 2^64-1 (default 0). The
                        values of a parameter depend only on the seed and its
                        name (see modrt/Weights.h), not on parameter order.
@@ -257,17 +268,7 @@ std::map<std::string, Tensor> gatherParameters(const EntryPoint &entry,
   }
   // The inputs file holds the data inputs too, so only a weights file's
   // strays are worth a warning.
-  if (!fromInputs)
-    for (const std::string &name : report.unexpected)
-      std::cerr << "mod-run: warning: " << source << ": tensor '" << name
-                << "' is no parameter of entry point '" << entry.name << "'; ignored\n";
-  if (!source.empty() && !report.initialized.empty()) {
-    std::cerr << "mod-run: note: initialized " << report.initialized.size()
-              << " parameter(s) missing from " << source << " (seed "
-              << options.seed << "):";
-    for (const std::string &name : report.initialized) std::cerr << ' ' << name;
-    std::cerr << '\n';
-  }
+  printLoadReport("mod-run", entry.name, source, report, options.seed, /*warnUnexpected=*/!fromInputs);
   return parameters;
 }
 

@@ -42,7 +42,9 @@ Samples text from a model compiled by mod-compile after
 prompt is run through prefill, then one decode step per new token, each
 token drawn from the logits with the options below. The text streams to
 stdout as it is generated (with --batch > 1, each sample is printed when it
-ends, after a "--- sample N ---" line); timing goes to stderr.
+ends, after a "--- sample N ---" line); timing goes to stderr, and for a
+Mixture-of-Depths model (generated with routed blocks) the fraction of the
+decode steps' tokens each routed block processed.
 
   --prompt=TEXT        A prompt (repeatable). At least 1 token and at most
                        the model's prefill length.
@@ -63,10 +65,17 @@ ends, after a "--- sample N ---" line); timing goes to stderr.
                        from its own generator seeded with N + b, so the same
                        seed gives the same text. Also seeds --init-missing.
   --weights=PATH       The parameters: a safetensors file, a mod-train
-                       checkpoint directory (holding params.safetensors) or
-                       a mod-train run directory (its newest checkpoint).
+                       checkpoint directory (holding params.safetensors), a
+                       mod-train run directory (its newest checkpoint), or a
+                       Hugging Face checkpoint as published: a directory with
+                       model.safetensors or model.safetensors.index.json
+                       (shards), or the index itself. Names are matched as
+                       mod-run --weights does (base-model prefix added or
+                       removed; known buffers ignored).
   --init-missing       Initialize parameters that --weights lacks (or all,
-                       without --weights) from --seed, as mod-run does.
+                       without --weights) from --seed, as mod-run does, and
+                       list them; a weights file that matches none of the
+                       parameters is an error.
   --tokenizer=SPEC     byte (default) or a SentencePiece .model file. When
                        the model's vocabulary is larger than the
                        tokenizer's, tokens are drawn from the tokenizer's
@@ -190,10 +199,15 @@ std::string resolveWeights(const std::string &path) {
   if (!fs::is_directory(path)) return path;
   if (fs::exists(fs::path(path) / "params.safetensors"))
     return (fs::path(path) / "params.safetensors").string();
+  // A checkpoint as published (loadParameters reads the directory).
+  if (fs::exists(fs::path(path) / "model.safetensors") ||
+      fs::exists(fs::path(path) / "model.safetensors.index.json"))
+    return path;
   std::string checkpoint = latestCheckpoint(path);
   if (checkpoint.empty())
     throw Error("--weights: directory " + path +
-                " holds no params.safetensors and no mod-train checkpoint");
+                " holds no params.safetensors and no mod-train checkpoint "
+                "(nor model.safetensors or model.safetensors.index.json)");
   return (fs::path(checkpoint) / "params.safetensors").string();
 }
 
@@ -211,12 +225,14 @@ int run(const Options &o) {
                "--init-missing for seeded parameters");
   std::string weights = o.weights.empty() ? "" : resolveWeights(o.weights);
   std::map<std::string, Tensor> params;
+  ParameterLoadReport report;
   try {
-    params = loadParameters(prefillEntry, weights, o.initMissing, o.seed);
+    params = loadParameters(prefillEntry, weights, o.initMissing, o.seed, &report);
   } catch (const MissingParameterError &e) {
     throw Error(std::string(e.what()) +
                 " (pass --init-missing to initialize it from --seed)");
   }
+  printLoadReport("mod-sample", prefillEntry.name, weights, report, o.seed, /*warnUnexpected=*/true);
   Decoder decoder(model, params);
 
   // A model vocabulary larger than the tokenizer's (GPT-2's 50257 with the
@@ -335,6 +351,18 @@ int run(const Options &o) {
                static_cast<long long>(processed), stepSeconds,
                steps ? 1e3 * stepSeconds / double(steps) : 0.0,
                stepSeconds > 0 ? double(processed) / stepSeconds : 0.0);
+  // MoD models: the share of the decode steps' tokens each routed block
+  // processed (the others skipped it).
+  for (const std::string &block : decoder.routedBlocks()) {
+    int64_t routed = decoder.routedDecodedTokens(block);
+    int64_t all = decoder.decodedTokens();
+    std::fprintf(stderr,
+                 "mod-sample: routed block %s: %lld of %lld decoded tokens "
+                 "(%.1f%%)\n",
+                 block.c_str(), static_cast<long long>(routed),
+                 static_cast<long long>(all),
+                 all ? 100.0 * double(routed) / double(all) : 0.0);
+  }
   return 0;
 }
 

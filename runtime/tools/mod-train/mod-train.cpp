@@ -37,9 +37,13 @@ finish the current step, write a checkpoint and exit non-zero.
 Options:
   --data=FILE          Token file written by mod-tokenize.
   --out=DIR            Run directory: metrics.jsonl and checkpoints/.
-  --weights=FILE       Initial parameters (safetensors, e.g. a Hugging Face
-                       checkpoint of the same config); default: initialized
-                       from --seed with the manifest's init rules.
+  --weights=PATH       Initial parameters (safetensors, e.g. a Hugging Face
+                       checkpoint of the same config: a file, a shard index
+                       model.safetensors.index.json, or a directory holding
+                       model.safetensors or the index; names matched as
+                       mod-run --weights does); every parameter must be
+                       there. Default: initialized from --seed with the
+                       manifest's init rules.
   --seed=N             Parameter init and data order (default 0).
   --steps=N            Optimizer steps (default 1000).
   --accum=N            Micro-batches per step (gradient accumulation, default 1).

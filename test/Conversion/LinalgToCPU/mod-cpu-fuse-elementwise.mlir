@@ -117,3 +117,52 @@ func.func @head_merge(%p: tensor<2x8x8xf32>, %v: tensor<2x8x4xf32>, %w: tensor<8
   %o = linalg.matmul ins(%merged, %w : tensor<8x8xf32>, tensor<8x5xf32>) outs(%o0 : tensor<8x5xf32>) -> tensor<8x5xf32>
   return %o : tensor<8x5xf32>
 }
+
+// -----
+
+// The causal mask [B,S,S] compares two broadcast position rows: cheaper to
+// recompute in each user than to store as i1 and load back, so it fuses into
+// all of its users (two layers' masking here), even those that broadcast it
+// over heads. No i1 tensor remains; each user compares positions itself.
+// CHECK-LABEL: func.func @causal_mask
+// CHECK-NOT:     tensor<2x8x8xi1>
+// CHECK:         linalg.generic
+// CHECK:           arith.cmpi sle
+// CHECK:           arith.select
+// CHECK:         linalg.generic
+// CHECK:           arith.cmpi sle
+// CHECK:           arith.select
+// CHECK-NOT:     tensor<2x8x8xi1>
+#pj = affine_map<(b, i, j) -> (b, j)>
+#pi = affine_map<(b, i, j) -> (b, i)>
+#id3 = affine_map<(b, i, j) -> (b, i, j)>
+#mask4 = affine_map<(b, h, i, j) -> (b, i, j)>
+#id4 = affine_map<(b, h, i, j) -> (b, h, i, j)>
+func.func @causal_mask(%pos: tensor<2x8xi32>, %s1: tensor<2x3x8x8xf32>, %s2: tensor<2x3x8x8xf32>)
+    -> (tensor<2x3x8x8xf32>, tensor<2x3x8x8xf32>) {
+  %masked = arith.constant -1.0e30 : f32
+  %e = tensor.empty() : tensor<2x8x8xi1>
+  %mask = linalg.generic {indexing_maps = [#pi, #pj, #id3],
+                          iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%pos, %pos : tensor<2x8xi32>, tensor<2x8xi32>) outs(%e : tensor<2x8x8xi1>) {
+  ^bb0(%qi: i32, %kj: i32, %out: i1):
+    %v = arith.cmpi sle, %kj, %qi : i32
+    linalg.yield %v : i1
+  } -> tensor<2x8x8xi1>
+  %o = tensor.empty() : tensor<2x3x8x8xf32>
+  %r1 = linalg.generic {indexing_maps = [#id4, #mask4, #id4],
+                        iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s1, %mask : tensor<2x3x8x8xf32>, tensor<2x8x8xi1>) outs(%o : tensor<2x3x8x8xf32>) {
+  ^bb0(%s: f32, %m: i1, %out: f32):
+    %v = arith.select %m, %s, %masked : f32
+    linalg.yield %v : f32
+  } -> tensor<2x3x8x8xf32>
+  %r2 = linalg.generic {indexing_maps = [#id4, #mask4, #id4],
+                        iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s2, %mask : tensor<2x3x8x8xf32>, tensor<2x8x8xi1>) outs(%o : tensor<2x3x8x8xf32>) {
+  ^bb0(%s: f32, %m: i1, %out: f32):
+    %v = arith.select %m, %s, %masked : f32
+    linalg.yield %v : f32
+  } -> tensor<2x3x8x8xf32>
+  return %r1, %r2 : tensor<2x3x8x8xf32>, tensor<2x3x8x8xf32>
+}

@@ -1,16 +1,27 @@
 // RUN: mod-opt %s --mod-linalg-to-blas --cse --split-input-file | FileCheck %s
 
-// A plain row-major GEMM: one call, no transposes, leading dimensions are the
-// row strides.
+// A plain row-major GEMM: no transposes, leading dimensions are the row
+// strides. The calls run on the OpenMP threads (an scf.parallel that
+// --mod-cpu-parallel-loops leaves alone), one column slice of the larger
+// dimension (N = 8 here) per thread: N is the runtime slice size and B and
+// C advance by the slice start. linalg accumulates into C: beta = 1.
 // CHECK-LABEL: func.func @matmul
-// CHECK-DAG:     %[[ROW:.*]] = arith.constant 101 : i32
-// CHECK-DAG:     %[[N:.*]] = arith.constant 111 : i32
-// CHECK-DAG:     %[[C6:.*]] = arith.constant 6 : i32
-// CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : i32
-// CHECK-DAG:     %[[C4:.*]] = arith.constant 4 : i32
-// CHECK:         call @cblas_sgemm(%[[ROW]], %[[N]], %[[N]], %[[C6]], %[[C8]], %[[C4]], %{{.*}}, %{{.*}}, %[[C4]], %{{.*}}, %[[C8]], %{{.*}}, %{{.*}}, %[[C8]])
+// CHECK:         %[[T:.*]] = call @omp_get_max_threads() : () -> i32
+// CHECK:         scf.parallel (%[[S:.*]]) = (%{{.*}}) to (%{{.*}}) step (%{{.*}}) {
+// CHECK:           %[[START:.*]] = arith.muli %[[S]], %[[CHUNK:.*]] : index
+// CHECK:           %[[SIZE:.*]] = arith.minsi %[[CHUNK]], %{{.*}} : index
+// CHECK:           %[[SIZE32:.*]] = arith.index_cast %[[SIZE]] : index to i32
+// CHECK-DAG:       %[[ROW:.*]] = arith.constant 101 : i32
+// CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
+// CHECK-DAG:       %[[C6:.*]] = arith.constant 6 : i32
+// CHECK-DAG:       %[[C8:.*]] = arith.constant 8 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK-DAG:       %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:           call @cblas_sgemm(%[[ROW]], %[[N]], %[[N]], %[[C6]], %[[SIZE32]], %[[C4]], %[[ONE]], %{{.*}}, %[[C4]], %{{.*}}, %[[C8]], %[[ONE]], %{{.*}}, %[[C8]])
+// CHECK:         } {mod.gemm_tiles}
 // CHECK-NOT:     linalg.matmul
-// CHECK:         func.func private @cblas_sgemm(i32, i32, i32, i32, i32, i32, f32, !llvm.ptr, i32, !llvm.ptr, i32, f32, !llvm.ptr, i32)
+// CHECK-DAG:     func.func private @cblas_sgemm(i32, i32, i32, i32, i32, i32, f32, !llvm.ptr, i32, !llvm.ptr, i32, f32, !llvm.ptr, i32)
+// CHECK-DAG:     func.func private @omp_get_max_threads() -> i32
 func.func @matmul(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf32>) {
   linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
   return
@@ -22,13 +33,15 @@ func.func @matmul(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf32>)
 // transposed (112) with its own row stride as leading dimension, and the
 // [2,3] token dimensions merge into one M of 6.
 // CHECK-LABEL: func.func @linear_out_in
-// CHECK-DAG:     %[[N:.*]] = arith.constant 111 : i32
-// CHECK-DAG:     %[[T:.*]] = arith.constant 112 : i32
-// CHECK-DAG:     %[[C6:.*]] = arith.constant 6 : i32
-// CHECK-DAG:     %[[C5:.*]] = arith.constant 5 : i32
-// CHECK-DAG:     %[[C4:.*]] = arith.constant 4 : i32
 // CHECK-NOT:     scf.for
-// CHECK:         call @cblas_sgemm(%{{.*}}, %[[N]], %[[T]], %[[C6]], %[[C5]], %[[C4]], %{{.*}}, %{{.*}}, %[[C4]], %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %[[C5]])
+// CHECK:         scf.parallel
+// CHECK:           %[[SIZE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK:           %[[SIZE32:.*]] = arith.index_cast %[[SIZE]] : index to i32
+// CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
+// CHECK-DAG:       %[[T:.*]] = arith.constant 112 : i32
+// CHECK-DAG:       %[[C5:.*]] = arith.constant 5 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK:           call @cblas_sgemm(%{{.*}}, %[[N]], %[[T]], %[[SIZE32]], %[[C5]], %[[C4]], %{{.*}}, %{{.*}}, %[[C4]], %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %[[C5]])
 // CHECK-NOT:     linalg.generic
 #x = affine_map<(b, s, n, k) -> (b, s, k)>
 #w = affine_map<(b, s, n, k) -> (n, k)>
@@ -48,17 +61,23 @@ func.func @linear_out_in(%x: memref<2x3x4xf32>, %w: memref<5x4xf32>, %y: memref<
 // -----
 
 // Attention scores on [B,S,H,hd] buffers without materialized transposes:
-// batch dims b and h become loops (the pointers advance by their strides),
-// K is read transposed.
+// batch dims b and h are dimensions of the parallel loop, in front of the
+// slice dimension (the pointers advance by their strides); K is read
+// transposed. With b * h calls the slices only come in when there are more
+// threads than calls: omp_get_max_threads() ceil-divided by 6.
 // CHECK-LABEL: func.func @scores_bshd
-// CHECK:         scf.for
-// CHECK:           scf.for
-// CHECK-DAG:         %[[N:.*]] = arith.constant 111 : i32
-// CHECK-DAG:         %[[T:.*]] = arith.constant 112 : i32
-// CHECK-DAG:         %[[S:.*]] = arith.constant 8 : i32
-// CHECK-DAG:         %[[HD:.*]] = arith.constant 4 : i32
-// CHECK-DAG:         %[[LD:.*]] = arith.constant 12 : i32
-// CHECK:             call @cblas_sgemm(%{{.*}}, %[[N]], %[[T]], %[[S]], %[[S]], %[[HD]], %{{.*}}, %{{.*}}, %[[LD]], %{{.*}}, %[[LD]], %{{.*}}, %{{.*}}, %[[S]])
+// CHECK:         %[[T:.*]] = call @omp_get_max_threads()
+// CHECK:         %[[TI:.*]] = arith.index_cast %[[T]] : i32 to index
+// CHECK:         %[[CALLS:.*]] = arith.constant 6 : index
+// CHECK:         arith.ceildivsi %[[TI]], %[[CALLS]] : index
+// CHECK:         scf.parallel (%{{.*}}, %{{.*}}, %{{.*}}) = (%{{.*}}, %{{.*}}, %{{.*}}) to (%c2, %c3, %{{.*}})
+// CHECK-NOT:       scf.for
+// CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
+// CHECK-DAG:       %[[T:.*]] = arith.constant 112 : i32
+// CHECK-DAG:       %[[S:.*]] = arith.constant 8 : i32
+// CHECK-DAG:       %[[HD:.*]] = arith.constant 4 : i32
+// CHECK-DAG:       %[[LD:.*]] = arith.constant 12 : i32
+// CHECK:           call @cblas_sgemm(%{{.*}}, %[[N]], %[[T]], %{{.*}}, %[[S]], %[[HD]], %{{.*}}, %{{.*}}, %[[LD]], %{{.*}}, %[[LD]], %{{.*}}, %{{.*}}, %[[S]])
 #q = affine_map<(b, h, i, j, d) -> (b, i, h, d)>
 #k = affine_map<(b, h, i, j, d) -> (b, j, h, d)>
 #s = affine_map<(b, h, i, j, d) -> (b, h, i, j)>
@@ -76,9 +95,10 @@ func.func @scores_bshd(%q: memref<2x8x3x4xf32>, %k: memref<2x8x3x4xf32>, %out: m
 
 // -----
 
-// batch_matmul: one call per batch.
+// batch_matmul: one call per batch, in parallel.
 // CHECK-LABEL: func.func @batch_matmul
-// CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step
+// CHECK:         scf.parallel (%{{.*}}, %{{.*}}) =
+// CHECK-NOT:       scf.for
 // CHECK:           call @cblas_sgemm
 // CHECK-NOT:     linalg.batch_matmul
 func.func @batch_matmul(%a: memref<3x6x4xf32>, %b: memref<3x4x8xf32>, %c: memref<3x6x8xf32>) {
@@ -91,11 +111,12 @@ func.func @batch_matmul(%a: memref<3x6x4xf32>, %b: memref<3x4x8xf32>, %c: memref
 // An output whose M dimension has unit stride is computed as Cᵀ = Bᵀ·Aᵀ:
 // B becomes the left operand, M and N swap.
 // CHECK-LABEL: func.func @transposed_output
-// CHECK-DAG:     %[[T:.*]] = arith.constant 112 : i32
-// CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : i32
-// CHECK-DAG:     %[[C6:.*]] = arith.constant 6 : i32
-// CHECK-DAG:     %[[C4:.*]] = arith.constant 4 : i32
-// CHECK:         call @cblas_sgemm(%{{.*}}, %[[T]], %[[T]], %[[C8]], %[[C6]], %[[C4]], %{{.*}}, %{{.*}}, %[[C8]], %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %[[C6]])
+// CHECK:         scf.parallel
+// CHECK-DAG:       %[[T:.*]] = arith.constant 112 : i32
+// CHECK-DAG:       %[[C8:.*]] = arith.constant 8 : i32
+// CHECK-DAG:       %[[C6:.*]] = arith.constant 6 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK:         call @cblas_sgemm(%{{.*}}, %[[T]], %[[T]], %{{.*}}, %[[C6]], %[[C4]], %{{.*}}, %{{.*}}, %[[C8]], %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %[[C6]])
 #a = affine_map<(m, n, k) -> (m, k)>
 #b = affine_map<(m, n, k) -> (k, n)>
 #ct = affine_map<(m, n, k) -> (n, m)>
@@ -134,5 +155,77 @@ func.func @not_blas(%ai: memref<6x4xi32>, %bi: memref<4x8xi32>, %ci: memref<6x8x
     linalg.yield %r : f32
   }
   linalg.matmul ins(%as, %b : memref<6x4xf32, strided<[8, 2]>>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
+  return
+}
+
+// -----
+
+// A zero fill of C right before the GEMM is what beta = 0 does: the fill
+// goes. So does a copy into C from a buffer just filled with zeros (what
+// bufferization makes of one zero init shared by two GEMMs); that buffer's
+// own fill stays for its other user.
+// CHECK-LABEL: func.func @zero_init
+// CHECK:         %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-NOT:     linalg.fill
+// CHECK:         call @cblas_sgemm({{.*}}, %[[ZERO]], %{{.*}}, %{{.*}})
+// CHECK:         %[[SHARED:.*]] = memref.alloc() : memref<6x8xf32>
+// CHECK-NEXT:    linalg.fill ins(%[[ZERO]] : f32) outs(%[[SHARED]] : memref<6x8xf32>)
+// CHECK-NOT:     memref.copy
+// CHECK:         call @cblas_sgemm({{.*}}, %[[ZERO]], %{{.*}}, %{{.*}})
+// The third GEMM's C was last written by the second GEMM: beta = 1.
+// CHECK:         %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:         call @cblas_sgemm({{.*}}, %[[ONE]], %{{.*}}, %[[ONE]], %{{.*}}, %{{.*}})
+func.func @zero_init(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf32>,
+                     %d: memref<6x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<6x8xf32>)
+  linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
+  %shared = memref.alloc() : memref<6x8xf32>
+  linalg.fill ins(%zero : f32) outs(%shared : memref<6x8xf32>)
+  memref.copy %shared, %d : memref<6x8xf32> to memref<6x8xf32>
+  linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%d : memref<6x8xf32>)
+  linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%shared : memref<6x8xf32>)
+  memref.dealloc %shared : memref<6x8xf32>
+  return
+}
+
+// -----
+
+// The fill stays (beta = 1) when it is not C's last writer, when it writes
+// something else than zero, or when the GEMM has a K dimension that does not
+// merge (a loop of calls accumulating into the same C).
+// CHECK-LABEL: func.func @keep_init
+// CHECK:         linalg.fill
+// CHECK:         linalg.fill
+// CHECK:         %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:         call @cblas_sgemm({{.*}}, %[[ONE]], %{{.*}}, %{{.*}}, %[[ONE]], %{{.*}}, %{{.*}})
+// CHECK:         linalg.fill
+// CHECK:         call @cblas_sgemm({{.*}}, %[[ONE]], %{{.*}}, %{{.*}}, %[[ONE]], %{{.*}}, %{{.*}})
+// CHECK:         linalg.fill
+// CHECK:         scf.parallel
+// CHECK:           scf.for
+// CHECK:             call @cblas_sgemm({{.*}}, %[[ONE]], %{{.*}}, %{{.*}}, %[[ONE]], %{{.*}}, %{{.*}})
+#xk = affine_map<(m, n, h, d) -> (m, h, d)>
+#wk = affine_map<(m, n, h, d) -> (h, d, n)>
+#yk = affine_map<(m, n, h, d) -> (m, n)>
+func.func @keep_init(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf32>,
+                     %x: memref<6x2x4xf32, strided<[16, 4, 1]>>, %w: memref<2x4x8xf32, strided<[64, 8, 1]>>) {
+  %zero = arith.constant 0.0 : f32
+  %half = arith.constant 0.5 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<6x8xf32>)
+  linalg.fill ins(%half : f32) outs(%b : memref<4x8xf32>)
+  linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
+  linalg.fill ins(%half : f32) outs(%c : memref<6x8xf32>)
+  linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
+  linalg.fill ins(%zero : f32) outs(%c : memref<6x8xf32>)
+  linalg.generic {indexing_maps = [#xk, #wk, #yk],
+                  iterator_types = ["parallel", "parallel", "reduction", "reduction"]}
+      ins(%x, %w : memref<6x2x4xf32, strided<[16, 4, 1]>>, memref<2x4x8xf32, strided<[64, 8, 1]>>)
+      outs(%c : memref<6x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %acc: f32):
+    %m = arith.mulf %p, %q : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
   return
 }

@@ -70,7 +70,8 @@ func.func @forward(%tokens: tensor<1x4xi32> {mod.name = "tokens"}) -> tensor<1x4
 
 // -----
 
-// A routed block: MoD decode is not generated yet.
+// A routed block whose body mixes no tokens: the body is incrementalized on
+// its own, keyed by its gathered positions, and needs an attention mask.
 func.func @forward(%x: tensor<1x4x8xf32>, %positions: tensor<1x4xi32> {mod.name = "positions"}, %w: tensor<8xf32>) -> tensor<1x4x8xf32> {
   %e = tensor.empty() : tensor<1x4x8xf32>
   %h = linalg.generic {indexing_maps = [affine_map<(b, s, d) -> (b, s)>, affine_map<(b, s, d) -> (b, s, d)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%positions : tensor<1x4xi32>) outs(%e : tensor<1x4x8xf32>) {
@@ -78,11 +79,56 @@ func.func @forward(%x: tensor<1x4x8xf32>, %positions: tensor<1x4xi32> {mod.name 
     %f = arith.sitofp %p : i32 to f32
     linalg.yield %f : f32
   } -> tensor<1x4x8xf32>
-  // expected-error @+1 {{cannot incrementalize 'mod.routed_block' yet: generate the decode step from the dense model}}
+  // expected-error @+1 {{cannot incrementalize @routed_block_body: no attention mask reads the positions of the keys}}
   %o = mod.routed_block(%h, %positions, %w) capacity(2)
       : (tensor<1x4x8xf32>, tensor<1x4xi32>, tensor<8xf32>) -> tensor<1x4x8xf32> {
   ^bb0(%xk: tensor<1x2x8xf32>, %pk: tensor<1x2xi32>):
     mod.yield %xk : tensor<1x2x8xf32>
+  }
+  return %o : tensor<1x4x8xf32>
+}
+
+// -----
+
+// A routed block whose body reads a token-indexed value from outside: only
+// the routed tokens may enter a block.
+func.func @forward(%x: tensor<1x4x8xf32>, %positions: tensor<1x4xi32> {mod.name = "positions"}, %w: tensor<8xf32>) -> tensor<1x4x8xf32> {
+  %e = tensor.empty() : tensor<1x4x8xf32>
+  %h = linalg.generic {indexing_maps = [affine_map<(b, s, d) -> (b, s)>, affine_map<(b, s, d) -> (b, s, d)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%positions : tensor<1x4xi32>) outs(%e : tensor<1x4x8xf32>) {
+  ^bb0(%p: i32, %o: f32):
+    %f = arith.sitofp %p : i32 to f32
+    linalg.yield %f : f32
+  } -> tensor<1x4x8xf32>
+  // expected-error @+1 {{cannot incrementalize 'mod.routed_block': its body uses a value with a token axis defined outside it ('tensor<1x4x8xf32>'); only the routed tokens may enter the block}}
+  %o = mod.routed_block(%h, %positions, %w) capacity(4)
+      : (tensor<1x4x8xf32>, tensor<1x4xi32>, tensor<8xf32>) -> tensor<1x4x8xf32> {
+  ^bb0(%xk: tensor<1x4x8xf32>, %pk: tensor<1x4xi32>):
+    %s = linalg.add ins(%xk, %h : tensor<1x4x8xf32>, tensor<1x4x8xf32>) outs(%e : tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
+    mod.yield %s : tensor<1x4x8xf32>
+  }
+  return %o : tensor<1x4x8xf32>
+}
+
+// -----
+
+// A routed block inside another.
+func.func @forward(%x: tensor<1x4x8xf32>, %positions: tensor<1x4xi32> {mod.name = "positions"}, %w: tensor<8xf32>) -> tensor<1x4x8xf32> {
+  %e = tensor.empty() : tensor<1x4x8xf32>
+  %h = linalg.generic {indexing_maps = [affine_map<(b, s, d) -> (b, s)>, affine_map<(b, s, d) -> (b, s, d)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%positions : tensor<1x4xi32>) outs(%e : tensor<1x4x8xf32>) {
+  ^bb0(%p: i32, %o: f32):
+    %f = arith.sitofp %p : i32 to f32
+    linalg.yield %f : f32
+  } -> tensor<1x4x8xf32>
+  // expected-error @+1 {{cannot incrementalize a 'mod.routed_block' nested in another}}
+  %o = mod.routed_block(%h, %positions, %w) capacity(4)
+      : (tensor<1x4x8xf32>, tensor<1x4xi32>, tensor<8xf32>) -> tensor<1x4x8xf32> {
+  ^bb0(%xk: tensor<1x4x8xf32>, %pk: tensor<1x4xi32>):
+    %i = mod.routed_block(%xk, %pk, %w) capacity(2)
+        : (tensor<1x4x8xf32>, tensor<1x4xi32>, tensor<8xf32>) -> tensor<1x4x8xf32> {
+    ^bb0(%xk2: tensor<1x2x8xf32>, %pk2: tensor<1x2xi32>):
+      mod.yield %xk2 : tensor<1x2x8xf32>
+    }
+    mod.yield %i : tensor<1x4x8xf32>
   }
   return %o : tensor<1x4x8xf32>
 }

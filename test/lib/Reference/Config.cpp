@@ -2,6 +2,8 @@
 
 #include "Config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -134,20 +136,47 @@ void parseLlama(const Fields &f, ModelConfig &c) {
     f.fail("head_dim", "must be even for rotary embeddings, got " +
            std::to_string(c.headDim));
 
-  // Newer transformers releases move rope_theta into rope_parameters.
+  // transformers 5 writes rope_parameters {rope_theta, rope_type, ...};
+  // 4.x a top-level rope_theta and rope_scaling {type | rope_type, ...}.
   c.ropeTheta = f.positiveNumber("rope_theta", 10000.0);
+  c.maxPositions = f.positiveInt("max_position_embeddings", 0);
+  auto &r = c.rope;
+  bool factorGiven = false;
+  std::string typeField = "rope_parameters";
   for (const char *field : {"rope_scaling", "rope_parameters"}) {
     const Json *rope = f.get(field);
     if (!rope) continue;
     if (!rope->isObject()) f.fail(field, "must be an object, got " + rope->dump());
     std::string where = f.source() + ": " + field;
     Fields sub(*rope, where);
-    std::string type = sub.string("rope_type", sub.string("type", "default"));
-    if (type != "default")
-      f.fail(field, "has rope_type \"" + type + "\"; the reference implements "
-             "only the default RoPE");
+    if (sub.get("rope_type") || sub.get("type")) typeField = field;
+    r.type = sub.string("rope_type", sub.string("type", r.type));
     if (!f.get("rope_theta")) c.ropeTheta = sub.positiveNumber("rope_theta", c.ropeTheta);
+    factorGiven = factorGiven || sub.get("factor");
+    r.factor = sub.positiveNumber("factor", r.factor);
+    r.lowFreqFactor = sub.positiveNumber("low_freq_factor", r.lowFreqFactor);
+    r.highFreqFactor = sub.positiveNumber("high_freq_factor", r.highFreqFactor);
+    r.originalContext = sub.positiveInt("original_max_position_embeddings", r.originalContext);
+    r.attentionFactor = sub.positiveNumber("attention_factor", r.attentionFactor);
+    r.mscale = sub.positiveNumber("mscale", r.mscale);
+    r.mscaleAllDim = sub.positiveNumber("mscale_all_dim", r.mscaleAllDim);
+    r.betaFast = sub.positiveNumber("beta_fast", r.betaFast);
+    r.betaSlow = sub.positiveNumber("beta_slow", r.betaSlow);
+    r.truncate = sub.boolean("truncate", r.truncate);
   }
+  if (r.type != "default" && r.type != "linear" && r.type != "dynamic" &&
+      r.type != "llama3" && r.type != "yarn")
+    f.fail(typeField, "has rope_type \"" + r.type + "\"; the reference "
+           "implements default, linear, dynamic, llama3 and yarn");
+  // transformers 5 defaults the pre-training context of llama3 and yarn to
+  // max_position_embeddings, and yarn's factor to their ratio.
+  if (r.originalContext == 0) r.originalContext = c.maxPositions;
+  if (r.type == "yarn" && !factorGiven && r.originalContext > 0)
+    r.factor = double(c.maxPositions) / double(r.originalContext);
+  if (r.type == "llama3" && (r.lowFreqFactor <= 0 || r.highFreqFactor <= r.lowFreqFactor ||
+                             r.originalContext <= 0))
+    f.fail("rope_parameters", "rope_type llama3 needs low_freq_factor < "
+           "high_freq_factor and original_max_position_embeddings");
 
   std::string act = f.string("hidden_act", "silu");
   if (act != "silu")
@@ -176,6 +205,75 @@ ModelConfig modref::parseConfig(const Json &json, const std::string &source) {
     fields.fail("model_type", "is \"" + type->asString() +
                 "\"; the reference supports \"gpt2\" and \"llama\"");
   return config;
+}
+
+RopeTable modref::ropeTable(const ModelConfig &c, int64_t maxPosition) {
+  const ModelConfig::RopeScaling &r = c.rope;
+  const double d = double(c.headDim), twoPi = 6.283185307179586476925286766559;
+  const int64_t pairs = c.headDim / 2;
+  RopeTable table;
+  double theta = c.ropeTheta;
+  if (r.type == "dynamic" && maxPosition + 1 > c.maxPositions) {
+    // NTK-aware: the base grows with the sequence length L beyond the
+    // trained context M. transformers takes L over the whole batch and
+    // keeps the grown base across calls; only L <= M is modelled here.
+    throw std::runtime_error(
+        "rope_type dynamic with positions beyond max_position_embeddings: the "
+        "reference does not model the run-time rescaling");
+  }
+  for (int64_t i = 0; i < pairs; ++i) {
+    // Pair i turns by `omega` radians per position; `wavelength` positions
+    // per turn.
+    double omega = std::exp(-std::log(theta) * (2.0 * double(i)) / d);
+    double wavelength = twoPi / omega;
+    if (r.type == "linear") {
+      // Position interpolation: position p is read as p / factor.
+      omega = omega / r.factor;
+    } else if (r.type == "llama3") {
+      // Wavelengths shorter than context/high_freq_factor keep their
+      // frequency, longer than context/low_freq_factor are interpolated by
+      // factor, and the band between blends the two linearly in
+      // context/wavelength.
+      double turns = double(r.originalContext) / wavelength;
+      if (turns < r.lowFreqFactor) {
+        omega /= r.factor;
+      } else if (turns <= r.highFreqFactor) {
+        double w = (turns - r.lowFreqFactor) / (r.highFreqFactor - r.lowFreqFactor);
+        omega = w * omega + (1.0 - w) * omega / r.factor;
+      }
+    } else if (r.type == "yarn") {
+      // YaRN: dimensions whose pair completes more than beta_fast turns
+      // over the original context extrapolate (keep omega), fewer than
+      // beta_slow interpolate (omega / factor), with a linear ramp over the
+      // dimension index between, whose ends transformers rounds outwards
+      // (floor, ceil) unless truncate is false.
+      double context = double(r.originalContext > 0 ? r.originalContext : c.maxPositions);
+      auto dimensionFor = [&](double turns) {
+        // Solve context * omega(j) / 2pi = turns for the index j.
+        return d * std::log(context / (turns * twoPi)) / (2.0 * std::log(theta));
+      };
+      double lo = dimensionFor(r.betaFast), hi = dimensionFor(r.betaSlow);
+      if (r.truncate) {
+        lo = std::floor(lo);
+        hi = std::ceil(hi);
+      }
+      lo = std::max(lo, 0.0);
+      hi = std::min(hi, d - 1.0);
+      if (hi == lo) hi += 0.001;
+      double toInterpolate = std::min(1.0, std::max(0.0, (double(i) - lo) / (hi - lo)));
+      omega = toInterpolate * (omega / r.factor) + (1.0 - toInterpolate) * omega;
+    }
+    table.invFreq.push_back(omega);
+  }
+  if (r.type == "yarn") {
+    auto m = [&](double scale) {
+      return r.factor <= 1.0 ? 1.0 : 1.0 + 0.1 * scale * std::log(r.factor);
+    };
+    table.magnitude = r.attentionFactor > 0   ? r.attentionFactor
+                      : (r.mscale > 0 && r.mscaleAllDim > 0) ? m(r.mscale) / m(r.mscaleAllDim)
+                                                             : m(1.0);
+  }
+  return table;
 }
 
 ModelConfig modref::loadConfig(const std::string &path) {

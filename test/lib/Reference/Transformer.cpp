@@ -103,12 +103,20 @@ double silu(double x) { return x / (1.0 + std::exp(-x)); }
 
 void modref::applyRotaryEmbedding(Activations &x, int64_t heads, int64_t hd,
                                   double theta, const std::vector<int32_t> &positions) {
+  RopeTable table;
+  for (int64_t i = 0; i < hd / 2; ++i)
+    table.invFreq.push_back(std::pow(theta, -2.0 * double(i) / double(hd)));
+  applyRotaryEmbedding(x, heads, hd, table, positions);
+}
+
+void modref::applyRotaryEmbedding(Activations &x, int64_t heads, int64_t hd,
+                                  const RopeTable &table,
+                                  const std::vector<int32_t> &positions) {
   const int64_t half = hd / 2;
   for (int64_t t = 0; t < x.rows; ++t)
     for (int64_t i = 0; i < half; ++i) {
-      double invFreq = std::pow(theta, -2.0 * double(i) / double(hd));
-      double angle = double(positions[size_t(t)]) * invFreq;
-      double c = std::cos(angle), s = std::sin(angle);
+      double angle = double(positions[size_t(t)]) * table.invFreq[size_t(i)];
+      double c = table.magnitude * std::cos(angle), s = table.magnitude * std::sin(angle);
       for (int64_t h = 0; h < heads; ++h) {
         double *head = x.row(t) + h * hd;
         double a = head[i], b = head[i + half];
@@ -201,11 +209,12 @@ TokenBatch Transformer::checkInputs(const Tensor &tokens,
         throw std::runtime_error("tokens" + where + " = " + std::to_string(t) +
                                  " is outside the vocabulary [0, " +
                                  std::to_string(config_.vocabSize) + ")");
-      if (p < 0 || (config_.maxPositions > 0 && p >= config_.maxPositions))
+      // GPT-2's position table bounds the positions; RoPE takes any.
+      const int64_t bound = config_.family == Family::GPT2 ? config_.maxPositions : 0;
+      if (p < 0 || (bound > 0 && p >= bound))
         throw std::runtime_error(
             "positions" + where + " = " + std::to_string(p) + " is outside [0, " +
-            (config_.maxPositions > 0 ? std::to_string(config_.maxPositions) + ")"
-                                      : std::string("inf)")));
+            (bound > 0 ? std::to_string(bound) + ")" : std::string("inf)")));
       rowTokens.push_back(t);
       rowPositions.push_back(p);
     }
@@ -276,8 +285,11 @@ Activations Transformer::attention(const Layer &l, const Activations &x,
     q = linearOutIn(x, l.q, H * hd);
     k = linearOutIn(x, l.k, KV * hd);
     v = linearOutIn(x, l.v, KV * hd);
-    applyRotaryEmbedding(q, H, hd, config_.ropeTheta, positions);
-    applyRotaryEmbedding(k, KV, hd, config_.ropeTheta, positions);
+    int32_t last = 0;
+    for (int32_t p : positions) last = std::max(last, p);
+    RopeTable table = ropeTable(config_, last);
+    applyRotaryEmbedding(q, H, hd, table, positions);
+    applyRotaryEmbedding(k, KV, hd, table, positions);
   }
 
   const double scale = 1.0 / std::sqrt(double(hd));

@@ -72,6 +72,9 @@ struct TokenBatch {
 /// position * inv_freq[i], and dimension i pairs with i + headDim/2.
 void applyRotaryEmbedding(Activations &x, int64_t heads, int64_t headDim,
                           double theta, const std::vector<int32_t> &positions);
+/// The same with the frequencies and magnitude of `table` (RoPE scaling).
+void applyRotaryEmbedding(Activations &x, int64_t heads, int64_t headDim,
+                          const RopeTable &table, const std::vector<int32_t> &positions);
 
 class Transformer {
 public:

@@ -9,6 +9,7 @@
 //                         [--mod=SPEC]
 //   mod-reference compare --expected=a.safetensors --actual=b.safetensors
 //                         [--rtol=1e-4] [--atol=0]
+//   mod-reference rope --config=config.json [--max-position=P]
 //
 //===----------------------------------------------------------------------===//
 
@@ -35,6 +36,7 @@ const char kUsage[] = R"(usage:
                         [--mod=SPEC]
   mod-reference compare --expected=FILE --actual=FILE [--rtol=R] [--atol=A]
                         [--floor=F]
+  mod-reference rope --config=FILE [--max-position=P]
 
 forward: runs the reference model. --config is a Hugging Face config.json
   (model_type gpt2 or llama); --weights a safetensors file with the
@@ -63,6 +65,10 @@ compare: compares every tensor of --expected with the tensor of the same
   fails when its relative error exceeds --rtol (default 1e-4) and |a - e|
   exceeds --atol (default 0); integer tensors must match exactly. Exits 1
   on any failure, printing the first bad index and both values.
+
+rope: prints the RoPE table of a LLaMA config as JSON, {"inv_freq": [...],
+  "attention_scaling": X}, for a batch whose largest position is
+  --max-position (default 0; only rope_type dynamic depends on it).
 )";
 
 [[noreturn]] void usageError(const std::string &message) {
@@ -277,6 +283,20 @@ int runCompare(Options &options) {
   return ok ? 0 : 1;
 }
 
+int runRope(Options &options) {
+  ModelConfig config = loadConfig(take(options, "--config", true));
+  std::string maxPosition = take(options, "--max-position", false);
+  rejectLeftovers(options);
+  if (config.family != Family::Llama)
+    throw std::runtime_error("rope: the config is not a LLaMA (RoPE) model");
+  RopeTable table = ropeTable(config, maxPosition.empty() ? 0 : std::stoll(maxPosition));
+  std::printf("{\"inv_freq\": [");
+  for (size_t i = 0; i < table.invFreq.size(); ++i)
+    std::printf("%s%.17g", i ? ", " : "", table.invFreq[i]);
+  std::printf("], \"attention_scaling\": %.17g}\n", table.magnitude);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -289,10 +309,11 @@ int main(int argc, char **argv) {
     }
     if (options.command == "forward") return runForward(options);
     if (options.command == "compare") return runCompare(options);
+    if (options.command == "rope") return runRope(options);
     usageError(options.command.empty()
-                   ? std::string("no command given (forward or compare)")
+                   ? std::string("no command given (forward, compare or rope)")
                    : "unknown command '" + options.command +
-                         "' (expected forward or compare)");
+                         "' (expected forward, compare or rope)");
   } catch (const std::bad_alloc &) {
     std::cerr << "mod-reference: error: out of memory\n";
   } catch (const std::exception &e) {

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "mod/Analysis/BlockDiscovery.h"
+#include "mod/Analysis/Refusal.h"
 #include "mod/Analysis/TokenAxisAnalysis.h"
 #include "mod/Dialect/MoD/IR/MoDOps.h"
 #include "mod/Dialect/MoD/Transforms/Elementwise.h"
@@ -62,13 +63,174 @@ std::optional<unsigned> findNamedArg(func::FuncOp func, StringRef name) {
   return std::nullopt;
 }
 
+/// What an integer [B,S] argument is used for, seen from the integer values
+/// derived from it (inside linalg bodies too).
+struct ArgUse {
+  /// Converted to a float (RoPE angles), or compared with another value
+  /// derived from it (a causal mask p[j] <= p[i]).
+  bool position = false;
+  /// An index into a float table (an embedding lookup).
+  bool embedding = false;
+};
+
+ArgUse inspectIntArg(Value arg) {
+  ArgUse use;
+  auto isInt = [](Type t) {
+    Type e = getElementTypeOrSelf(t);
+    return isa<IntegerType, IndexType>(e);
+  };
+  llvm::SmallPtrSet<Value, 32> derived{arg};
+  SmallVector<Value> work{arg};
+  SmallVector<arith::CmpIOp> compares;
+  auto push = [&](Value v) {
+    if (isInt(v.getType()) && derived.insert(v).second)
+      work.push_back(v);
+  };
+  // The walk stays on integers, so it stops where an embedding turns ids
+  // into activations; the bound guards against huge integer graphs.
+  while (!work.empty() && derived.size() < 4096) {
+    Value v = work.pop_back_val();
+    for (OpOperand &operand : v.getUses()) {
+      Operation *user = operand.getOwner();
+      if (isa<arith::SIToFPOp, arith::UIToFPOp>(user))
+        use.position = true;
+      if (auto cmp = dyn_cast<arith::CmpIOp>(user))
+        compares.push_back(cmp);
+      if (auto extract = dyn_cast<tensor::ExtractOp>(user))
+        if (operand.getOperandNumber() > 0 &&
+            isa<FloatType>(extract.getType()))
+          use.embedding = true;
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user))
+        if (linalgOp.isDpsInput(&operand))
+          push(linalgOp.getMatchingBlockArgument(&operand));
+      for (Value r : user->getResults())
+        push(r);
+    }
+  }
+  for (arith::CmpIOp cmp : compares)
+    if (derived.contains(cmp.getLhs()) && derived.contains(cmp.getRhs()))
+      use.position = true;
+  return use;
+}
+
+/// The token-id and position arguments of a function, found by name
+/// (mod.name), by the pass options, or by how they are used.
+struct Roles {
+  std::optional<unsigned> tokens, positions;
+};
+
+/// nullopt: the function has neither (it is not a model to convert).
+FailureOr<std::optional<Roles>> findRoles(func::FuncOp func, int tokensOpt,
+                                          int positionsOpt) {
+  Roles roles;
+  unsigned n = func.getNumArguments();
+  for (auto [opt, name, slot] :
+       {std::make_tuple(positionsOpt, "positions", &roles.positions),
+        std::make_tuple(tokensOpt, "tokens", &roles.tokens)}) {
+    if (opt >= 0) {
+      if (static_cast<unsigned>(opt) >= n)
+        return emitRefusal(func)
+               << name << "-arg=" << opt << ", but @" << func.getSymName()
+               << " has only " << n << " arguments";
+      *slot = opt;
+    } else if (std::optional<unsigned> i = findNamedArg(func, name)) {
+      *slot = *i;
+    }
+  }
+  if (roles.tokens && roles.tokens == roles.positions)
+    return emitRefusal(func) << "argument #" << *roles.tokens
+                             << " cannot be both the tokens and the positions";
+  SmallVector<unsigned> posLike, idLike, embeddingAndPos;
+  for (unsigned i = 0; i < n; ++i) {
+    if (i == roles.tokens || i == roles.positions)
+      continue;
+    auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
+    if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+        !type.getElementType().isSignlessInteger() ||
+        func.getArgAttr(i, kNameAttr))
+      continue;
+    ArgUse use = inspectIntArg(func.getArgument(i));
+    if (use.position)
+      posLike.push_back(i);
+    else if (use.embedding)
+      idLike.push_back(i);
+    if (use.position && use.embedding)
+      embeddingAndPos.push_back(i);
+  }
+  auto list = [](ArrayRef<unsigned> args) {
+    std::string text;
+    for (unsigned a : args)
+      text += (text.empty() ? "#" : ", #") + std::to_string(a);
+    return text;
+  };
+  if (!roles.positions && posLike.size() > 1)
+    return emitRefusal(func)
+           << "arguments " << list(posLike)
+           << " of @" << func.getSymName()
+           << " are all used like positions (RoPE angles or mask "
+              "comparisons); name the positions with positions-arg=N";
+  if (!roles.positions && posLike.size() == 1)
+    roles.positions = posLike.front();
+  else
+    for (unsigned i : embeddingAndPos)
+      if (i != roles.positions)
+        idLike.push_back(i);
+  if (!roles.tokens && idLike.size() > 1)
+    return emitRefusal(func)
+           << "arguments " << list(idLike) << " of @" << func.getSymName()
+           << " are all used as embedding indices; say which are the token "
+              "ids and the positions with tokens-arg=N and positions-arg=N";
+  if (!roles.tokens && idLike.size() == 1)
+    roles.tokens = idLike.front();
+  if (!roles.tokens && !roles.positions)
+    return std::optional<Roles>();
+  return std::optional<Roles>(roles);
+}
+
+/// Replaces the i64 argument `index` by an i32 one named `name` (the runtime
+/// feeds token ids and positions as i32), sign-extended at the top of the
+/// function for the ops that read it.
+void narrowToI32(func::FuncOp func, unsigned index, StringRef name) {
+  BlockArgument old = func.getArgument(index);
+  auto type = cast<RankedTensorType>(old.getType());
+  OpBuilder b(func.getContext());
+  auto attrs = b.getDictionaryAttr(
+      b.getNamedAttr(kNameAttr, b.getStringAttr(name)));
+  if (type.getElementType().isSignlessInteger(32)) {
+    if (!func.getArgAttr(index, kNameAttr))
+      func.setArgAttr(index, kNameAttr, b.getStringAttr(name));
+    return;
+  }
+  (void)func.insertArgument(index, type.clone(b.getI32Type()), attrs,
+                            old.getLoc());
+  BlockArgument narrow = func.getArgument(index);
+  b.setInsertionPointToStart(&func.getBody().front());
+  Location loc = old.getLoc();
+  Type wide = type.getElementType();
+  Value init = tensor::EmptyOp::create(b, loc, type.getShape(), wide);
+  SmallVector<AffineMap> maps(2, b.getMultiDimIdentityMap(2));
+  SmallVector<utils::IteratorType> iters(2, utils::IteratorType::parallel);
+  Value extended =
+      linalg::GenericOp::create(
+          b, loc, type, ValueRange{narrow}, ValueRange{init}, maps, iters,
+          [&](OpBuilder &nb, Location nloc, ValueRange args) {
+            linalg::YieldOp::create(
+                nb, nloc,
+                ValueRange{arith::ExtSIOp::create(nb, nloc, wide, args[0])
+                               .getResult()});
+          })
+          .getResult(0);
+  old.replaceAllUsesWith(extended);
+  (void)func.eraseArgument(index + 1);
+}
+
 /// K from the capacity option: a fraction (has a '.') or an absolute count.
 FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
                                  int64_t seqLen) {
   if (text.contains('.') || text.contains('e')) {
     double c;
     if (text.getAsDouble(c) || !(c > 0.0) || c > 1.0)
-      return anchor->emitError()
+      return emitRefusal(anchor)
              << "capacity '" << text
              << "' must be a fraction in (0, 1] or a token count in [1, S="
              << seqLen << "]";
@@ -77,7 +239,7 @@ FailureOr<int64_t> parseCapacity(Operation *anchor, StringRef text,
   }
   int64_t k;
   if (text.getAsInteger(10, k) || k < 1 || k > seqLen)
-    return anchor->emitError() << "capacity '" << text
+    return emitRefusal(anchor) << "capacity '" << text
                                << "' must be a token count in [1, S="
                                << seqLen << "] or a fraction in (0, 1]";
   return k;
@@ -92,7 +254,7 @@ FailureOr<std::optional<uint64_t>> parseInitSeed(Operation *anchor,
   uint64_t seed;
   // getAsInteger rejects signs, fractions and values above 2^64 - 1.
   if (!llvm::all_of(text, llvm::isDigit) || text.getAsInteger(10, seed))
-    return anchor->emitError()
+    return emitRefusal(anchor)
            << "router-init-seed '" << text
            << "' must be an integer in [0, 18446744073709551615], or -1 for "
               "the runtime's seed";
@@ -106,17 +268,17 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
                            const TokenAxisAnalysis &axes, int64_t s,
                            int64_t k, Value pk, StringRef blockDesc) {
   if (std::optional<std::string> why = axes.getFailure(op))
-    return op->emitError() << blockDesc << ": cannot resize the token axis of '"
+    return emitRefusal(op) << blockDesc << ": cannot resize the token axis of '"
                            << op->getName() << "': it " << *why;
   if (op->getNumRegions() && !isa<linalg::LinalgOp>(op))
-    return op->emitError() << blockDesc << ": '" << op->getName()
+    return emitRefusal(op) << blockDesc << ": '" << op->getName()
                            << "' has regions; only linalg ops may carry "
                               "bodies inside a routed block";
   if (auto cst = dyn_cast<arith::ConstantOp>(op)) {
     if (axes.hasTokenAxis(cst)) {
       auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
       if (!dense || !dense.isSplat())
-        return op->emitError()
+        return emitRefusal(op)
                << blockDesc << ": constant " << cst.getType()
                << " has a token axis and is not derived from the positions "
                   "(e.g. a precomputed S x S mask); derive it from the "
@@ -142,12 +304,23 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     });
     batchLoops = axes.getBatchLoops(op);
   }
-  if (indexesTokens && batchLoops.count() != 1)
-    return op->emitError()
-           << blockDesc
-           << ": linalg.index reads a token position, but the op has no "
-              "loop over the batch axis alone to read the gathered "
-              "positions with; derive positions from the positions input";
+  // A batch-less position table (Hugging Face builds masks and RoPE angles
+  // from a 1-D arange(S)) has one row of positions for the whole batch; with
+  // B == 1 that row is pk[0, :]. With B > 1 the routed tokens differ per
+  // sequence and one row cannot hold them.
+  bool batchIsZero = false;
+  if (indexesTokens && batchLoops.count() != 1) {
+    if (batchLoops.none() &&
+        cast<RankedTensorType>(pk.getType()).getDimSize(0) == 1)
+      batchIsZero = true;
+    else
+      return emitRefusal(op)
+             << blockDesc
+             << ": linalg.index reads a token position, but the op has no "
+                "loop over the batch axis alone to read the gathered "
+                "positions with (a batch-less arange is only supported with "
+                "batch size 1); derive positions from the positions input";
+  }
 
   Operation *clone = b.clone(*op, mapping);
   for (auto [orig, copy] : llvm::zip(op->getResults(), clone->getResults()))
@@ -163,7 +336,10 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
       OpBuilder ib(index.getContext());
       ib.setInsertionPointAfter(index);
       Location loc = index.getLoc();
-      Value batch = linalg::IndexOp::create(ib, loc, batchLoop);
+      Value batch =
+          batchIsZero
+              ? arith::ConstantIndexOp::create(ib, loc, 0).getResult()
+              : linalg::IndexOp::create(ib, loc, batchLoop).getResult();
       Value pos = tensor::ExtractOp::create(ib, loc, pk,
                                             ValueRange{batch, index.getResult()});
       Value asIndex =
@@ -202,9 +378,90 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
         axes.resizedShape(cast<tensor::ExpandShapeOp>(op).getResult(), s, k));
   if (auto empty = dyn_cast<tensor::EmptyOp>(clone))
     if (!empty.getDynamicSizes().empty() && axes.hasTokenAxis(op->getResult(0)))
-      return op->emitError() << blockDesc
+      return emitRefusal(op) << blockDesc
                              << ": tensor.empty with dynamic sizes on a token axis";
   return success();
+}
+
+/// A value that only stands for "a tensor of this shape" or "this shape
+/// filled with one scalar": tensor.empty, a splat constant, a linalg.fill (or
+/// an input-less linalg.generic yielding a scalar from outside) of such a
+/// value. Exporters CSE them, so one of them can be the init of ops whose
+/// token axes differ (q.k^T and p.v when head_dim == S).
+bool isTrivialInit(Operation *op) {
+  if (!op || op->getNumResults() != 1 ||
+      !isa<RankedTensorType>(op->getResult(0).getType()))
+    return false;
+  if (auto empty = dyn_cast<tensor::EmptyOp>(op))
+    return empty.getDynamicSizes().empty();
+  if (auto cst = dyn_cast<arith::ConstantOp>(op)) {
+    auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
+    return dense && dense.isSplat();
+  }
+  if (auto fill = dyn_cast<linalg::FillOp>(op))
+    return fill.hasPureTensorSemantics() &&
+           isTrivialInit(fill.getDpsInits()[0].getDefiningOp());
+  if (auto generic = dyn_cast<linalg::GenericOp>(op)) {
+    if (generic.getNumDpsInputs() != 0 || generic.getNumDpsInits() != 1 ||
+        !generic.hasPureTensorSemantics() ||
+        !isTrivialInit(generic.getDpsInits()[0].getDefiningOp()))
+      return false;
+    Block &body = generic.getRegion().front();
+    if (body.getOperations().size() != 1)
+      return false;
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    return yield.getValues().size() == 1 &&
+           yield.getValues()[0].getParentRegion() != &generic.getRegion();
+  }
+  return false;
+}
+
+/// A copy of the trivial init `op` (and of the trivial init it fills) right
+/// after `op`.
+Value cloneTrivialInit(OpBuilder &b, Operation *op,
+                       SmallVectorImpl<std::pair<Operation *, Operation *>> &clones) {
+  IRMapping mapping;
+  if (auto dps = dyn_cast<DestinationStyleOpInterface>(op)) {
+    Operation *initDef = dps.getDpsInits()[0].getDefiningOp();
+    mapping.map(initDef->getResult(0), cloneTrivialInit(b, initDef, clones));
+  }
+  Operation *clone = b.clone(*op, mapping);
+  clones.push_back({clone, op});
+  return clone->getResult(0);
+}
+
+/// Gives every use of a shared trivial init its own copy, so that the
+/// token-axis analysis does not link the layouts of unrelated ops through it.
+/// Returns (copy, original) pairs; mergeSharedInits undoes the split.
+SmallVector<std::pair<Operation *, Operation *>>
+splitSharedInits(func::FuncOp func) {
+  SmallVector<std::pair<Operation *, Operation *>> clones;
+  SmallVector<Operation *> shared;
+  for (Operation &op : func.getBody().front())
+    if (isTrivialInit(&op) && !op.getResult(0).hasOneUse() &&
+        !op.getResult(0).use_empty())
+      shared.push_back(&op);
+  for (Operation *op : shared) {
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : op->getResult(0).getUses())
+      uses.push_back(&use);
+    OpBuilder b(op->getContext());
+    for (OpOperand *use : llvm::drop_begin(uses)) {
+      b.setInsertionPointAfter(op);
+      use->set(cloneTrivialInit(b, op, clones));
+    }
+  }
+  return clones;
+}
+
+/// Replaces the copies that splitSharedInits made, where they are still used
+/// outside routed blocks, by their originals (which precede them).
+void mergeSharedInits(
+    ArrayRef<std::pair<Operation *, Operation *>> clones) {
+  for (auto [clone, original] : llvm::reverse(clones)) {
+    clone->getResult(0).replaceAllUsesWith(original->getResult(0));
+    clone->erase();
+  }
 }
 
 /// `lhs + rhs` elementwise.
@@ -230,6 +487,10 @@ public:
                     const ResidualStructure &structure, Value positions,
                     Value tokens);
 
+  /// Copies of shared inits (splitSharedInits), merged back after the
+  /// rewrite.
+  SmallVector<std::pair<Operation *, Operation *>> splitInits;
+
 private:
   LogicalResult rewriteBlock(const TransformerBlock &block,
                              const TokenAxisAnalysis &axes, Value positions,
@@ -246,7 +507,7 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
                                              Value positions, Value tokens) {
   std::string desc = llvm::formatv("block {0} ({1})", block.index, block.prefix);
   if (isa<RoutedBlockOp>(block.sublayers.front().add))
-    return block.sublayers.front().add->emitError()
+    return emitRefusal(block.sublayers.front().add)
            << desc << " is already a mod.routed_block; schedule only dense "
                       "blocks";
   Value x = block.input(), out = block.output();
@@ -281,10 +542,17 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
     if (!axes.hasTokenAxis(v) || v == positions)
       continue;
     if (v == tokens)
-      return func.emitError() << desc
+      return emitRefusal(func) << desc
                               << ": the block reads the token ids directly; "
                                  "only position-derived values can be "
                                  "recomputed for the routed tokens";
+    if (auto arg = dyn_cast<BlockArgument>(v))
+      if (arg.getOwner() == &func.getBody().front())
+        return emitRefusal(func)
+               << desc << ": the block reads argument #" << arg.getArgNumber()
+               << ", which runs over the tokens but is not the positions; "
+                  "only position-derived values can be recomputed for the "
+                  "routed tokens (name the positions with positions-arg=N)";
     llvm::SetVector<Operation *> slice;
     BackwardSliceOptions options;
     options.inclusive = true;
@@ -301,7 +569,7 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
         Operation *def = operand.getDefiningOp();
         if (!def || !slice.contains(def)) {
           InFlightDiagnostic diag =
-              op->emitError()
+              emitRefusal(op)
               << desc << ": '" << op->getName()
               << "' feeds the block a token-dependent value that is not "
                  "derived from the positions";
@@ -418,6 +686,7 @@ LogicalResult FunctionRewriter::run(ArrayRef<unsigned> schedule,
         FunctionType::get(func.getContext(), func.getArgumentTypes(), results));
     func.setAllResultAttrs(resultAttrs);
   }
+  mergeSharedInits(splitInits);
   // The dense copies of the routed blocks are now dead.
   Block &entry = func.getBody().front();
   bool erased = true;
@@ -430,7 +699,7 @@ LogicalResult FunctionRewriter::run(ArrayRef<unsigned> schedule,
       }
   }
   if (failed(verify(func)))
-    return func.emitError() << "internal error: the MoD rewrite of @"
+    return emitRefusal(func) << "internal error: the MoD rewrite of @"
                             << func.getSymName() << " does not verify";
   return success();
 }
@@ -445,25 +714,25 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       unsigned period = schedule == "every-other" ? 2 : every.getValue();
       unsigned first = schedule == "every-other" ? 1 : offset.getValue();
       if (period == 0)
-        return func.emitError() << "schedule 'every' needs every >= 1";
+        return emitRefusal(func) << "schedule 'every' needs every >= 1";
       for (unsigned i = first; i < numBlocks; i += period)
         chosen.insert(i);
     } else if (schedule == "list") {
       for (unsigned i : blocks) {
         if (i >= numBlocks)
-          return func.emitError() << "schedule lists block " << i << ", but @"
+          return emitRefusal(func) << "schedule lists block " << i << ", but @"
                                   << func.getSymName() << " has only "
                                   << numBlocks << " blocks";
         chosen.insert(i);
       }
     } else {
-      return func.emitError() << "unknown schedule '" << schedule
+      return emitRefusal(func) << "unknown schedule '" << schedule
                               << "' (expected every-other, every or list)";
     }
     // Asking for MoD and silently getting the dense model back hides a
     // mistake (e.g. every-other on a one-block model): refuse.
     if (chosen.empty())
-      return func.emitError()
+      return emitRefusal(func)
              << "schedule '" << schedule << "' routes none of the "
              << numBlocks << " blocks of @" << func.getSymName()
              << "; choose a schedule that selects at least one block (e.g. "
@@ -473,15 +742,28 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
 
   /// Converts a copy of `original`, inserted next to it, and returns the
   /// copy; `original` is not touched. On failure the copy is erased.
-  FailureOr<func::FuncOp> convert(func::FuncOp original) {
-    std::optional<unsigned> posIdx = findNamedArg(original, "positions");
-    auto posType = dyn_cast<RankedTensorType>(
-        original.getArgument(*posIdx).getType());
-    if (!posType || posType.getRank() != 2 || !posType.hasStaticShape() ||
-        !posType.getElementType().isSignlessInteger(32))
-      return original.emitError()
-             << "the positions argument must be a static [B,S] i32 tensor, got "
-             << original.getArgument(*posIdx).getType();
+  FailureOr<func::FuncOp> convert(func::FuncOp original, Roles roles) {
+    RankedTensorType posType;
+    for (auto [slot, name] : {std::make_pair(roles.positions, "positions"),
+                              std::make_pair(roles.tokens, "tokens")}) {
+      if (!slot)
+        continue;
+      auto type =
+          dyn_cast<RankedTensorType>(original.getArgument(*slot).getType());
+      if (!type || type.getRank() != 2 || !type.hasStaticShape() ||
+          !(type.getElementType().isSignlessInteger(32) ||
+            type.getElementType().isSignlessInteger(64)))
+        return emitRefusal(original)
+               << "the " << name << " argument (#" << *slot
+               << ") must be a static [B,S] i32 or i64 tensor, got "
+               << original.getArgument(*slot).getType();
+      if (!posType)
+        posType = type;
+      else if (type.getShape() != posType.getShape())
+        return emitRefusal(original)
+               << "the positions " << posType << " and the tokens " << type
+               << " differ in shape";
+    }
 
     Settings settings;
     settings.seqLen = posType.getDimSize(1);
@@ -494,7 +776,7 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     else if (gate == "sigmoid")
       settings.gate = GateKind::Sigmoid;
     else
-      return original.emitError() << "unknown gate '" << gate
+      return emitRefusal(original) << "unknown gate '" << gate
                                   << "' (expected linear or sigmoid)";
     settings.initStd = routerInitStd;
     FailureOr<std::optional<uint64_t>> seed =
@@ -511,13 +793,30 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       func.erase();
       return failure();
     };
-    Value positions = func.getArgument(*posIdx);
+    // Token ids and positions become i32 arguments named for the runtime;
+    // a model without positions (its mask and RoPE come from arange) gets
+    // them as a new argument after the token ids.
+    if (roles.tokens)
+      narrowToI32(func, *roles.tokens, "tokens");
+    if (roles.positions) {
+      narrowToI32(func, *roles.positions, "positions");
+    } else {
+      roles.positions = *roles.tokens + 1;
+      (void)func.insertArgument(
+          *roles.positions, posType.clone(b.getI32Type()),
+          b.getDictionaryAttr(
+              b.getNamedAttr(kNameAttr, b.getStringAttr("positions"))),
+          func.getArgument(*roles.tokens).getLoc());
+    }
+    Value positions = func.getArgument(*roles.positions);
     Value tokens;
-    if (std::optional<unsigned> t = findNamedArg(func, "tokens"))
-      tokens = func.getArgument(*t);
+    if (roles.tokens)
+      tokens = func.getArgument(*roles.tokens);
     SmallVector<Value> seeds{positions};
     if (tokens)
       seeds.push_back(tokens);
+    SmallVector<std::pair<Operation *, Operation *>> splitInits =
+        splitSharedInits(func);
     TokenAxisAnalysis axes(func, seeds);
     FailureOr<ResidualStructure> structure = discoverBlocks(func, axes);
     if (failed(structure))
@@ -527,29 +826,39 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
     if (failed(chosen))
       return discard();
     FunctionRewriter rewriter(func, settings);
+    rewriter.splitInits = std::move(splitInits);
     if (failed(rewriter.run(*chosen, axes, *structure, positions, tokens)))
       return discard();
     return func;
   }
 
   void runOnOperation() override {
-    SmallVector<func::FuncOp> candidates;
-    for (auto func : getOperation().getOps<func::FuncOp>())
-      if (!func.isExternal() && findNamedArg(func, "positions"))
-        candidates.push_back(func);
+    SmallVector<std::pair<func::FuncOp, Roles>> candidates;
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      FailureOr<std::optional<Roles>> roles =
+          findRoles(func, tokensArg, positionsArg);
+      if (failed(roles))
+        return signalPassFailure();
+      if (*roles)
+        candidates.push_back({func, **roles});
+    }
     if (candidates.empty()) {
-      getOperation().emitError()
+      emitRefusal(getOperation())
           << "no function to convert: --mod-dense-to-mod needs a func.func "
-             "with a static [B,S] i32 argument named 'positions' "
-             "({mod.name = \"positions\"})";
+             "with a static [B,S] integer argument of token ids (an "
+             "embedding index) or positions (RoPE, mask comparisons), found "
+             "by their use, by the tokens-arg / positions-arg options, or "
+             "named by {mod.name = \"tokens\"} / {mod.name = \"positions\"}";
       return signalPassFailure();
     }
     // All or nothing over the module: every function is converted into a
     // copy first; the originals are replaced only when all copies succeeded,
     // so a failure in a later function leaves the earlier ones as they were.
     SmallVector<func::FuncOp> converted;
-    for (func::FuncOp func : candidates) {
-      FailureOr<func::FuncOp> copy = convert(func);
+    for (auto [func, roles] : candidates) {
+      FailureOr<func::FuncOp> copy = convert(func, roles);
       if (failed(copy)) {
         for (func::FuncOp done : converted)
           done.erase();
@@ -557,8 +866,8 @@ struct DenseToMoDPass : mod::impl::DenseToMoDBase<DenseToMoDPass> {
       }
       converted.push_back(*copy);
     }
-    for (func::FuncOp func : candidates)
-      func.erase();
+    for (auto &candidate : candidates)
+      candidate.first.erase();
   }
 };
 } // namespace

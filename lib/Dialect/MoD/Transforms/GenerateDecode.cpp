@@ -28,11 +28,13 @@
 
 #include "mod/Analysis/TokenAxisAnalysis.h"
 #include "mod/Dialect/MoD/IR/MoDOps.h"
+#include "mod/Dialect/MoD/Transforms/Elementwise.h"
 #include "mod/Dialect/MoD/Transforms/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Verifier.h"
@@ -41,6 +43,7 @@
 
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 
 namespace mlir::mod {
@@ -76,22 +79,65 @@ std::optional<unsigned> findNamedArg(func::FuncOp func, StringRef name) {
   return std::nullopt;
 }
 
+/// What one generated function computes.
+struct StepKind {
+  /// New tokens per sequence (T) and cache slots (Smax).
+  int64_t t = 1, smax = 1;
+  /// Rows of the batch: the forward's B, or 1 for the per-row step of a
+  /// routed block.
+  int64_t batch = 0;
+  /// @decode_step's interface: tokens and positions [B], logits [B,V].
+  bool flatIO = false;
+  /// One token per sequence written at slot lengths[b]; otherwise a prefill
+  /// of an empty cache: the first lengths[b] tokens at slots 0..lengths[b]-1,
+  /// or, with `indirect`, token src[b,j] at slot j for j < counts[b] (the
+  /// routed tokens of a routed block's prefill, which come as two extra
+  /// arguments after the lengths).
+  bool decode = false;
+  bool indirect = false;
+};
+
+struct RoutedPlan;
+
+/// How a routed block decides, per token, whether it goes through the block.
+struct RoutingRule {
+  bool predictor = false;
+  int64_t predictorHidden = 32;
+};
+
 class Incrementalizer {
 public:
   Incrementalizer(func::FuncOp func, const TokenAxisAnalysis &axes,
-                  int64_t seqLen, Value tokens, Value positions)
-      : func(func), axes(axes), seqLen(seqLen), tokens(tokens),
-        positions(positions) {}
+                  int64_t seqLen, Value tokens, Value positions,
+                  RoutingRule rule = {});
+  ~Incrementalizer();
 
-  /// Labels the graph and chooses the caches.
+  /// Inputs other than the tokens and positions that run over the new
+  /// tokens only (a routed block's gathered hidden states).
+  void addQueryInput(Value v) { queryInputs.insert(v); }
+
+  /// Labels the graph and chooses the caches (and does the same for the
+  /// body of every routed block).
   LogicalResult analyze();
-  /// Builds @name: T new tokens per sequence. `decode`: tokens and positions
-  /// are [B] and written at slot lengths[b]; otherwise [B,T] written at slots
-  /// 0..lengths[b]-1 (a prefill of an empty cache).
-  FailureOr<func::FuncOp> build(OpBuilder &b, StringRef name, int64_t newTokens,
-                                int64_t maxSeqLen, bool decode);
+  /// Builds @name (see StepKind).
+  FailureOr<func::FuncOp> build(OpBuilder &b, StringRef name,
+                                const StepKind &kind);
+  /// The caches, in argument order.
+  ArrayRef<Value> getCaches() const { return caches.getArrayRef(); }
+  /// The type of cache `i` in a function of `batch` rows.
+  RankedTensorType cacheType(unsigned i, int64_t smax, int64_t batch);
 
 private:
+  LogicalResult planRoutedBlock(RoutedBlockOp op);
+  /// The decode or prefill code of one routed block, at the builder's
+  /// insertion point: returns the block's output for the new tokens.
+  FailureOr<Value> emitRoutedBlock(OpBuilder &fb, RoutedPlan &plan,
+                                   const StepKind &kind, Value x, Value pos,
+                                   Value promptLengths,
+                                   ArrayRef<Value> predictorParams,
+                                   MutableArrayRef<Value> state,
+                                   const IRMapping &shared);
+
   unsigned numTokenAtoms(Value v) const;
   /// Token atoms of each dimension of `v`.
   SmallVector<unsigned> tokenAtomsPerDim(Value v) const;
@@ -115,7 +161,13 @@ private:
   const TokenAxisAnalysis &axes;
   int64_t seqLen;
   Value tokens, positions;
+  RoutingRule rule;
   Value logits;
+  llvm::SetVector<Value> queryInputs;
+  /// The rows of the batch of the function being built (0: as in the
+  /// forward).
+  int64_t batchSize = 0;
+  std::vector<std::unique_ptr<RoutedPlan>> routed;
 
   // Demands (value, form) and the op forms they imply.
   std::set<std::pair<void *, Form>> demanded;
@@ -163,7 +215,7 @@ SmallVector<int64_t> Incrementalizer::formShape(Value v, StringRef form,
     int64_t size = 1;
     for (const AxisAtom &a : dim) {
       if (!a.token) {
-        size *= a.size;
+        size *= a.batch && batchSize ? batchSize : a.size;
         continue;
       }
       size *= form[next++] == kQuery ? t : smax;
@@ -285,11 +337,29 @@ LogicalResult Incrementalizer::propagate(bool withCaches) {
     }
     Operation *op = v.getDefiningOp();
     if (!op) {
-      if (withCaches && ((v != tokens && v != positions) || form != "q"))
+      bool newTokens =
+          v == tokens || v == positions || queryInputs.contains(v);
+      if (withCaches && (!newTokens || form != "q"))
         return func.emitError()
                << "cannot incrementalize @" << func.getSymName()
                << ": argument #" << cast<BlockArgument>(v).getArgNumber()
                << " is needed over every cached token but is not cached";
+      continue;
+    }
+    if (auto block = dyn_cast<RoutedBlockOp>(op)) {
+      // Position-wise from outside: the block's own caches (planned in
+      // planRoutedBlock) hold what its body needs of earlier tokens.
+      if (form != "q" && !withCaches)
+        continue; // Before the caches are chosen: a later layer's keys.
+      if (form != "q")
+        return op->emitError()
+               << "cannot incrementalize 'mod.routed_block': its output is "
+                  "needed over every cached token and cannot be cached";
+      if (opForms[op].empty()) {
+        opForms[op].push_back(OpForm{form});
+        demand(block.getInput(), form);
+        demand(block.getPositions(), form);
+      }
       continue;
     }
     if (!isa<linalg::LinalgOp, tensor::CollapseShapeOp, tensor::ExpandShapeOp,
@@ -443,7 +513,11 @@ LogicalResult Incrementalizer::chooseCaches() {
   });
   caches.clear();
   caches.insert(ordered.begin(), ordered.end());
-  if (!caches.contains(positions))
+  // With no cache at all because every block is routed (each has its own)
+  // nothing here needs masking.
+  bool hasRouted = llvm::any_of(
+      opForms, [](const auto &entry) { return isa<RoutedBlockOp>(entry.first); });
+  if ((!caches.empty() || !hasRouted) && !caches.contains(positions))
     return func.emitError()
            << "cannot incrementalize @" << func.getSymName()
            << ": no attention mask reads the positions of the keys, so the "
@@ -469,6 +543,96 @@ LogicalResult Incrementalizer::analyze() {
   if (failed(propagate(/*withCaches=*/false)) || failed(chooseCaches()) ||
       failed(propagate(/*withCaches=*/true)))
     return failure();
+  for (Operation &op : func.getBody().front())
+    if (auto block = dyn_cast<RoutedBlockOp>(&op);
+        block && opForms.count(&op) && failed(planRoutedBlock(block)))
+      return failure();
+  return success();
+}
+
+/// A routed block's body outlined into a function (captured values...,
+/// xk [B,K,D], pk [B,K]) -> d [B,K,D], and its incrementalization: its own
+/// caches over the routed tokens only, keyed by pk.
+struct RoutedPlan {
+  RoutedBlockOp op;
+  /// The router weight's name without ".mod.router.weight".
+  std::string prefix;
+  SmallVector<Value> captured;
+  OwningOpRef<ModuleOp> module;
+  func::FuncOp body;
+  std::unique_ptr<TokenAxisAnalysis> axes;
+  std::unique_ptr<Incrementalizer> inc;
+};
+
+Incrementalizer::Incrementalizer(func::FuncOp func,
+                                 const TokenAxisAnalysis &axes,
+                                 int64_t seqLen, Value tokens,
+                                 Value positions, RoutingRule rule)
+    : func(func), axes(axes), seqLen(seqLen), tokens(tokens),
+      positions(positions), rule(rule) {}
+
+Incrementalizer::~Incrementalizer() = default;
+
+LogicalResult Incrementalizer::planRoutedBlock(RoutedBlockOp op) {
+  auto plan = std::make_unique<RoutedPlan>();
+  plan->op = op;
+  plan->prefix = "block" + std::to_string(routed.size());
+  if (auto arg = dyn_cast<BlockArgument>(op.getRouterWeight());
+      arg && arg.getOwner() == &func.getBody().front())
+    if (auto name =
+            func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), kNameAttr)) {
+      StringRef n = name.getValue();
+      if (n.consume_back(".mod.router.weight"))
+        plan->prefix = n.str();
+    }
+  if (op.getBody().walk([](RoutedBlockOp) { return WalkResult::interrupt(); })
+          .wasInterrupted())
+    return op.emitError() << "cannot incrementalize a 'mod.routed_block' "
+                             "nested in another";
+  llvm::SetVector<Value> above;
+  getUsedValuesDefinedAbove(op.getBody(), above);
+  for (Value v : above)
+    if (numTokenAtoms(v))
+      return op.emitError()
+             << "cannot incrementalize 'mod.routed_block': its body uses a "
+                "value with a token axis defined outside it ("
+             << v.getType() << "); only the routed tokens may enter the block";
+  plan->captured.assign(above.begin(), above.end());
+
+  MLIRContext *ctx = op.getContext();
+  Block &body = op.getBody().front();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  plan->module = ModuleOp::create(op.getLoc());
+  OpBuilder mb = OpBuilder::atBlockEnd(plan->module->getBody());
+  SmallVector<Type> types;
+  for (Value v : plan->captured)
+    types.push_back(v.getType());
+  types.push_back(body.getArgument(0).getType());
+  types.push_back(body.getArgument(1).getType());
+  auto fn = func::FuncOp::create(
+      mb, op.getLoc(), "routed_block_body",
+      FunctionType::get(ctx, types, {yield.getValue().getType()}));
+  Block *entry = fn.addEntryBlock();
+  unsigned n = plan->captured.size();
+  IRMapping m;
+  for (auto [i, v] : llvm::enumerate(plan->captured))
+    m.map(v, entry->getArgument(i));
+  m.map(body.getArgument(0), entry->getArgument(n));
+  m.map(body.getArgument(1), entry->getArgument(n + 1));
+  OpBuilder eb = OpBuilder::atBlockEnd(entry);
+  for (Operation &o : body.without_terminator())
+    eb.clone(o, m);
+  func::ReturnOp::create(eb, yield.getLoc(),
+                         m.lookupOrDefault(yield.getValue()));
+  plan->body = fn;
+  Value xk = entry->getArgument(n), pk = entry->getArgument(n + 1);
+  plan->axes = std::make_unique<TokenAxisAnalysis>(fn, ArrayRef<Value>{pk, xk});
+  plan->inc = std::make_unique<Incrementalizer>(
+      fn, *plan->axes, int64_t(op.getCapacity()), Value(), pk, rule);
+  plan->inc->addQueryInput(xk);
+  if (failed(plan->inc->analyze()))
+    return failure();
+  routed.push_back(std::move(plan));
   return success();
 }
 
@@ -489,8 +653,9 @@ AffineMap batchMap(MLIRContext *ctx, unsigned rank) {
 
 /// cache[b, offsets[b] + j, ...] = fresh[b, j, ...] for j < counts[b]; the
 /// other slots keep their value.
+/// With `src` ([B,T] i32), slot offsets[b] + j takes fresh[b, src[b,j]].
 Value writeCache(OpBuilder &b, Location loc, Value cache, Value fresh,
-                 Value offsets, Value counts) {
+                 Value offsets, Value counts, Value src = Value()) {
   auto type = cast<RankedTensorType>(cache.getType());
   unsigned rank = type.getRank();
   MLIRContext *ctx = b.getContext();
@@ -521,6 +686,11 @@ Value writeCache(OpBuilder &b, Location loc, Value cache, Value fresh,
                    arith::SelectOp::create(nb, nl, inRange, rel, zero);
                SmallVector<Value> at(idx);
                at[1] = safe;
+               if (src)
+                 at[1] = arith::IndexCastOp::create(
+                     nb, nl, nb.getIndexType(),
+                     tensor::ExtractOp::create(nb, nl, src,
+                                               ValueRange{idx[0], safe}));
                Value value = tensor::ExtractOp::create(nb, nl, fresh, at);
                linalg::YieldOp::create(
                    nb, nl,
@@ -560,55 +730,441 @@ Value readCache(OpBuilder &b, Location loc, Value cache, Value offsets,
       .getResult(0);
 }
 
+/// The predictor MLP's logits tanh(x W1 + b1) . w2 + b2 for x [B,T,D]:
+/// [B,T], as --mod-generate-grad trains it.
+static Value predictorScores(OpBuilder &b, Location loc, Value x,
+                             ArrayRef<Value> params) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  Type et = xType.getElementType();
+  int64_t rows = xType.getDimSize(0) * xType.getDimSize(1);
+  int64_t hidden = cast<RankedTensorType>(params[0].getType()).getDimSize(1);
+  MLIRContext *ctx = b.getContext();
+  Value zero = arith::ConstantOp::create(b, loc, et, b.getFloatAttr(et, 0.0));
+  auto filled = [&](ArrayRef<int64_t> shape) {
+    return linalg::FillOp::create(
+               b, loc, zero,
+               ValueRange{tensor::EmptyOp::create(b, loc, shape, et)})
+        .getResult(0);
+  };
+  Value flat = tensor::CollapseShapeOp::create(
+      b, loc, x, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  Value pre = linalg::MatmulOp::create(b, loc, ValueRange{flat, params[0]},
+                                       ValueRange{filled({rows, hidden})})
+                  .getResult(0);
+  AffineMap id2 = AffineMap::getMultiDimIdentityMap(2, ctx);
+  AffineMap d0 = AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx);
+  AffineMap d1 = AffineMap::get(2, 0, {getAffineDimExpr(1, ctx)}, ctx);
+  AffineMap none = AffineMap::get(2, 0, {}, ctx);
+  Value h = linalg::GenericOp::create(
+                b, loc, pre.getType(), ValueRange{pre, params[1]},
+                ValueRange{tensor::EmptyOp::create(
+                    b, loc, ArrayRef<int64_t>{rows, hidden}, et)},
+                ArrayRef<AffineMap>{id2, d1, id2},
+                SmallVector<utils::IteratorType>(
+                    2, utils::IteratorType::parallel),
+                [](OpBuilder &nb, Location nl, ValueRange args) {
+                  linalg::YieldOp::create(
+                      nb, nl,
+                      math::TanhOp::create(
+                          nb, nl,
+                          arith::AddFOp::create(nb, nl, args[0], args[1]))
+                          .getResult());
+                })
+                .getResult(0);
+  // The bias enters once, at hidden index 0, as in training.
+  Value p = linalg::GenericOp::create(
+                b, loc, RankedTensorType::get({rows}, et),
+                ValueRange{h, params[2], params[3]}, ValueRange{filled({rows})},
+                ArrayRef<AffineMap>{id2, d1, none, d0},
+                ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                              utils::IteratorType::reduction},
+                [](OpBuilder &nb, Location nl, ValueRange args) {
+                  Value first = arith::CmpIOp::create(
+                      nb, nl, arith::CmpIPredicate::eq,
+                      linalg::IndexOp::create(nb, nl, 1),
+                      arith::ConstantIndexOp::create(nb, nl, 0));
+                  Value z = arith::ConstantOp::create(
+                      nb, nl, args[2].getType(),
+                      nb.getFloatAttr(args[2].getType(), 0.0));
+                  Value bias =
+                      arith::SelectOp::create(nb, nl, first, args[2], z);
+                  Value term = arith::AddFOp::create(
+                      nb, nl, arith::MulFOp::create(nb, nl, args[0], args[1]),
+                      bias);
+                  linalg::YieldOp::create(
+                      nb, nl,
+                      arith::AddFOp::create(nb, nl, args[3], term).getResult());
+                })
+                .getResult(0);
+  return tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({xType.getDimSize(0), xType.getDimSize(1)}, et),
+      p, ArrayRef<ReassociationIndices>{{0, 1}});
+}
+
+/// Clones the body of `fn` at `b` with its arguments mapped by `m`;
+/// returns what it returns.
+static SmallVector<Value> inlineFunction(OpBuilder &b, func::FuncOp fn,
+                                         IRMapping &m) {
+  for (Operation &o : fn.getBody().front().without_terminator())
+    b.clone(o, m);
+  SmallVector<Value> results;
+  for (Value v : fn.getBody().front().getTerminator()->getOperands())
+    results.push_back(m.lookupOrDefault(v));
+  return results;
+}
+
+/// Row `row` (an index) of `full` [B,...] as [1,...], and back.
+static SmallVector<OpFoldResult> rowOffsets(OpBuilder &b, Value row,
+                                            int64_t rank) {
+  SmallVector<OpFoldResult> offsets(rank, b.getIndexAttr(0));
+  offsets[0] = row;
+  return offsets;
+}
+static SmallVector<OpFoldResult> rowSizes(OpBuilder &b, RankedTensorType type) {
+  SmallVector<OpFoldResult> sizes{b.getIndexAttr(1)};
+  for (int64_t d = 1; d < type.getRank(); ++d)
+    sizes.push_back(b.getIndexAttr(type.getDimSize(d)));
+  return sizes;
+}
+static Value extractRow(OpBuilder &b, Location loc, Value full, Value row) {
+  auto type = cast<RankedTensorType>(full.getType());
+  SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+  return tensor::ExtractSliceOp::create(b, loc, full,
+                                        rowOffsets(b, row, type.getRank()),
+                                        rowSizes(b, type), strides);
+}
+static Value insertRow(OpBuilder &b, Location loc, Value rowValue, Value full,
+                       Value row) {
+  auto type = cast<RankedTensorType>(full.getType());
+  SmallVector<OpFoldResult> strides(type.getRank(), b.getIndexAttr(1));
+  return tensor::InsertSliceOp::create(b, loc, rowValue, full,
+                                       rowOffsets(b, row, type.getRank()),
+                                       rowSizes(b, type), strides);
+}
+
+FailureOr<Value> Incrementalizer::emitRoutedBlock(
+    OpBuilder &fb, RoutedPlan &plan, const StepKind &kind, Value x, Value pos,
+    Value promptLengths, ArrayRef<Value> predictorParams,
+    MutableArrayRef<Value> state, const IRMapping &shared) {
+  RoutedBlockOp op = plan.op;
+  Location loc = op.getLoc();
+  MLIRContext *ctx = op.getContext();
+  auto xType = cast<RankedTensorType>(x.getType());
+  const int64_t batch = xType.getDimSize(0), t = xType.getDimSize(1);
+  Type et = xType.getElementType();
+  Type i32 = fb.getI32Type(), index = fb.getIndexType();
+  const unsigned numCaches = plan.inc->getCaches().size();
+  const unsigned numCaptured = plan.captured.size();
+
+  // The router logits scale the block's output; the decision is theirs
+  // (aux-loss training: sigmoid(r) > 0.5) or the predictor's.
+  Value w = shared.lookupOrDefault(op.getRouterWeight());
+  Value scores = RouterOp::create(
+      fb, loc, RankedTensorType::get({batch, t}, et), x, w);
+  Value decide = predictorParams.empty()
+                     ? scores
+                     : predictorScores(fb, loc, x, predictorParams);
+  GateKind gate = op.getGate();
+  auto isRouted = [&](OpBuilder &b, Location l, Value score) -> Value {
+    Value zero = arith::ConstantOp::create(b, l, et, b.getFloatAttr(et, 0.0));
+    return arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, score, zero);
+  };
+  auto gated = [&](OpBuilder &b, Location l, Value r) -> Value {
+    return gate == GateKind::Sigmoid ? buildSigmoid(b, l, r) : r;
+  };
+  auto mapCaptured = [&](IRMapping &m, func::FuncOp fn) {
+    for (unsigned i = 0; i < numCaptured; ++i)
+      m.map(fn.getArgument(i), shared.lookupOrDefault(plan.captured[i]));
+  };
+  OpBuilder mb = OpBuilder::atBlockEnd(plan.module->getBody());
+  Value c0 = arith::ConstantIndexOp::create(fb, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(fb, loc, 1);
+  Value cB = arith::ConstantIndexOp::create(fb, loc, batch);
+
+  if (kind.decode) {
+    StepKind rowKind;
+    rowKind.t = 1;
+    rowKind.smax = kind.smax;
+    rowKind.batch = 1;
+    rowKind.decode = true;
+    FailureOr<func::FuncOp> step =
+        plan.inc->build(mb, "routed_block_row_step", rowKind);
+    if (failed(step))
+      return failure();
+    // Compaction: rows[0..n) are the sequences whose token is routed.
+    Value rowsInit = filledVector(fb, loc, batch, i32, 0);
+    auto compact = scf::ForOp::create(
+        fb, loc, c0, cB, c1, ValueRange{rowsInit, c0},
+        [&](OpBuilder &nb, Location nl, Value b, ValueRange iter) {
+          Value score =
+              tensor::ExtractOp::create(nb, nl, decide, ValueRange{b, c0});
+          auto ifOp = scf::IfOp::create(
+              nb, nl, TypeRange{iter[0].getType(), index},
+              isRouted(nb, nl, score), /*withElseRegion=*/true);
+          OpBuilder tb = ifOp.getThenBodyBuilder();
+          Value bi = arith::IndexCastOp::create(tb, nl, i32, b);
+          Value rows = tensor::InsertOp::create(tb, nl, bi, iter[0],
+                                                ValueRange{iter[1]});
+          Value next = arith::AddIOp::create(tb, nl, iter[1], c1);
+          scf::YieldOp::create(tb, nl, ValueRange{rows, next});
+          OpBuilder eb = ifOp.getElseBodyBuilder();
+          scf::YieldOp::create(eb, nl, iter);
+          scf::YieldOp::create(nb, nl, ifOp.getResults());
+        });
+    compact->setAttr("mod.routed_rows", fb.getUnitAttr());
+    Value rows = compact.getResult(0), n = compact.getResult(1);
+    // The block on the routed rows only, one row per iteration with its
+    // own cache rows and length: an unrouted row is never touched.
+    SmallVector<Value> init{x};
+    init.append(state.begin(), state.end());
+    auto loop = scf::ForOp::create(
+        fb, loc, c0, n, c1, init,
+        [&](OpBuilder &nb, Location nl, Value i, ValueRange iter) {
+          Value row = arith::IndexCastOp::create(
+              nb, nl, index,
+              tensor::ExtractOp::create(nb, nl, rows, ValueRange{i}));
+          Value xRow = extractRow(nb, nl, x, row);
+          Value lenRow = extractRow(nb, nl, iter[numCaches + 1], row);
+          IRMapping m;
+          mapCaptured(m, *step);
+          m.map(step->getArgument(numCaptured), xRow);
+          m.map(step->getArgument(numCaptured + 1),
+                extractRow(nb, nl, pos, row));
+          SmallVector<Value> cacheRows;
+          for (unsigned c = 0; c < numCaches; ++c) {
+            cacheRows.push_back(extractRow(nb, nl, iter[1 + c], row));
+            m.map(step->getArgument(numCaptured + 2 + c), cacheRows.back());
+          }
+          m.map(step->getArgument(numCaptured + 2 + numCaches), lenRow);
+          SmallVector<Value> res = inlineFunction(nb, *step, m);
+          Value r = tensor::ExtractOp::create(nb, nl, scores,
+                                              ValueRange{row, c0});
+          Value g = gated(nb, nl, r);
+          Value outRow = buildElementwise(
+              nb, nl, {xRow, res[0]},
+              [&](OpBuilder &eb, Location el, ValueRange args) -> Value {
+                return arith::AddFOp::create(
+                    eb, el, args[0],
+                    arith::MulFOp::create(eb, el, g, args[1]));
+              });
+          SmallVector<Value> yields{insertRow(nb, nl, outRow, iter[0], row)};
+          for (unsigned c = 0; c < numCaches; ++c)
+            yields.push_back(insertRow(nb, nl, res[1 + c], iter[1 + c], row));
+          Value len =
+              tensor::ExtractOp::create(nb, nl, lenRow, ValueRange{c0});
+          Value one = arith::ConstantOp::create(nb, nl, i32,
+                                                nb.getI32IntegerAttr(1));
+          yields.push_back(tensor::InsertOp::create(
+              nb, nl, arith::AddIOp::create(nb, nl, len, one),
+              iter[numCaches + 1], ValueRange{row}));
+          scf::YieldOp::create(nb, nl, yields);
+        });
+    loop->setAttr("mod.routed_block", fb.getStringAttr(plan.prefix));
+    step->erase();
+    for (unsigned s = 0; s < state.size(); ++s)
+      state[s] = loop.getResult(1 + s);
+    return loop.getResult(0);
+  }
+
+  // Prefill: the routed tokens of each sequence's prompt, in order:
+  // counts[b] of them, token src[b,j] the j-th.
+  StepKind allKind;
+  allKind.t = t;
+  allKind.smax = kind.smax;
+  allKind.batch = batch;
+  allKind.indirect = true;
+  FailureOr<func::FuncOp> prefill =
+      plan.inc->build(mb, "routed_block_prefill", allKind);
+  if (failed(prefill))
+    return failure();
+  Value countsInit = filledVector(fb, loc, batch, i32, 0);
+  Value zeroI32 =
+      arith::ConstantOp::create(fb, loc, i32, fb.getI32IntegerAttr(0));
+  Value srcInit =
+      linalg::FillOp::create(
+          fb, loc, zeroI32,
+          ValueRange{tensor::EmptyOp::create(
+              fb, loc, ArrayRef<int64_t>{batch, t}, i32)})
+          .getResult(0);
+  auto perRow = scf::ForOp::create(
+      fb, loc, c0, cB, c1, ValueRange{countsInit, srcInit},
+      [&](OpBuilder &nb, Location nl, Value b, ValueRange iter) {
+        Value len = arith::IndexCastOp::create(
+            nb, nl, index,
+            tensor::ExtractOp::create(nb, nl, promptLengths, ValueRange{b}));
+        auto perToken = scf::ForOp::create(
+            nb, nl, c0, len, c1, ValueRange{c0, iter[1]},
+            [&](OpBuilder &tb, Location tl, Value j, ValueRange it2) {
+              Value score =
+                  tensor::ExtractOp::create(tb, tl, decide, ValueRange{b, j});
+              auto ifOp = scf::IfOp::create(
+                  tb, tl, TypeRange{index, it2[1].getType()},
+                  isRouted(tb, tl, score), /*withElseRegion=*/true);
+              OpBuilder yb = ifOp.getThenBodyBuilder();
+              Value ji = arith::IndexCastOp::create(yb, tl, i32, j);
+              Value src = tensor::InsertOp::create(yb, tl, ji, it2[1],
+                                                   ValueRange{b, it2[0]});
+              scf::YieldOp::create(
+                  yb, tl,
+                  ValueRange{arith::AddIOp::create(yb, tl, it2[0], c1), src});
+              OpBuilder eb = ifOp.getElseBodyBuilder();
+              scf::YieldOp::create(eb, tl, it2);
+              scf::YieldOp::create(tb, tl, ifOp.getResults());
+            });
+        Value count = arith::IndexCastOp::create(nb, nl, i32,
+                                                 perToken.getResult(0));
+        Value counts =
+            tensor::InsertOp::create(nb, nl, count, iter[0], ValueRange{b});
+        scf::YieldOp::create(nb, nl, ValueRange{counts, perToken.getResult(1)});
+      });
+  Value counts = perRow.getResult(0), src = perRow.getResult(1);
+  IRMapping m;
+  mapCaptured(m, *prefill);
+  m.map(prefill->getArgument(numCaptured), x);
+  m.map(prefill->getArgument(numCaptured + 1), pos);
+  for (unsigned c = 0; c < numCaches; ++c)
+    m.map(prefill->getArgument(numCaptured + 2 + c), state[c]);
+  unsigned tail = numCaptured + 2 + numCaches;
+  m.map(prefill->getArgument(tail), filledVector(fb, loc, batch, i32, 0));
+  m.map(prefill->getArgument(tail + 1), counts);
+  m.map(prefill->getArgument(tail + 2), src);
+  SmallVector<Value> res = inlineFunction(fb, *prefill, m);
+  prefill->erase();
+  // out = routed ? x + g(r) * d : x, routed = decision > 0 within the prompt.
+  unsigned rank = xType.getRank();
+  AffineMap idN = AffineMap::getMultiDimIdentityMap(rank, ctx);
+  AffineMap tokN = AffineMap::get(
+      rank, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
+  AffineMap rowN = AffineMap::get(rank, 0, {getAffineDimExpr(0, ctx)}, ctx);
+  Value out =
+      linalg::GenericOp::create(
+          fb, loc, xType, ValueRange{x, res[0], scores, decide, promptLengths},
+          ValueRange{tensor::EmptyOp::create(fb, loc, xType.getShape(), et)},
+          ArrayRef<AffineMap>{idN, idN, tokN, tokN, rowN, idN},
+          SmallVector<utils::IteratorType>(rank,
+                                           utils::IteratorType::parallel),
+          [&](OpBuilder &nb, Location nl, ValueRange args) {
+            Value j = arith::IndexCastOp::create(
+                nb, nl, i32, linalg::IndexOp::create(nb, nl, 1));
+            Value inPrompt = arith::CmpIOp::create(
+                nb, nl, arith::CmpIPredicate::slt, j, args[4]);
+            Value routedHere = arith::AndIOp::create(
+                nb, nl, inPrompt, isRouted(nb, nl, args[3]));
+            Value sum = arith::AddFOp::create(
+                nb, nl, args[0],
+                arith::MulFOp::create(nb, nl, gated(nb, nl, args[2]), args[1]));
+            linalg::YieldOp::create(
+                nb, nl,
+                arith::SelectOp::create(nb, nl, routedHere, sum, args[0])
+                    .getResult());
+          })
+          .getResult(0);
+  for (unsigned c = 0; c < numCaches; ++c)
+    state[c] = res[1 + c];
+  state[numCaches] = counts;
+  return out;
+}
+
+RankedTensorType Incrementalizer::cacheType(unsigned i, int64_t smax,
+                                            int64_t batch) {
+  int64_t saved = batchSize;
+  batchSize = batch;
+  RankedTensorType type = formType(caches[i], Form(1, kKey), 1, smax);
+  batchSize = saved;
+  return type;
+}
+
 FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
-                                               int64_t t, int64_t smax,
-                                               bool decode) {
+                                               const StepKind &kind) {
   MLIRContext *ctx = func.getContext();
   Location loc = func.getLoc();
-  auto posType = cast<RankedTensorType>(positions.getType());
-  int64_t batch = posType.getDimSize(0);
+  const int64_t t = kind.t, smax = kind.smax, batch = kind.batch;
+  const bool decode = kind.decode, flat = kind.flatIO;
+  batchSize = batch;
   Type i32 = b.getI32Type();
 
   // Signature: the forward's arguments with tokens and positions for the new
-  // tokens, then one cache per cached value, then the lengths.
+  // tokens, the predictors' parameters, one cache per cached value, each
+  // routed block's caches and routed lengths, then the lengths.
   SmallVector<Type> argTypes;
   SmallVector<DictionaryAttr> argAttrs;
   for (BlockArgument arg : func.getArguments()) {
     Type type = arg.getType();
     if (arg == tokens || arg == positions)
-      type = decode ? RankedTensorType::get({batch}, i32)
-                    : RankedTensorType::get({batch, t}, i32);
+      type = flat ? RankedTensorType::get({batch}, i32)
+                  : RankedTensorType::get({batch, t}, i32);
+    else if (queryInputs.contains(arg))
+      type = formType(arg, Form(1, kQuery), t, smax);
     argTypes.push_back(type);
     argAttrs.push_back(func.getArgAttrDict(arg.getArgNumber())
                            ? func.getArgAttrDict(arg.getArgNumber())
                            : DictionaryAttr::get(ctx));
   }
+  auto named = [&](StringRef n) {
+    return b.getDictionaryAttr(b.getNamedAttr(kNameAttr, b.getStringAttr(n)));
+  };
+  unsigned firstPredictor = argTypes.size();
+  if (rule.predictor)
+    for (const auto &plan : routed) {
+      Type et = cast<RankedTensorType>(plan->op.getInput().getType())
+                    .getElementType();
+      int64_t width = cast<RankedTensorType>(plan->op.getInput().getType())
+                          .getDimSize(2);
+      int64_t h = rule.predictorHidden;
+      std::string p = plan->prefix + ".mod.predictor.";
+      std::pair<std::string, SmallVector<int64_t>> params[] = {
+          {p + "fc1.weight", {width, h}},
+          {p + "fc1.bias", {h}},
+          {p + "fc2.weight", {h}},
+          {p + "fc2.bias", {}}};
+      for (auto &[pname, shape] : params) {
+        argTypes.push_back(RankedTensorType::get(shape, et));
+        argAttrs.push_back(b.getDictionaryAttr(
+            {b.getNamedAttr(kNameAttr, b.getStringAttr(pname)),
+             b.getNamedAttr("mod.kind", b.getStringAttr("parameter"))}));
+      }
+    }
   unsigned firstCache = argTypes.size();
-  for (auto [i, v] : llvm::enumerate(caches)) {
-    argTypes.push_back(formType(v, Form(1, kKey), t, smax));
-    argAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(
-        kNameAttr, b.getStringAttr("cache." + std::to_string(i)))));
+  unsigned cacheNumber = 0;
+  for (unsigned i = 0; i < caches.size(); ++i) {
+    argTypes.push_back(cacheType(i, smax, batch));
+    argAttrs.push_back(named("cache." + std::to_string(cacheNumber++)));
   }
+  // Routed blocks: their caches, then the tokens each holds per sequence.
+  unsigned firstState = argTypes.size();
+  for (const auto &plan : routed) {
+    for (unsigned i = 0; i < plan->inc->getCaches().size(); ++i) {
+      argTypes.push_back(plan->inc->cacheType(i, smax, batch));
+      argAttrs.push_back(named("cache." + std::to_string(cacheNumber++)));
+    }
+    argTypes.push_back(RankedTensorType::get({batch}, i32));
+    argAttrs.push_back(named("routed_lengths." + plan->prefix));
+  }
+  unsigned numState = argTypes.size() - firstState;
   unsigned lengthsArg = argTypes.size();
   argTypes.push_back(RankedTensorType::get({batch}, i32));
-  argAttrs.push_back(b.getDictionaryAttr(
-      b.getNamedAttr(kNameAttr, b.getStringAttr("lengths"))));
+  argAttrs.push_back(named("lengths"));
+  if (kind.indirect) {
+    argTypes.push_back(RankedTensorType::get({batch}, i32));
+    argAttrs.push_back(named("counts"));
+    argTypes.push_back(RankedTensorType::get({batch, t}, i32));
+    argAttrs.push_back(named("src"));
+  }
 
   auto logitsType = cast<RankedTensorType>(logits.getType());
   Type logitsOut =
-      decode ? Type(RankedTensorType::get(
-                   {batch, logitsType.getDimSize(2)}, logitsType.getElementType()))
-             : Type(formType(logits, Form(1, kQuery), t, smax));
+      flat ? Type(RankedTensorType::get({batch, logitsType.getDimSize(2)},
+                                        logitsType.getElementType()))
+           : Type(formType(logits, Form(1, kQuery), t, smax));
   SmallVector<Type> resultTypes{logitsOut};
-  SmallVector<DictionaryAttr> resultAttrs{b.getDictionaryAttr(
-      b.getNamedAttr(kNameAttr, b.getStringAttr("logits")))};
-  for (unsigned i = 0; i < caches.size(); ++i) {
-    resultTypes.push_back(argTypes[firstCache + i]);
+  SmallVector<DictionaryAttr> resultAttrs{named("logits")};
+  for (unsigned i = firstCache; i < lengthsArg; ++i) {
+    if (i >= firstPredictor && i < firstCache)
+      continue;
+    resultTypes.push_back(argTypes[i]);
     resultAttrs.push_back(b.getDictionaryAttr(
-        {b.getNamedAttr(kNameAttr,
-                        b.getStringAttr("cache." + std::to_string(i))),
-         b.getNamedAttr(kAliasesAttr,
-                        b.getI64IntegerAttr(firstCache + i))}));
+        {argAttrs[i].getNamed(kNameAttr).value(),
+         b.getNamedAttr(kAliasesAttr, b.getI64IntegerAttr(i))}));
   }
 
   auto fn = func::FuncOp::create(b, loc, name,
@@ -628,10 +1184,13 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
   };
   for (BlockArgument arg : func.getArguments())
     shared.map(arg, fn.getArgument(arg.getArgNumber()));
+  for (Value v : queryInputs)
+    realized[{v.getAsOpaquePointer(), Form(1, kQuery)}] =
+        fn.getArgument(cast<BlockArgument>(v).getArgNumber());
 
   // The new tokens as [B,T].
   auto asRows = [&](Value v) -> Value {
-    if (!decode)
+    if (!flat)
       return v;
     return tensor::ExpandShapeOp::create(
         fb, loc, RankedTensorType::get({batch, 1}, i32), v,
@@ -639,7 +1198,13 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
   };
   Value lengths = fn.getArgument(lengthsArg);
   Value offsets = decode ? lengths : filledVector(fb, loc, batch, i32, 0);
-  Value counts = decode ? filledVector(fb, loc, batch, i32, 1) : lengths;
+  Value counts = decode ? filledVector(fb, loc, batch, i32, 1)
+                        : kind.indirect ? fn.getArgument(lengthsArg + 1)
+                                        : lengths;
+  Value src = kind.indirect ? fn.getArgument(lengthsArg + 2) : Value();
+  SmallVector<Value> state;
+  for (unsigned i = 0; i < numState; ++i)
+    state.push_back(fn.getArgument(firstState + i));
   Value newPositions = asRows(fn.getArgument(
       cast<BlockArgument>(positions).getArgNumber()));
   realized[{positions.getAsOpaquePointer(), "q"}] = newPositions;
@@ -696,7 +1261,7 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
       return func.emitError("internal error: a cached value was not computed "
                             "for the new tokens");
     Value written = writeCache(fb, v.getLoc(), fn.getArgument(firstCache + index),
-                               fresh, offsets, counts);
+                               fresh, offsets, counts, src);
     updatedCaches[index] = written;
     auto type = cast<RankedTensorType>(written.getType());
     Value emptyValue;
@@ -729,8 +1294,50 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
       bool tokenOperands = llvm::any_of(op.getOperands(), [&](Value v) {
         return numTokenAtoms(v) != 0;
       });
-      if (!tokenOperands)
-        fb.clone(op, shared);
+      if (tokenOperands)
+        continue;
+      // A value over the batch but not over tokens would keep the
+      // forward's B where this function has other rows.
+      for (Value r : op.getResults())
+        if (batch != cast<RankedTensorType>(positions.getType()).getDimSize(0))
+          for (const auto &dim : axes.getLayout(r))
+            for (const AxisAtom &a : dim)
+              if (a.batch)
+                return op.emitError()
+                       << "cannot incrementalize '" << op.getName()
+                       << "' in a routed block: it has a batch axis but no "
+                          "token axis";
+      fb.clone(op, shared);
+      continue;
+    }
+    if (auto block = dyn_cast<RoutedBlockOp>(&op)) {
+      auto planIt = llvm::find_if(
+          routed, [&](const auto &p) { return p->op == block; });
+      if (planIt == routed.end())
+        continue;
+      RoutedPlan &plan = **planIt;
+      Value x = lookup(block.getInput(), "q");
+      Value pos = lookup(block.getPositions(), "q");
+      if (!x || !pos)
+        return op.emitError("internal error: the routed block's inputs were "
+                            "not computed for the new tokens");
+      unsigned begin = 0;
+      unsigned planIndex = planIt - routed.begin();
+      for (unsigned i = 0; i < planIndex; ++i)
+        begin += routed[i]->inc->getCaches().size() + 1;
+      SmallVector<Value> predictorParams;
+      if (rule.predictor)
+        for (unsigned i = 0; i < 4; ++i)
+          predictorParams.push_back(
+              fn.getArgument(firstPredictor + 4 * planIndex + i));
+      MutableArrayRef<Value> blockState(
+          state.data() + begin, plan.inc->getCaches().size() + 1);
+      FailureOr<Value> out =
+          emitRoutedBlock(fb, plan, kind, x, pos, lengths, predictorParams,
+                          blockState, shared);
+      if (failed(out))
+        return failure();
+      realized[{block.getResult().getAsOpaquePointer(), "q"}] = *out;
       continue;
     }
     auto it = opForms.find(&op);
@@ -812,12 +1419,13 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
   Value out = lookup(logits, Form(1, kQuery));
   if (!out)
     return func.emitError("internal error: the logits were not computed");
-  if (decode)
+  if (flat)
     out = tensor::CollapseShapeOp::create(
         fb, loc, cast<RankedTensorType>(logitsOut), out,
         ArrayRef<ReassociationIndices>{{0}, {1, 2}});
   SmallVector<Value> results{out};
   results.append(updatedCaches.begin(), updatedCaches.end());
+  results.append(state.begin(), state.end());
   func::ReturnOp::create(fb, loc, results);
 
   // Drop what the step does not need (the forward's dead branches).
@@ -887,30 +1495,53 @@ struct GenerateDecodePass
         return signalPassFailure();
       }
 
-    WalkResult routed = func.walk([](RoutedBlockOp op) {
-      op.emitError() << "cannot incrementalize 'mod.routed_block' yet: "
-                        "generate the decode step from the dense model";
-      return WalkResult::interrupt();
-    });
-    if (routed.wasInterrupted())
+    RoutingRule rule;
+    if (routing == "predictor") {
+      rule.predictor = true;
+      if (predictorHidden < 1) {
+        module.emitError() << "--mod-generate-decode: predictor-hidden must "
+                              "be positive, got "
+                           << static_cast<int64_t>(predictorHidden);
+        return signalPassFailure();
+      }
+      rule.predictorHidden = predictorHidden;
+    } else if (routing != "router") {
+      module.emitError() << "--mod-generate-decode: unknown routing '"
+                         << routing << "' (expected router or predictor)";
       return signalPassFailure();
+    }
 
+    // A routed block's output runs over the tokens like its input: its body
+    // is analysed on its own.
     SmallVector<Value> seeds{positions};
     if (tokens)
       seeds.push_back(tokens);
+    func.walk([&](RoutedBlockOp op) {
+      if (op->getParentOp() == func)
+        seeds.push_back(op.getResult());
+    });
     TokenAxisAnalysis axes(func, seeds);
-    Incrementalizer inc(func, axes, s, tokens, positions);
+    Incrementalizer inc(func, axes, s, tokens, positions, rule);
     if (failed(inc.analyze()))
       return signalPassFailure();
+    int64_t batch = posType.getDimSize(0);
     OpBuilder b(module.getContext());
     b.setInsertionPointAfter(func);
-    FailureOr<func::FuncOp> prefill =
-        inc.build(b, "prefill", p, smax, /*decode=*/false);
+    StepKind prefillKind;
+    prefillKind.t = p;
+    prefillKind.smax = smax;
+    prefillKind.batch = batch;
+    FailureOr<func::FuncOp> prefill = inc.build(b, "prefill", prefillKind);
     if (failed(prefill))
       return signalPassFailure();
     b.setInsertionPointAfter(*prefill);
-    FailureOr<func::FuncOp> step =
-        inc.build(b, "decode_step", 1, smax, /*decode=*/true);
+    StepKind stepKind;
+    stepKind.t = 1;
+    stepKind.smax = smax;
+    stepKind.batch = batch;
+    stepKind.flatIO = true;
+    stepKind.decode = true;
+    FailureOr<func::FuncOp> step = inc.build(b, "decode_step", stepKind);
     if (failed(step)) {
       prefill->erase();
       return signalPassFailure();

@@ -86,14 +86,40 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     residual contribution `f = attn + mlp` cloned with every token axis of
     size S resized to the capacity K.
 
-    Token axes are found by data flow from axis 1 of the arguments named
-    `positions` (required) and `tokens` (`mod.name` argument attributes),
-    never from sizes. Values derived from the positions that the block uses
+    Token axes are found by data flow from axis 1 of the token-id and
+    position arguments, never from sizes. Those arguments are the ones named
+    `tokens` / `positions` (`mod.name` argument attributes), or given by
+    index with `tokens-arg` / `positions-arg`, or else found by their use,
+    as exporters such as torch-mlir name nothing: the one static `[B,S]`
+    integer argument converted to float (RoPE angles) or compared with
+    values derived from itself (a causal mask) is the positions; the one
+    used as an index into a float table (an embedding) is the token ids.
+    i64 arguments (PyTorch's ids) become i32 arguments, sign-extended in the
+    function, and both get their `mod.name` so the runtime can feed them. A
+    model with no positions argument (its mask and RoPE angles come from an
+    `arange`, i.e. `linalg.index`) gets one, `[B,S]` i32 named `positions`,
+    right after the token ids; the runtime passes 0..S-1.
+
+    `outs` inits that are only a `tensor.empty`, a splat constant or a
+    `linalg.fill` of one carry no token-axis facts between the ops that share
+    them (exporters CSE one zero init for several matmuls).
+    `tensor.concat` keeps the token axes of the dimensions it does not
+    concatenate. Values derived from the positions that the block uses
     (causal masks, RoPE angles) are recomputed inside the block from the
     gathered positions `pk`, so attention inside a routed block is causal by
     position over the routed tokens. A `linalg.index` over a token axis (a
     mask built from loop indices) becomes the read `pk[b, j]`, using the
-    op's loop over the batch axis.
+    op's loop over the batch axis; a batch-less `arange(S)` (Hugging Face's
+    masks and RoPE positions) reads `pk[0, j]` when B = 1 and is refused
+    when B > 1.
+
+    Not accepted: `tm_tensor.scan` and other non-upstream ops. Hugging Face
+    transformers 5 emits a cumsum over `position_ids` (packed-sequence
+    detection) when `position_ids` are passed without an attention mask;
+    recomputing that scan from the gathered positions would be wrong, so it
+    is refused. Export with input ids only, or with
+    `transformers.masking_utils.find_packed_sequence_indices` replaced by a
+    function returning `None`.
 
     Each routed block gets a router weight `[D]`, a new function argument
     named `<block prefix>.mod.router.weight` (the prefix is the common prefix
@@ -166,6 +192,15 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
            "Seed for router weight initialization, recorded as "
            "mod.init_seed (ui64) and in the manifest: an integer in "
            "[0, 2^64-1]; -1 uses the runtime's seed">,
+    Option<"tokensArg", "tokens-arg", "int", /*default=*/"-1",
+           "Index of the function argument holding the token ids, when "
+           "their use cannot tell (-1: the argument named `tokens`, else "
+           "the one integer [B,S] argument used as an embedding index)">,
+    Option<"positionsArg", "positions-arg", "int", /*default=*/"-1",
+           "Index of the function argument holding the positions, when "
+           "their use cannot tell (-1: the argument named `positions`, else "
+           "the one integer [B,S] argument converted to float (RoPE) or "
+           "compared with itself (a causal mask); none: one is added)">,
     Option<"returnRouting", "return-routing", "bool", /*default=*/"false",
            "Also return, for every routed block i, the ascending token "
            "indices it routes as a result named routed_indices.<i> (the "
@@ -459,9 +494,46 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     position-causal mask hides them) and 0 in float caches (so stale memory
     cannot become NaN through a masked probability). A forward whose mask
     does not read the positions on its key side, an op with no
-    incrementalization rule, a body that reads a token index, a constant
-    with a token axis, or a routed block is a diagnostic naming the op; the
-    module is then left unchanged.
+    incrementalization rule, a body that reads a token index, or a constant
+    with a token axis is a diagnostic naming the op; the module is then left
+    unchanged.
+
+    **Mixture-of-Depths models.** A `mod.routed_block` (from
+    `--mod-dense-to-mod`) decides causally per token: the token goes through
+    the block iff its router logit is > 0 (`sigmoid(r) > 0.5`, `routing=router`,
+    for aux-loss-trained routers) or iff the predictor MLP
+    `tanh(x W1 + b1) . w2 + b2` is > 0 (`routing=predictor`; its parameters
+    `<prefix>.mod.predictor.{fc1.weight,fc1.bias,fc2.weight,fc2.bias}`, as
+    `--mod-generate-grad=predictor` trains them, become parameters of both
+    entry points). A routed token adds `g(r) * d` to its residual as in the
+    forward (`g` the block's gate); an unrouted token passes through. The
+    block's body is incrementalized on its own, with `pk` as its positions:
+    each routed block has its own caches `[B,Smax,...]` (keys, values and
+    the positions of its routed tokens), which hold only the tokens routed
+    through it, and an input `routed_lengths.<prefix>` `[B]` i32 (the tokens
+    those caches hold per sequence, updated in place like the caches), so
+    sequences of one batch have different cache lengths in different
+    blocks. Prefill + decode then computes exactly the forward with
+    `--mod-expand-routed-blocks=routing=threshold`.
+
+    - `@decode_step` computes the decisions of the B new tokens, compacts the
+      routed rows into `rows[0..n)` (an `scf.for` over the batch marked
+      `mod.routed_rows`), and runs the block in an `scf.for` from 0 to `n`
+      (marked `mod.routed_block = "<prefix>"`): each iteration slices its
+      row's hidden state, position, cache rows and length, runs the block's
+      decode step at batch 1 (static shapes, so every GEMM is a BLAS or
+      cuBLAS call with M = 1 per row) and writes the row's output, caches
+      and length back. The dynamic row count n reaches the kernels as that
+      loop's trip count: an unrouted row runs no Q/K/V projection, no
+      attention, no MLP and writes no cache, and a step's cost in the block
+      falls with the routed fraction.
+    - `@prefill` runs the block on the P prompt tokens with static shapes
+      (unrouted tokens' outputs are dropped by a select), and writes only the
+      routed tokens, compacted in order, into the block's caches
+      (`routed_lengths` = their count).
+
+    Nested routed blocks and a block body that uses a token-indexed value
+    from outside it are diagnostics.
   }];
   let options = [
     Option<"forward", "func", "std::string", /*default=*/"\"forward\"",
@@ -470,11 +542,23 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
            "Smax, the token slots of every cache (0: the forward's S)">,
     Option<"prefillLen", "prefill-len", "unsigned", /*default=*/"0",
            "P, the padded prompt length @prefill takes (0: the forward's S); "
-           "at most Smax">
+           "at most Smax">,
+    Option<"routing", "routing", "std::string", /*default=*/"\"router\"",
+           "How a routed block decides per token, matching how its model was "
+           "trained: router (sigmoid(router logit) > 0.5, aux-loss training) "
+           "or predictor (the predictor MLP <prefix>.mod.predictor.* of "
+           "--mod-generate-grad=predictor, its logit > 0, taken as extra "
+           "parameters)">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP (as in training) with "
+           "routing=predictor">
   ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::mod::MoDDialect",
                            "::mlir::func::FuncDialect"];
 }
 
