@@ -150,6 +150,8 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "buffer-results-to-out-params{{modify-public-functions},"
              "canonicalize,"
              "mod-linalg-to-cublas{{allow-tf32={5}},"
+             "mod-host-scalars-to-gpu,"
+             "mod-scatter-add-to-gpu{{block-size={0}},"
              "mod-gpu-device-buffers,"
              "mod-linalg-reductions-to-gpu{{block-size={0}},"
              "func.func(convert-linalg-to-parallel-loops),"

@@ -131,7 +131,7 @@ def StridedCopiesToLinalg : Pass<"mod-strided-copies-to-linalg"> {
 }
 
 def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
-  let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm calls";
+  let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm (or, for one row, cblas_sgemv) calls";
   let description = [{
     Replaces every f32 contraction on buffers (`linalg.matmul`,
     `linalg.batch_matmul`, and any `linalg.generic` whose body is
@@ -156,12 +156,23 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     calls than `omp_get_max_threads()` at run time, each call is cut into
     `ceil(threads / calls)` slices of a multiple of 16 rows or columns.
     Unmerged K dimensions become `scf.for` loops inside, accumulating into C.
+    An op with fewer than 2^21 multiply-adds in all its calls is not worth
+    waking the threads for: no slices, and the loop is left unmarked, so
+    `--mod-cpu-parallel-loops` makes it sequential.
 
     linalg accumulates into its init, so `beta = 1`, except when C was just
     zeroed: a `linalg.fill` of 0.0 into C, or a `memref.copy` into C from a
     buffer just filled with 0.0 (bufferization's copy of a zero init shared
     by two GEMMs), with nothing in between that writes memory, is dropped
     and the calls use `beta = 0` (not with unmerged K loops).
+
+    A GEMM with a single row (M = 1 after the transposition above: a decode
+    step's projections, one query's attention scores) calls `cblas_sgemv`
+    on the same slices instead: `y = Bᵀx` (`CblasTrans`) for B stored
+    `[K][N]`, `y = Bx` for B stored transposed, x with A's stride, y with
+    unit stride, and `beta = 1` always (the zero fill stays). OpenBLAS's
+    sgemm packs all of B even for one row, which made a GPT-2-small decode
+    step mostly copies of its weights.
 
     Ops that do not fit (other element types, a body that is not a plain
     multiply-add, no unit stride in an operand, dynamic shapes or strides)
@@ -441,6 +452,168 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
                            "::mlir::func::FuncDialect",
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect"];
+}
+
+def MoDHostScalarsToGPU : Pass<"mod-host-scalars-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Move host scalar code reading buffers into single-thread GPU kernels";
+  let description = [{
+    Runs on bufferized host code of the CUDA target, before
+    `--mod-scatter-add-to-gpu` and `--mod-gpu-device-buffers`. Host code
+    that reads a scalar out of a buffer (a `tensor.extract` of a rank-0
+    tensor: the AdamW hyperparameters, the global gradient norm that sets
+    the clipping factor) and computes with it before linalg bodies capture
+    the result would dereference device memory on the host, since the CUDA
+    target keeps every buffer on the device.
+
+    Host scalar code is every `memref.load` and `memref.store` in a
+    function body (a store is what `tensor.from_elements` bufferizes to) and
+    every region-free op without side effects that computes scalars
+    (integers, indices, floats) from a loaded value. Each
+    run of it that no op with side effects interrupts becomes a
+    `mod_scalar_<n>` kernel of one thread that recomputes the run and stores
+    each value used after the run into a fresh rank-0 buffer (`memref.alloc`,
+    a device buffer after `--mod-gpu-device-buffers`). The consumers then
+    read those buffers on the device:
+
+    - a linalg op gets the buffer as an extra input with the indexing map
+      `(d0, ...) -> ()` whose block argument replaces the captured value (a
+      named op is generalized first; a scalar input operand becomes the
+      buffer);
+    - a `gpu.launch` or a host `scf.for` nest (a scatter-add) loads it at
+      the start of its body;
+    - a later run loads it in its own kernel.
+
+    Cost: one launch of one thread per run (the AdamW step has two: the
+    hyperparameters, and the clipping factor after the gradient-norm
+    reduction), plus one broadcast load per consumer element instead of a
+    kernel parameter. The host never waits for the device.
+
+    Errors: a scalar returned by the function, used as an operand of a
+    kernel launch or loop (e.g. a bound), or used by any other host op
+    (e.g. a `memref.subview` offset).
+
+    Before:
+
+    ```mlir
+    %n = memref.load %norm2[] : memref<f64>
+    %r = math.sqrt %n : f64
+    %c = arith.truncf %r : f64 to f32
+    linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel"]}
+        ins(%g : memref<32xf32>) outs(%out : memref<32xf32>) {
+    ^bb0(%in: f32, %o: f32):
+      %s = arith.mulf %in, %c : f32
+      linalg.yield %s : f32
+    }
+    ```
+
+    After:
+
+    ```mlir
+    %buf = memref.alloc() : memref<f32>
+    gpu.launch ... (1 block of 1 thread) ... {
+      %n = memref.load %norm2[] : memref<f64>
+      %r = math.sqrt %n : f64
+      %c = arith.truncf %r : f64 to f32
+      memref.store %c, %buf[] : memref<f32>
+      gpu.terminator
+    }
+    linalg.generic {indexing_maps = [#id, affine_map<(d0) -> ()>, #id], ...}
+        ins(%g, %buf : memref<32xf32>, memref<f32>) outs(%out : memref<32xf32>) {
+    ^bb0(%in: f32, %c: f32, %o: f32):
+      %s = arith.mulf %in, %c : f32
+      linalg.yield %s : f32
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Make accumulating host loop nests (scatter-adds) GPU kernels with atomic adds";
+  let description = [{
+    Runs on bufferized host code of the CUDA target, before
+    `--mod-gpu-device-buffers`. A scatter-add, such as the embedding-lookup
+    adjoint of `--mod-generate-grad` (`dW[tokens[b, s], d] += dy[b, s, d]`),
+    writes a row chosen by data, so no linalg op expresses it: it is a
+    sequential `scf.for` nest that, left alone, would run on the host and
+    load and store buffers that the CUDA target keeps on the device.
+
+    A host `scf.for` nest that touches memory becomes one kernel,
+    `mod_atomic_scatter_<n>`, when its iterations commute:
+
+    - a perfect nest of `scf.for` loops with constant bounds, positive steps
+      and no loop-carried values; region-free ops without side effects and
+      `memref.load`s at any level, `memref.store`s only in the innermost;
+    - every `memref.store` is an accumulation `B[I] = B[I] + v`
+      (`arith.addf` or `arith.addi` of a `memref.load` of the same buffer at
+      the same index values), into a buffer allocated in the function
+      (`memref.alloc`, possibly through views), which the nest reads
+      nowhere else.
+
+    The kernel covers the flattened iteration space (innermost loop fastest,
+    so a feature dimension innermost is coalesced) with a grid-stride loop of
+    `ceil(N / block-size)` blocks (at most `max-blocks`) of `block-size`
+    threads; each thread runs one iteration's body with each accumulation
+    made a `memref.atomic_rmw addf`/`addi` (PTX `atom.global.add` /
+    `red.global.add`). Cost: one launch; per iteration the body's loads
+    plus one atomic add per accumulation, atomics to one element serialized
+    in the L2 (e.g. repeated tokens). Float sums are accumulated in an
+    unspecified order, so results agree with the sequential loop to
+    rounding and are not bitwise reproducible between runs.
+
+    Errors (nothing is rewritten): a host loop nest touching memory that is
+    not of this form (loop-carried values, non-constant bounds, a second
+    loop or an op with regions in the nest, an op with other side effects,
+    a store that is not an accumulation, an accumulation into a function
+    argument, a load of an accumulated buffer outside its accumulation),
+    and a block size that is not a multiple of 32 in [32, 1024].
+
+    Before:
+
+    ```mlir
+    scf.for %b = %c0 to %c2 step %c1 {
+      scf.for %s = %c0 to %c16 step %c1 {
+        scf.for %d = %c0 to %c32 step %c1 {
+          %t = memref.load %tokens[%b, %s] : memref<2x16xi32>
+          %g = memref.load %dy[%b, %s, %d] : memref<2x16x32xf32>
+          %row = arith.index_cast %t : i32 to index
+          %old = memref.load %dW[%row, %d] : memref<64x32xf32>
+          %new = arith.addf %old, %g : f32
+          memref.store %new, %dW[%row, %d] : memref<64x32xf32>
+        }
+      }
+    }
+    ```
+
+    After (sketch):
+
+    ```mlir
+    gpu.launch blocks(...) in (%gx = %c4, ...) threads(...) in (%tx = %c256, ...) {
+      scf.for %f = %flat to %c1024 step %c1024 {
+        %d = arith.remui %f, %c32 ...
+        %t = memref.load %tokens[%b, %s] : memref<2x16xi32>
+        %g = memref.load %dy[%b, %s, %d] : memref<2x16x32xf32>
+        %row = arith.index_cast %t : i32 to index
+        %0 = memref.atomic_rmw addf %g, %dW[%row, %d] : (f32, memref<64x32xf32>) -> f32
+      }
+      gpu.terminator
+    }
+    ```
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block (a multiple of 32, at most 1024)">,
+    Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"65536",
+           "Most blocks per launch; larger nests use a grid-stride loop">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
