@@ -289,6 +289,66 @@ def ConvertFloatType : Pass<"mod-convert-float-type", "::mlir::ModuleOp"> {
   ];
 }
 
+def LiftConstants : Pass<"mod-lift-constants", "::mlir::ModuleOp"> {
+  let summary = "Turn large weight constants into named parameters, values written to safetensors";
+  let description = [{
+    Exporters such as torch-mlir freeze the weights into the IR as
+    `dense_resource` (or `dense`) constants, so the compiled model would
+    carry them in its code and could neither load other weights nor train.
+    This pass replaces every non-splat floating-point tensor constant with
+    at least `min-elements` elements, in every function that has a body, by
+    a new function argument marked as a parameter (`mod.kind =
+    "parameter"`, `mod.init = <init>`), appended after the existing
+    arguments, and writes the constants' values under the same names to the
+    safetensors file `weights`, which `mod-run --weights` / `mod-train`
+    load.
+
+    Names: the constant's location name where the exporter gave one
+    (`loc("model.layers.0.mlp.up_proj.weight")`, also inside fused or
+    call-site locations), else the `dense_resource` key with dots replaced by
+    underscores (torch-mlir's `torch_tensor_64_16_torch.float32_1` becomes
+    `torch_tensor_64_16_torch_float32_1`, so that such names do not make up
+    a block prefix), else `constant_<n>` in program order. A name used twice
+    gets `.1`, `.2`, ... appended. One constant used by several functions
+    becomes one parameter of each of them, with one entry in the file.
+
+    Splat constants (zeros, ones, masks filled with one value) and small
+    tables (below `min-elements`, e.g. RoPE's inverse frequencies, which are
+    buffers, not weights) stay constants.
+
+    Before:
+
+    ```mlir
+    func.func @main(%ids: tensor<1x8xi64>) -> tensor<1x8x64xf32> {
+      %w = arith.constant dense_resource<torch_tensor_64_16_torch.float32> : tensor<64x16xf32>
+      ...
+    }
+    ```
+
+    After (`min-elements=1024 weights=w.safetensors`):
+
+    ```mlir
+    func.func @main(%ids: tensor<1x8xi64>,
+                    %w: tensor<64x16xf32> {mod.init = "normal:0.02",
+                      mod.kind = "parameter",
+                      mod.name = "torch_tensor_64_16_torch_float32"})
+        -> tensor<1x8x64xf32> { ... }
+    ```
+
+    A constant whose data is not available (an elided `dense_resource`) or
+    a missing `weights` path is an error, and the module is left unchanged.
+  }];
+  let options = [
+    Option<"minElements", "min-elements", "int64_t", /*default=*/"1024",
+           "Smallest constant, in elements, that becomes a parameter">,
+    Option<"weights", "weights", "std::string", /*default=*/"\"\"",
+           "Safetensors file to write the lifted values to (required)">,
+    Option<"init", "init", "std::string", /*default=*/"\"normal:0.02\"",
+           "mod.init rule recorded for the new parameters (used only by "
+           "--init-missing, when the weights file is not given)">
+  ];
+}
+
 def GenerateGrad : Pass<"mod-generate-grad", "::mlir::ModuleOp"> {
   let summary = "Generate @loss_and_grad: cross-entropy loss, causal-routing "
                 "losses and reverse-mode gradients of every parameter";

@@ -8,7 +8,8 @@ written here (ARCHITECTURE.md section 2), independent of modc.
   python gen.py      (needs torch, transformers 5 and torch-mlir)
 
 Writes, per model: <name>.mlir (the exporter's output, locations stripped),
-<name>.in.safetensors (tokens, positions and the router weight) and
+<name>.in.safetensors (tokens, positions and the router weight),
+<name>.data.safetensors (tokens and positions only) and
 <name>.expected.safetensors (result0: the MoD logits; routed_indices.1: the
 tokens the routed block takes, ascending).
 
@@ -109,6 +110,9 @@ for kind, name in [("gpt2", "gpt2"), ("llama", "llama-hd-eq-s")]:
                "positions": pos.to(torch.int32).contiguous(),
                f"blocks.{ROUTED}.mod.router.weight": w.contiguous()},
               f"{name}.in.safetensors")
+    save_file({"tokens": ids.to(torch.int32).contiguous(),
+               "positions": pos.to(torch.int32).contiguous()},
+              f"{name}.data.safetensors")
     save_file({"result0": logits.contiguous(),
                f"routed_indices.{ROUTED}": idx.to(torch.int32).contiguous()},
               f"{name}.expected.safetensors")
