@@ -131,7 +131,7 @@ def StridedCopiesToLinalg : Pass<"mod-strided-copies-to-linalg"> {
 }
 
 def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
-  let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm calls";
+  let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm (or, for one row, cblas_sgemv) calls";
   let description = [{
     Replaces every f32 contraction on buffers (`linalg.matmul`,
     `linalg.batch_matmul`, and any `linalg.generic` whose body is
@@ -156,12 +156,23 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     calls than `omp_get_max_threads()` at run time, each call is cut into
     `ceil(threads / calls)` slices of a multiple of 16 rows or columns.
     Unmerged K dimensions become `scf.for` loops inside, accumulating into C.
+    An op with fewer than 2^21 multiply-adds in all its calls is not worth
+    waking the threads for: no slices, and the loop is left unmarked, so
+    `--mod-cpu-parallel-loops` makes it sequential.
 
     linalg accumulates into its init, so `beta = 1`, except when C was just
     zeroed: a `linalg.fill` of 0.0 into C, or a `memref.copy` into C from a
     buffer just filled with 0.0 (bufferization's copy of a zero init shared
     by two GEMMs), with nothing in between that writes memory, is dropped
     and the calls use `beta = 0` (not with unmerged K loops).
+
+    A GEMM with a single row (M = 1 after the transposition above: a decode
+    step's projections, one query's attention scores) calls `cblas_sgemv`
+    on the same slices instead: `y = Bᵀx` (`CblasTrans`) for B stored
+    `[K][N]`, `y = Bx` for B stored transposed, x with A's stride, y with
+    unit stride, and `beta = 1` always (the zero fill stays). OpenBLAS's
+    sgemm packs all of B even for one row, which made a GPT-2-small decode
+    step mostly copies of its weights.
 
     Ops that do not fit (other element types, a body that is not a plain
     multiply-add, no unit stride in an operand, dynamic shapes or strides)

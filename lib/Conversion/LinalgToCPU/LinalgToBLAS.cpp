@@ -8,6 +8,16 @@
 //                    int m, int n, int k, float alpha, const float *a, int lda,
 //                    const float *b, int ldb, float beta, float *c, int ldc);
 //
+// A GEMM with one row (M = 1: a decode step's projections, one query's
+// attention) becomes cblas_sgemv instead,
+//
+//   void cblas_sgemv(CBLAS_ORDER, CBLAS_TRANSPOSE t, int m, int n,
+//                    float alpha, const float *a, int lda, const float *x,
+//                    int incx, float beta, float *y, int incy);
+//
+// on the same tiles: OpenBLAS 0.3.21's sgemm packs all of B for M = 1,
+// which made a GPT-2-small decode step mostly copies of the weights.
+//
 // The analysis works on loop dimensions: each has a size and, in each of the
 // three operands, a stride (the memref stride of the operand dimension the
 // indexing map sends it to, or 0). GEMM roles come from
@@ -39,6 +49,7 @@ using namespace mlir;
 
 namespace {
 constexpr llvm::StringLiteral kSgemm = "cblas_sgemm";
+constexpr llvm::StringLiteral kSgemv = "cblas_sgemv";
 constexpr llvm::StringLiteral kMaxThreads = "omp_get_max_threads";
 /// Marks the scf.parallel of GEMM calls, which --mod-cpu-parallel-loops
 /// leaves parallel whatever its trip count (each iteration is a GEMM).
@@ -46,6 +57,10 @@ constexpr llvm::StringLiteral kGemmTilesAttr = "mod.gemm_tiles";
 /// Row or column slices of one GEMM are multiples of this (OpenBLAS's
 /// register tile sizes divide it).
 constexpr int64_t kTileAlign = 16;
+/// Below this many multiply-adds in all calls together, waking the OpenMP
+/// workers costs about as much as the GEMMs save: the calls run in order on
+/// the calling thread.
+constexpr int64_t kMinParallelMacs = int64_t(1) << 21;
 // CBLAS enum values (cblas.h).
 constexpr int32_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
@@ -252,6 +267,17 @@ func::FuncOp getOrDeclareSgemm(ModuleOp module) {
                         {}));
 }
 
+func::FuncOp getOrDeclareSgemv(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  Type i32 = IntegerType::get(ctx, 32), f32 = Float32Type::get(ctx);
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  return getOrDeclare(
+      module, kSgemv,
+      FunctionType::get(ctx, {i32, i32, i32, i32, f32, ptr, i32, ptr, i32, f32,
+                              ptr, i32},
+                        {}));
+}
+
 func::FuncOp getOrDeclareMaxThreads(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   return getOrDeclare(module, kMaxThreads,
@@ -319,7 +345,9 @@ Operation *zeroInitBefore(linalg::LinalgOp op) {
 }
 
 void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
-             func::FuncOp maxThreads) {
+             func::FuncOp sgemv, func::FuncOp maxThreads) {
+  // One row of C: y = x·B as a matrix-vector product.
+  const bool gemv = plan.m == 1;
   OpBuilder b(op);
   Location loc = op.getLoc();
   auto cst = [&](int64_t v) -> Value {
@@ -339,8 +367,10 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
     (loop.stride[2] != 0 ? outer : inner).push_back(loop);
   // With every call writing all of its tile exactly once, a zero fill of C
   // right before is what beta = 0 does.
+  // (Not for sgemv: whether it reads y when beta = 0 is not specified the
+  // same way by every BLAS, and zeroing one row is cheap.)
   float beta = 1.0f;
-  if (inner.empty())
+  if (inner.empty() && !gemv)
     if (Operation *init = zeroInitBefore(op)) {
       init->erase();
       beta = 0.0f;
@@ -357,9 +387,18 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
     calls *= loop.size;
   bool splitM = plan.m >= plan.n;
   int64_t extent = splitM ? plan.m : plan.n;
-  Value threads = arith::IndexCastOp::create(
-      b, loc, b.getIndexType(),
-      func::CallOp::create(b, loc, maxThreads, ValueRange{}).getResult(0));
+  int64_t macs = calls * plan.m * plan.n * plan.k;
+  for (const LoopDim &loop : inner)
+    macs *= loop.size;
+  bool parallel = macs >= kMinParallelMacs;
+  Value threads =
+      parallel
+          ? arith::IndexCastOp::create(
+                b, loc, b.getIndexType(),
+                func::CallOp::create(b, loc, maxThreads, ValueRange{})
+                    .getResult(0))
+                .getResult()
+          : cst(1);
   Value tiles = arith::CeilDivSIOp::create(b, loc, threads, cst(calls));
   Value chunk = arith::CeilDivSIOp::create(b, loc, cst(extent), tiles);
   chunk = arith::MulIOp::create(
@@ -378,7 +417,10 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   ubs.push_back(tiles);
   steps.push_back(cst(1));
   auto par = scf::ParallelOp::create(b, loc, lbs, ubs, steps);
-  par->setAttr(kGemmTilesAttr, b.getUnitAttr());
+  // Unmarked, --mod-cpu-parallel-loops finds too little work in it and
+  // makes it sequential.
+  if (parallel)
+    par->setAttr(kGemmTilesAttr, b.getUnitAttr());
   b.setInsertionPointToStart(par.getBody());
   auto advance = [&](int o, Value iv, int64_t stride) {
     if (stride == 0)
@@ -415,6 +457,26 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   auto f32 = [&](float v) -> Value {
     return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(v));
   };
+  if (gemv) {
+    // x: A's one row; B is [k][n] (y = Bᵀx) or stored transposed, [n][k]
+    // (y = Bx); y: C's row, unit stride.
+    Value n = splitM ? i32(plan.n) : size32;
+    Value incx = i32(plan.a.transposed ? plan.a.ld : 1);
+    if (plan.b.transposed)
+      func::CallOp::create(
+          b, loc, sgemv,
+          ValueRange{i32(kRowMajor), i32(kNoTrans), n, i32(plan.k), f32(1.0f),
+                     ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs), incx,
+                     f32(beta), ptr(2), i32(1)});
+    else
+      func::CallOp::create(
+          b, loc, sgemv,
+          ValueRange{i32(kRowMajor), i32(kTrans), i32(plan.k), n, f32(1.0f),
+                     ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs), incx,
+                     f32(beta), ptr(2), i32(1)});
+    op->erase();
+    return;
+  }
   func::CallOp::create(
       b, loc, sgemm,
       ValueRange{i32(kRowMajor), i32(plan.a.transposed ? kTrans : kNoTrans),
@@ -436,10 +498,15 @@ struct LinalgToBLASPass : mod::impl::LinalgToBLASBase<LinalgToBLASPass> {
     });
     if (candidates.empty())
       return;
-    func::FuncOp sgemm = getOrDeclareSgemm(module);
+    bool anyGemm = llvm::any_of(
+        candidates, [](const auto &c) { return c.second.m != 1; });
+    bool anyGemv = llvm::any_of(
+        candidates, [](const auto &c) { return c.second.m == 1; });
+    func::FuncOp sgemm = anyGemm ? getOrDeclareSgemm(module) : nullptr;
+    func::FuncOp sgemv = anyGemv ? getOrDeclareSgemv(module) : nullptr;
     func::FuncOp maxThreads = getOrDeclareMaxThreads(module);
     for (auto &[op, plan] : candidates)
-      rewrite(op, plan, sgemm, maxThreads);
+      rewrite(op, plan, sgemm, sgemv, maxThreads);
   }
 };
 } // namespace

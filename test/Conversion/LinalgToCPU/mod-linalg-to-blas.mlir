@@ -1,9 +1,9 @@
 // RUN: mod-opt %s --mod-linalg-to-blas --cse --split-input-file | FileCheck %s
 
 // A plain row-major GEMM: no transposes, leading dimensions are the row
-// strides. The calls run on the OpenMP threads (an scf.parallel that
-// --mod-cpu-parallel-loops leaves alone), one column slice of the larger
-// dimension (N = 8 here) per thread: N is the runtime slice size and B and
+// strides. The calls run on the OpenMP threads (an scf.parallel marked for
+// --mod-cpu-parallel-loops to leave alone), one column slice of the larger
+// dimension (N = 256 here) per thread: N is the runtime slice size and B and
 // C advance by the slice start. linalg accumulates into C: beta = 1.
 // CHECK-LABEL: func.func @matmul
 // CHECK:         %[[T:.*]] = call @omp_get_max_threads() : () -> i32
@@ -13,17 +13,17 @@
 // CHECK:           %[[SIZE32:.*]] = arith.index_cast %[[SIZE]] : index to i32
 // CHECK-DAG:       %[[ROW:.*]] = arith.constant 101 : i32
 // CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
-// CHECK-DAG:       %[[C6:.*]] = arith.constant 6 : i32
-// CHECK-DAG:       %[[C8:.*]] = arith.constant 8 : i32
-// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK-DAG:       %[[C128:.*]] = arith.constant 128 : i32
+// CHECK-DAG:       %[[C256:.*]] = arith.constant 256 : i32
+// CHECK-DAG:       %[[C64:.*]] = arith.constant 64 : i32
 // CHECK-DAG:       %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
-// CHECK:           call @cblas_sgemm(%[[ROW]], %[[N]], %[[N]], %[[C6]], %[[SIZE32]], %[[C4]], %[[ONE]], %{{.*}}, %[[C4]], %{{.*}}, %[[C8]], %[[ONE]], %{{.*}}, %[[C8]])
+// CHECK:           call @cblas_sgemm(%[[ROW]], %[[N]], %[[N]], %[[C128]], %[[SIZE32]], %[[C64]], %[[ONE]], %{{.*}}, %[[C64]], %{{.*}}, %[[C256]], %[[ONE]], %{{.*}}, %[[C256]])
 // CHECK:         } {mod.gemm_tiles}
 // CHECK-NOT:     linalg.matmul
 // CHECK-DAG:     func.func private @cblas_sgemm(i32, i32, i32, i32, i32, i32, f32, !llvm.ptr, i32, !llvm.ptr, i32, f32, !llvm.ptr, i32)
 // CHECK-DAG:     func.func private @omp_get_max_threads() -> i32
-func.func @matmul(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf32>) {
-  linalg.matmul ins(%a, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
+func.func @matmul(%a: memref<128x64xf32>, %b: memref<64x256xf32>, %c: memref<128x256xf32>) {
+  linalg.matmul ins(%a, %b : memref<128x64xf32>, memref<64x256xf32>) outs(%c : memref<128x256xf32>)
   return
 }
 
@@ -63,13 +63,11 @@ func.func @linear_out_in(%x: memref<2x3x4xf32>, %w: memref<5x4xf32>, %y: memref<
 // Attention scores on [B,S,H,hd] buffers without materialized transposes:
 // batch dims b and h are dimensions of the parallel loop, in front of the
 // slice dimension (the pointers advance by their strides); K is read
-// transposed. With b * h calls the slices only come in when there are more
-// threads than calls: omp_get_max_threads() ceil-divided by 6.
+// transposed. These GEMMs are too small to be worth the OpenMP threads
+// (fewer than 2^21 multiply-adds in all): one slice each, and the loop is
+// not marked, so --mod-cpu-parallel-loops makes it sequential.
 // CHECK-LABEL: func.func @scores_bshd
-// CHECK:         %[[T:.*]] = call @omp_get_max_threads()
-// CHECK:         %[[TI:.*]] = arith.index_cast %[[T]] : i32 to index
-// CHECK:         %[[CALLS:.*]] = arith.constant 6 : index
-// CHECK:         arith.ceildivsi %[[TI]], %[[CALLS]] : index
+// CHECK-NOT:     omp_get_max_threads
 // CHECK:         scf.parallel (%{{.*}}, %{{.*}}, %{{.*}}) = (%{{.*}}, %{{.*}}, %{{.*}}) to (%c2, %c3, %{{.*}})
 // CHECK-NOT:       scf.for
 // CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
@@ -78,6 +76,7 @@ func.func @linear_out_in(%x: memref<2x3x4xf32>, %w: memref<5x4xf32>, %y: memref<
 // CHECK-DAG:       %[[HD:.*]] = arith.constant 4 : i32
 // CHECK-DAG:       %[[LD:.*]] = arith.constant 12 : i32
 // CHECK:           call @cblas_sgemm(%{{.*}}, %[[N]], %[[T]], %{{.*}}, %[[S]], %[[HD]], %{{.*}}, %{{.*}}, %[[LD]], %{{.*}}, %[[LD]], %{{.*}}, %{{.*}}, %[[S]])
+// CHECK-NOT:     mod.gemm_tiles
 #q = affine_map<(b, h, i, j, d) -> (b, i, h, d)>
 #k = affine_map<(b, h, i, j, d) -> (b, j, h, d)>
 #s = affine_map<(b, h, i, j, d) -> (b, h, i, j)>
@@ -225,6 +224,60 @@ func.func @keep_init(%a: memref<6x4xf32>, %b: memref<4x8xf32>, %c: memref<6x8xf3
   ^bb0(%p: f32, %q: f32, %acc: f32):
     %m = arith.mulf %p, %q : f32
     %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// One row (M = 1, a decode step's projection): cblas_sgemv on the same
+// column slices, y = Bᵀx with B [k][n] row-major (RowMajor, Trans, k = 4
+// rows, the slice's n columns, lda 8), x unit stride, y unit stride. The
+// zero fill of the output stays (beta = 1).
+// CHECK-LABEL: func.func @one_row
+// CHECK:         linalg.fill
+// CHECK:         scf.parallel
+// CHECK:           %[[SIZE:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK:           %[[SIZE32:.*]] = arith.index_cast %[[SIZE]] : index to i32
+// CHECK-DAG:       %[[ROW:.*]] = arith.constant 101 : i32
+// CHECK-DAG:       %[[T:.*]] = arith.constant 112 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK-DAG:       %[[C8:.*]] = arith.constant 8 : i32
+// CHECK-DAG:       %[[I1:.*]] = arith.constant 1 : i32
+// CHECK-DAG:       %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:           call @cblas_sgemv(%[[ROW]], %[[T]], %[[C4]], %[[SIZE32]], %[[ONE]], %{{.*}}, %[[C8]], %{{.*}}, %[[I1]], %[[ONE]], %{{.*}}, %[[I1]])
+// CHECK:         } {mod.gemm_tiles}
+// CHECK-NOT:     cblas_sgemm
+// CHECK:         func.func private @cblas_sgemv(i32, i32, i32, i32, f32, !llvm.ptr, i32, !llvm.ptr, i32, f32, !llvm.ptr, i32)
+func.func @one_row(%a: memref<1x4xf32>, %b: memref<4x8xf32>, %c: memref<1x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%c : memref<1x8xf32>)
+  linalg.matmul ins(%a, %b : memref<1x4xf32>, memref<4x8xf32>) outs(%c : memref<1x8xf32>)
+  return
+}
+
+// -----
+
+// One row per batch of a batch_matmul with B stored [n][k] (a query times
+// cached keys stored key-major): y = Bx, RowMajor, NoTrans, the slice's n
+// rows, k = 4 columns, lda 4; the batch is a loop of the scf.parallel.
+// CHECK-LABEL: func.func @one_row_batched_transposed
+// CHECK:         scf.parallel (%{{.*}}, %{{.*}}) =
+// CHECK-DAG:       %[[N:.*]] = arith.constant 111 : i32
+// CHECK-DAG:       %[[C4:.*]] = arith.constant 4 : i32
+// CHECK:           call @cblas_sgemv(%{{.*}}, %[[N]], %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %[[C4]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NOT:     cblas_sgemm
+#q = affine_map<(h, m, n, k) -> (h, m, k)>
+#kt = affine_map<(h, m, n, k) -> (h, n, k)>
+#s = affine_map<(h, m, n, k) -> (h, m, n)>
+func.func @one_row_batched_transposed(%q: memref<3x1x4xf32>, %k: memref<3x16x4xf32>, %s: memref<3x1x16xf32>) {
+  linalg.generic {indexing_maps = [#q, #kt, #s],
+                  iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : memref<3x1x4xf32>, memref<3x16x4xf32>) outs(%s : memref<3x1x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
     linalg.yield %r : f32
   }
   return
