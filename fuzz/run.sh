@@ -29,6 +29,8 @@ seeds() {
     config) echo "$root/examples/configs" ;;
     mod-opt) echo "$root/test/Transforms $root/test/Dialect $root/test/Conversion/MoDToLinalg $root/test/Pipelines" ;;
   esac
+  # Past crashes are good starting points for their neighbours.
+  [ -d "$root/fuzz/regressions/$1" ] && echo "$root/fuzz/regressions/$1"
 }
 
 build_targets() {

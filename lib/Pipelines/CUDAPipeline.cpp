@@ -145,6 +145,8 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "mod-expand-routed-blocks,"
              "mod-lower-routing-to-gpu{{block-size={0}},"
              "canonicalize,cse,"
+             // Consumes mod.aliases: only donated arguments are writable.
+             "mod-read-only-entry-arguments,"
              "one-shot-bufferize{{bufferize-function-boundaries "
              "function-boundary-type-conversion=identity-layout-map},"
              "buffer-results-to-out-params{{modify-public-functions},"

@@ -23,6 +23,14 @@
 // requires the loss to fall below --expect-below (a model that can memorize
 // its batch must be able to): a check that training actually learns.
 //
+// --compare REF_DIR runs the same train step in two compiled models (e.g. the
+// CUDA build against the CPU build of one module) from the same parameters
+// and batch, and compares every output of @loss_and_grad and, when both have
+// one, of @adamw_step (fed the reference's gradients and seeded optimizer
+// state): each tensor's max |a - b| must be within --rtol of its reference's
+// max |b| (a relative error per tensor, so that near-zero elements of a
+// gradient do not dominate), and nothing may be NaN.
+//
 // --print-scalars prints the scalar outputs of one call (loss, aux losses,
 // agreement) for tests that compare them with hand-computed values;
 // --target T sets every target to T (-1: all ignored).
@@ -59,6 +67,8 @@ struct Options {
   bool verbose = false;
   bool printScalars = false;
   std::optional<int32_t> fixedTarget;
+  std::string compareDir;
+  double rtol = 1e-4;
 };
 
 [[noreturn]] void usage(const char *msg) {
@@ -70,7 +80,9 @@ struct Options {
                "[--ignore-fraction F] [-v]\n"
                "       mod-gradcheck MODEL_DIR --print-scalars [--target T]\n"
                "       mod-gradcheck MODEL_DIR --sgd-steps N [--lr X] "
-               "[--expect-below L]\n",
+               "[--expect-below L]\n"
+               "       mod-gradcheck MODEL_DIR --compare REF_DIR [--rtol R] "
+               "[--seed N]\n",
                msg);
   std::exit(2);
 }
@@ -118,6 +130,10 @@ Options parseArgs(int argc, char **argv) {
       o.printScalars = true;
     else if (a == "--target")
       o.fixedTarget = int32_t(number());
+    else if (a == "--compare")
+      o.compareDir = value();
+    else if (a == "--rtol")
+      o.rtol = number();
     else if (!a.empty() && a[0] == '-')
       usage(("unknown option " + a).c_str());
     else if (o.modelDir.empty())
@@ -140,7 +156,7 @@ public:
     entry_ = &model_.entry("loss_and_grad");
     for (const TensorSpec &in : entry_->inputs)
       if (in.isParameter() && in.dtype != DType::F64 && o_.sgdSteps == 0 &&
-          !o_.printScalars)
+          !o_.printScalars && o_.compareDir.empty())
         throw Error("parameter '" + in.name + "' is " + in.str() +
                     ": finite differences need an f64 model "
                     "(mod-opt --mod-convert-float-type=\"from=f32 to=f64\")");
@@ -149,6 +165,8 @@ public:
 
   int checkGradients();
   int train();
+  /// Runs the train step here and in the model at --compare; compares.
+  int compare();
   /// Prints every scalar output of one call (loss, aux losses, agreement).
   int printScalars();
 
@@ -373,6 +391,143 @@ int Checker::train() {
               (long long)o_.sgdSteps, first, last, o_.expectBelow);
   return last < o_.expectBelow ? 0 : 1;
 }
+
+/// max |a - b| / max |b| over a tensor (0 when both are all zeros); NaN if
+/// either holds a NaN.
+double relativeError(const Tensor &a, const Tensor &b) {
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < b.numElements(); ++i) {
+    double x = a.elementAsDouble(i), y = b.elementAsDouble(i);
+    if (std::isnan(x) || std::isnan(y))
+      return std::nan("");
+    diff = std::max(diff, std::fabs(x - y));
+    scale = std::max(scale, std::fabs(y));
+  }
+  return diff == 0 ? 0 : diff / (scale > 0 ? scale : 1e-300);
+}
+
+int Checker::compare() {
+  Model ref = Model::load(o_.compareDir);
+  int failures = 0;
+  size_t tensors = 0;
+  double worst = 0;
+  std::string worstName = "-";
+  // Compares the outputs of one entry point, matched by name.
+  auto compareOutputs = [&](const std::string &entryName,
+                            const std::vector<const Tensor *> &ins,
+                            std::map<std::string, Tensor> *refOutsByName) {
+    const EntryPoint &mine = model_.entry(entryName);
+    const EntryPoint &theirs = ref.entry(entryName);
+    if (mine.inputs.size() != theirs.inputs.size())
+      throw Error("@" + entryName + " takes " +
+                  std::to_string(mine.inputs.size()) + " inputs here and " +
+                  std::to_string(theirs.inputs.size()) + " in " +
+                  o_.compareDir);
+    for (size_t i = 0; i < mine.inputs.size(); ++i)
+      if (mine.inputs[i].name != theirs.inputs[i].name ||
+          mine.inputs[i].str() != theirs.inputs[i].str())
+        throw Error("@" + entryName + " input " + std::to_string(i) + " is '" +
+                    mine.inputs[i].name + "' " + mine.inputs[i].str() +
+                    " here and '" + theirs.inputs[i].name + "' " +
+                    theirs.inputs[i].str() + " in " + o_.compareDir);
+    std::vector<Tensor> a = model_.call(entryName, ins);
+    std::vector<Tensor> b = ref.call(entryName, ins);
+    std::map<std::string, size_t> refIndex;
+    for (size_t i = 0; i < theirs.outputs.size(); ++i)
+      refIndex[theirs.outputs[i].name] = i;
+    for (size_t i = 0; i < mine.outputs.size(); ++i) {
+      const std::string &name = mine.outputs[i].name;
+      auto it = refIndex.find(name);
+      if (it == refIndex.end())
+        throw Error("@" + entryName + " output '" + name + "' is missing in " +
+                    o_.compareDir);
+      const Tensor &y = b[it->second];
+      if (a[i].shape() != y.shape())
+        throw Error("@" + entryName + " output '" + name +
+                    "' has different shapes in the two models");
+      double rel = relativeError(a[i], y);
+      bool ok = rel <= o_.rtol; // false for NaN
+      ++tensors;
+      if (!ok)
+        ++failures;
+      if (std::isnan(rel) || rel > worst)
+        worst = std::isnan(rel) ? rel : std::max(worst, rel),
+        worstName = entryName + ":" + name;
+      if (!ok || o_.verbose || mine.outputs[i].shape.empty())
+        std::printf("  %-12s %-48s %s rel %.2e%s\n", entryName.c_str(),
+                    name.c_str(),
+                    mine.outputs[i].shape.empty()
+                        ? ("value " + std::to_string(a[i].elementAsDouble(0)) +
+                           " ref " + std::to_string(y.elementAsDouble(0)))
+                              .c_str()
+                        : "",
+                    rel, ok ? "" : "  FAIL");
+    }
+    if (refOutsByName)
+      for (size_t i = 0; i < theirs.outputs.size(); ++i)
+        refOutsByName->emplace(theirs.outputs[i].name, std::move(b[i]));
+  };
+
+  std::map<std::string, Tensor> refOuts;
+  compareOutputs("loss_and_grad", inputs(), &refOuts);
+
+  if (model_.manifest().findEntry("adamw_step") &&
+      ref.manifest().findEntry("adamw_step")) {
+    // Both models step from the reference's gradients and the same state.
+    const EntryPoint &step = model_.entry("adamw_step");
+    std::mt19937_64 rng(o_.seed * 104729 + 3);
+    std::normal_distribution<double> normal(0.0, 1e-3);
+    std::uniform_real_distribution<double> uniform(0.0, 1e-4);
+    const std::map<std::string, double> hyper = {
+        {"lr", 1e-2},    {"beta1", 0.9},        {"beta2", 0.999},
+        {"eps", 1e-8},   {"weight_decay", 0.1}, {"max_norm", 0.5},
+        {"step", 3}};
+    std::vector<Tensor> owned;
+    owned.reserve(step.inputs.size());
+    std::vector<const Tensor *> ins;
+    for (const TensorSpec &in : step.inputs) {
+      if (in.isParameter()) {
+        ins.push_back(&params_.at(in.name));
+        continue;
+      }
+      Tensor t(in.dtype, in.shape);
+      if (startsWith(in.name, "grad.")) {
+        auto g = refOuts.find(in.name);
+        if (g == refOuts.end())
+          throw Error("@adamw_step input '" + in.name +
+                      "' is not an output of @loss_and_grad");
+        t = g->second;
+      } else if (startsWith(in.name, "m.") || startsWith(in.name, "v.")) {
+        bool second = in.name[0] == 'v';
+        for (int64_t i = 0; i < t.numElements(); ++i) {
+          double v = second ? uniform(rng) : normal(rng);
+          if (t.dtype() == DType::F64)
+            t.data<double>()[i] = v;
+          else
+            t.data<float>()[i] = float(v);
+        }
+      } else if (auto h = hyper.find(in.name); h != hyper.end()) {
+        if (in.dtype == DType::I32)
+          t.data<int32_t>()[0] = int32_t(h->second);
+        else if (in.dtype == DType::F64)
+          t.data<double>()[0] = h->second;
+        else
+          t.data<float>()[0] = float(h->second);
+      } else {
+        throw Error("@adamw_step input '" + in.name + "' is not a parameter, "
+                    "gradient, optimizer state or known hyperparameter");
+      }
+      owned.push_back(std::move(t));
+      ins.push_back(&owned.back());
+    }
+    compareOutputs("adamw_step", ins, nullptr);
+  }
+  std::printf("mod-gradcheck: compared %zu tensors with %s: max relative "
+              "error %.2e (rtol %.1e) in %s, %d failed\n",
+              tensors, o_.compareDir.c_str(), worst, o_.rtol,
+              worstName.c_str(), failures);
+  return failures ? 1 : 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -381,6 +536,8 @@ int main(int argc, char **argv) {
     Checker checker(o);
     if (o.printScalars)
       return checker.printScalars();
+    if (!o.compareDir.empty())
+      return checker.compare();
     return o.sgdSteps > 0 ? checker.train() : checker.checkGradients();
   } catch (const std::exception &e) {
     std::fprintf(stderr, "mod-gradcheck: error: %s\n", e.what());

@@ -5,7 +5,8 @@ PATH):
     export-check.py WORK_DIR CASE [--mod=CAPACITY]
 
 CASE is gpt2, gpt2-hd-eq-s, llama or llama-hd-eq-s: a transformers 5 model
-built from a config with random weights (seeded), B = 2, S = 8 (head_dim == S
+built from a config with random weights (seeded), B = 2 (or
+$EXPORT_CHECK_BATCH), S = 8 (head_dim == S
 in the -hd-eq-s cases); or module: the hand-written GPT of tiny_gpt.py. The model is exported with mod-export's
 export_model (torch-mlir, linalg-on-tensors) and compiled.
 
@@ -39,7 +40,7 @@ spec = importlib.util.spec_from_file_location(
 mod_export = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod_export)
 
-B, S = 2, 8
+B, S = int(os.environ.get("EXPORT_CHECK_BATCH", "2")), 8
 CASES = {
     "gpt2": ("gpt2", dict(n_layer=2, n_embd=32, n_head=2, n_positions=32, vocab_size=96,
                           bos_token_id=0, eos_token_id=0)),
