@@ -21,6 +21,8 @@ std::string mlir::mod::getCPULoweringPipeline() {
          "buffer-results-to-out-params{hoist-static-allocs modify-public-functions},"
          "buffer-deallocation-pipeline,"
          "canonicalize,"
+         // In-place results: no copy of a buffer onto itself.
+         "func.func(mod-elide-self-copies),"
          "mod-linalg-to-blas,"
          "mod-strided-copies-to-linalg,"
          "func.func(convert-linalg-to-parallel-loops),"

@@ -130,6 +130,47 @@ def StridedCopiesToLinalg : Pass<"mod-strided-copies-to-linalg"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def ElideSelfCopies : Pass<"mod-elide-self-copies", "::mlir::func::FuncOp"> {
+  let summary = "Skip an argument-to-argument memref.copy when both are one buffer";
+  let description = [{
+    An entry point that updates an argument in place (a result with
+    `mod.aliases`, e.g. @decode_step's KV caches) ends, after
+    `buffer-results-to-out-params`, with a `memref.copy` of that argument
+    into the result's out-parameter. The runtime passes the same buffer for
+    both (`alias_of`), so the copy moves every byte of the cache onto itself:
+    for a decode step that writes one token per row, a full read and write
+    of every cache. This pass guards each `memref.copy` whose source and
+    target are both arguments of the function's entry block, with the same
+    identity-layout type, by a run-time comparison of their aligned
+    pointers: equal pointers mean one buffer, and the copy is skipped; a
+    caller that passes two buffers still gets the copy. Other copies are
+    left as they are.
+
+    Before:
+
+    ```mlir
+    func.func @step(%cache: memref<2x16xf32>, %out: memref<2x16xf32>) {
+      memref.copy %cache, %out : memref<2x16xf32> to memref<2x16xf32>
+      return
+    }
+    ```
+
+    After:
+
+    ```mlir
+    %p = memref.extract_aligned_pointer_as_index %cache : memref<2x16xf32> -> index
+    %q = memref.extract_aligned_pointer_as_index %out : memref<2x16xf32> -> index
+    %distinct = arith.cmpi ne, %p, %q : index
+    scf.if %distinct {
+      memref.copy %cache, %out : memref<2x16xf32> to memref<2x16xf32>
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
   let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm (or, for one row, cblas_sgemv) calls";
   let description = [{
