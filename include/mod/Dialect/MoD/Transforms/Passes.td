@@ -58,15 +58,31 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %out = linalg.generic ... // %r > 0 ? %x + g(%r) * %d : %x
     ```
 
-    A block whose capacity is not S is an error with `routing=threshold`;
-    the IR is then left unchanged.
+    With `routing=predictor` the routed set is `{i : q[b,i] > 0}` for the
+    predictor MLP's logit `q = tanh(x W1 + b1) . w2 + b2` (the causal rule
+    of a model trained with `--mod-generate-grad=predictor`, and of
+    `--mod-generate-decode=routing=predictor`); everything else is as with
+    `threshold`, and the router logit still gates the routed tokens'
+    outputs. The predictor's parameters become new parameters of the
+    function holding the block, inserted after its last leading parameter:
+    `<prefix>.mod.predictor.{fc1.weight [D,H], fc1.bias [H], fc2.weight [H],
+    fc2.bias []}` with `H = predictor-hidden`, `<prefix>` the router weight's
+    name without `.mod.router.weight` (else `block<N>`), and the init rules
+    of training (`normal:0.02` weights, zero biases).
+
+    A block whose capacity is not S is an error with `routing=threshold` or
+    `routing=predictor`; the IR is then left unchanged.
   }];
   let options = [
     Option<"routing", "routing", "std::string", /*default=*/"\"topk\"",
            "How tokens are chosen: topk (the K largest router logits of the "
-           "sequence, training-time MoD) or threshold (every token whose "
+           "sequence, training-time MoD), threshold (every token whose "
            "router logit is > 0, the causal rule sampling uses; needs "
-           "capacity == S)">
+           "capacity == S) or predictor (every token whose predictor-MLP "
+           "logit is > 0; its parameters are added; needs capacity == S)">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP with routing=predictor (as in "
+           "training)">
   ];
   let dependentDialects = ["::mlir::mod::MoDDialect",
                            "::mlir::linalg::LinalgDialect",
