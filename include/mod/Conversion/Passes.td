@@ -420,6 +420,24 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     (transposed or broadcast indexing maps, other element types, strided
     rows) are left alone and become generated loop kernels.
 
+    Materialized transposes are folded into the calls: when a GEMM operand
+    is a fresh buffer (or a `memref.collapse_shape` of one) filled by a
+    `linalg.transpose` whose input has a static strided layout, cuBLAS reads
+    that input in place: with `MODRT_CUBLAS_TRANSPOSE_A`/`_B` when its
+    columns, not its rows, are contiguous (the adjoints' `A^T dC` and
+    `dC B^T`, the attention's `K^T`), and with the leading dimension and
+    batch stride of the permuted layout (the attention heads
+    `[B, S, H, D] -> [B, H, S, D]` read out of the fused QKV projection).
+    When the collapsed batch `B * H` has no single stride (the heads of one
+    sequence are `D` floats apart, sequences `S * 3HD`), the GEMM becomes
+    one call per sequence (at most 16; beyond that the transpose stays). The
+    transpose and its buffer are removed only if every later reader of the
+    transposed values (until the buffer is fully overwritten) is such a
+    GEMM, and nothing writes the transpose's input before the last of them;
+    otherwise they stay and the GEMMs read the buffer. Each folded transpose
+    saves a kernel launch and `2 * 4 * numel` bytes of device memory
+    traffic (cuBLAS reads transposed and strided operands natively).
+
     The wrapper runs `cublasGemmStridedBatchedEx` on the stream of the
     calling function (the declaration is marked `mod.stream_ordered`, see
     `--mod-gpu-stream-order`). Cost: one library call, `2·batch·m·n·k`
