@@ -9,10 +9,16 @@
 //       const float *a, int64_t lda, int64_t strideA,
 //       const float *b, int64_t ldb, int64_t strideB,
 //       float *c, int64_t ldc, int64_t strideC,
-//       int32_t flags);                     // C += A * B, row-major
+//       int32_t flags);                     // C += op(A) * op(B), row-major
 //
 // The declaration is marked `mod.stream_ordered`: the wrapper enqueues on
 // the caller's stream, which --mod-gpu-stream-order relies on.
+//
+// Materialized transposes feeding a GEMM (the adjoints' A^T and B^T, the
+// attention heads' [B, S, H, D] -> [B, H, S, D] and K^T) are folded into the
+// call: cuBLAS reads the transpose's input in place, through a transpose
+// flag, a leading dimension and batch strides, and the transpose kernel and
+// its buffer go away.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +28,10 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::mod {
 #define GEN_PASS_DEF_CONVERTLINALGMATMULTOCUBLAS
@@ -32,6 +42,16 @@ using namespace mlir;
 
 namespace {
 constexpr llvm::StringLiteral kSgemm = "modrt_cublas_sgemm_strided_batched";
+
+/// Bits of the wrapper's `flags` (MODRT_CUBLAS_* in Runtime.h).
+constexpr int32_t kFlagTF32 = 1;
+constexpr int32_t kFlagTransposeA = 2;
+constexpr int32_t kFlagTransposeB = 4;
+
+/// At most this many calls replace one GEMM whose batch is two strided
+/// dimensions that do not merge into one (the attention heads of a batch of
+/// sequences read in place: one call per sequence).
+constexpr int64_t kMaxOuterCalls = 16;
 
 /// f32 with a static unit stride in the last dimension: rows are contiguous,
 /// which is all cuBLAS needs (any leading dimension and batch stride work).
@@ -46,29 +66,353 @@ bool hasContiguousF32Rows(Value v) {
   return !strides.empty() && strides.back() == 1;
 }
 
-struct Operand {
-  Value ptr, ld, batchStride;
+/// The buffer a view is taken from, through any chain of views.
+Value rootBuffer(Value v) {
+  while (auto view = v.getDefiningOp<ViewLikeOpInterface>()) {
+    if (view.getViewSource() == v)
+      break;
+    v = view.getViewSource();
+  }
+  return v;
+}
+
+/// Whether `op` may write memory that `root` (a root buffer) shares.
+bool mayWrite(Operation *op, Value root) {
+  std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
+      getEffectsRecursively(op);
+  if (!effects)
+    return true;
+  for (const MemoryEffects::EffectInstance &e : *effects) {
+    if (!isa<MemoryEffects::Write>(e.getEffect()))
+      continue;
+    if (!e.getValue())
+      return true;
+    Value other = rootBuffer(e.getValue());
+    if (other == root)
+      return true;
+    // Two arguments of one function may be the same buffer; a fresh
+    // allocation is nothing else.
+    if (isa<BlockArgument>(other) && isa<BlockArgument>(root))
+      return true;
+  }
+  return false;
+}
+
+/// The rank-2 or rank-3 plain GEMMs this pass turns into calls.
+bool isCandidate(linalg::LinalgOp op) {
+  MLIRContext *ctx = op->getContext();
+  if (!op.hasPureBufferSemantics() || op.hasDynamicShape())
+    return false;
+  // Only the plain forms: user-defined (transposed, broadcast) indexing
+  // maps keep their loop kernels.
+  if (auto mm = dyn_cast<linalg::MatmulOp>(op.getOperation()))
+    return mm.getIndexingMapsArray() ==
+               linalg::MatmulOp::getDefaultIndexingMaps(ctx) &&
+           mm.getCast() == linalg::TypeFn::cast_signed;
+  if (auto bmm = dyn_cast<linalg::BatchMatmulOp>(op.getOperation()))
+    return bmm.getIndexingMapsArray() ==
+           linalg::BatchMatmulOp::getDefaultIndexingMaps(ctx);
+  return false;
+}
+
+//===----------------------------------------------------------------------===//
+// Operands read through a materialized transpose
+//===----------------------------------------------------------------------===//
+
+/// One strided dimension: `size` elements `stride` elements apart.
+struct Dim {
+  int64_t size, stride;
 };
 
-/// The address of element [0, ...] of `v` as !llvm.ptr, its leading
-/// dimension and (for rank 3) its batch stride, as i64.
-Operand describe(OpBuilder &b, Location loc, Value v) {
-  Type i64 = b.getI64Type();
-  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
+/// How cuBLAS reads a GEMM operand that a transpose materialized: from the
+/// transpose's input `source`, with static strides. The batch is zero, one
+/// or two strided dimensions (outer first); two when the heads of several
+/// sequences do not merge into one stride.
+struct StaticView {
+  Value source;
+  bool transposed = false;
+  int64_t ld = 1;
+  SmallVector<Dim, 2> batch;
+};
+
+/// Merges the non-unit dimensions `dims` of a row-major index space into as
+/// few strided dimensions as the strides allow.
+SmallVector<Dim, 2> merge(ArrayRef<Dim> dims) {
+  SmallVector<Dim, 2> out;
+  for (Dim d : dims) {
+    if (d.size == 1)
+      continue;
+    if (!out.empty() && out.back().stride == d.stride * d.size) {
+      out.back() = {out.back().size * d.size, d.stride};
+      continue;
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+/// `operand` of a GEMM of rank `rank` as a view of `transpose`'s input, if
+/// `operand` is the transpose's buffer or a collapse_shape of it and the
+/// result has unit stride along rows or columns.
+std::optional<StaticView> viewThrough(Value operand,
+                                      linalg::TransposeOp transpose,
+                                      unsigned rank) {
+  Value buffer = transpose.getInit();
+  SmallVector<ReassociationIndices> groups;
+  if (operand == buffer) {
+    for (unsigned i = 0; i < rank; ++i)
+      groups.push_back({int64_t(i)});
+  } else if (auto collapse = operand.getDefiningOp<memref::CollapseShapeOp>();
+             collapse && collapse.getSrc() == buffer) {
+    groups = collapse.getReassociationIndices();
+  } else {
+    return std::nullopt;
+  }
+  auto inType = cast<MemRefType>(transpose.getInput().getType());
+  auto outType = cast<MemRefType>(buffer.getType());
+  SmallVector<int64_t> inStrides;
+  int64_t offset;
+  if (!inType.getElementType().isF32() || !outType.hasStaticShape() ||
+      failed(inType.getStridesAndOffset(inStrides, offset)) ||
+      llvm::any_of(inStrides, ShapedType::isDynamic) || groups.size() != rank)
+    return std::nullopt;
+  // Element j of the transpose's output is element i of its input with
+  // i[perm[k]] = j[k]: dimension k of the output has the input's stride
+  // perm[k].
+  ArrayRef<int64_t> perm = transpose.getPermutation();
+  SmallVector<SmallVector<Dim, 2>> merged;
+  for (const ReassociationIndices &group : groups) {
+    SmallVector<Dim, 4> dims;
+    for (int64_t k : group)
+      dims.push_back({outType.getDimSize(k), inStrides[perm[k]]});
+    merged.push_back(merge(dims));
+  }
+  StaticView view;
+  view.source = transpose.getInput();
+  if (rank == 3) {
+    if (merged[0].size() > 2)
+      return std::nullopt;
+    view.batch = merged[0];
+  }
+  ArrayRef<Dim> rows = merged[rank - 2], cols = merged[rank - 1];
+  if (rows.size() > 1 || cols.size() > 1)
+    return std::nullopt;
+  int64_t numRows = rows.empty() ? 1 : rows[0].size;
+  int64_t numCols = cols.empty() ? 1 : cols[0].size;
+  if (cols.empty() || cols[0].stride == 1) {
+    // Row-major with leading dimension `rows' stride`.
+    view.ld = rows.empty() ? numCols : rows[0].stride;
+    if (view.ld < numCols)
+      return std::nullopt;
+  } else if (rows.empty() || rows[0].stride == 1) {
+    // The transpose of a row-major numCols x numRows matrix.
+    view.transposed = true;
+    view.ld = cols[0].stride;
+    if (view.ld < numRows)
+      return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  return view;
+}
+
+/// Whether `op` overwrites every element of `buffer` (a fresh allocation)
+/// without reading it: later reads see none of the old contents.
+bool overwrites(Operation *op, Value buffer) {
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  if (!linalgOp || !linalgOp.hasPureBufferSemantics() ||
+      linalgOp.getNumLoops() != linalgOp.getNumParallelLoops())
+    return false;
+  int64_t elements = cast<MemRefType>(buffer.getType()).getNumElements();
+  bool writes = false;
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (rootBuffer(operand.get()) != buffer)
+      continue;
+    auto type = dyn_cast<MemRefType>(operand.get().getType());
+    if (!linalgOp.isDpsInit(&operand) || !type || !type.hasStaticShape() ||
+        type.getNumElements() != elements ||
+        linalgOp.payloadUsesValueFromOperand(&operand) ||
+        !linalgOp.getMatchingIndexingMap(&operand).isPermutation())
+      return false;
+    // A collapse or expand of the whole buffer is the whole buffer; a
+    // subview of the same size is too.
+    writes = true;
+  }
+  return writes;
+}
+
+/// A linalg.transpose whose result only GEMM candidates read: the operands
+/// of those reads and the views they become.
+struct Folding {
+  linalg::TransposeOp transpose;
+  SmallVector<std::pair<OpOperand *, StaticView>> reads;
+};
+
+/// The readers of the values `transpose` writes into its buffer, if all are
+/// GEMM candidates reading it as A or B in the same block, nothing writes
+/// the transpose's input before the last of them, and the buffer is not
+/// read again before it is fully overwritten.
+std::optional<Folding> planFolding(linalg::TransposeOp transpose) {
+  Value buffer = transpose.getInit();
+  if (!transpose.hasPureBufferSemantics() ||
+      !buffer.getDefiningOp<memref::AllocOp>())
+    return std::nullopt;
+  Block *block = transpose->getBlock();
+  // Every op of the block touching the buffer through any view.
+  llvm::SetVector<Operation *> touching;
+  SmallVector<Value> worklist{buffer};
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    for (Operation *user : v.getUsers()) {
+      if (auto view = dyn_cast<ViewLikeOpInterface>(user);
+          view && view.getViewSource() == v) {
+        llvm::append_range(worklist, user->getResults());
+        continue;
+      }
+      Operation *top = block->findAncestorOpInBlock(*user);
+      if (!top)
+        return std::nullopt;
+      touching.insert(top);
+    }
+  }
+  SmallVector<Operation *> order(touching.begin(), touching.end());
+  llvm::sort(order, [](Operation *a, Operation *b) {
+    return a->isBeforeInBlock(b);
+  });
+  Folding folding{transpose, {}};
+  Operation *last = nullptr;
+  for (Operation *op : order) {
+    if (op == transpose.getOperation() || op->isBeforeInBlock(transpose))
+      continue;
+    auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+    if (linalgOp && isCandidate(linalgOp) &&
+        rootBuffer(linalgOp.getDpsInits()[0]) != buffer) {
+      unsigned rank = cast<MemRefType>(linalgOp.getDpsInits()[0].getType())
+                          .getRank();
+      for (OpOperand *input : linalgOp.getDpsInputOperands()) {
+        if (rootBuffer(input->get()) != buffer)
+          continue;
+        std::optional<StaticView> view =
+            viewThrough(input->get(), transpose, rank);
+        if (!view)
+          return std::nullopt;
+        folding.reads.push_back({input, *view});
+      }
+      last = op;
+      continue;
+    }
+    if (overwrites(op, buffer))
+      break;
+    return std::nullopt;
+  }
+  if (!last)
+    return std::nullopt;
+  // The last reader writes only its C, after reading: C must not be the
+  // transpose's input (two function arguments are assumed distinct there,
+  // as a GEMM's operands are).
+  Value source = rootBuffer(transpose.getInput());
+  for (Operation *op = transpose->getNextNode(); op != last;
+       op = op->getNextNode())
+    if (mayWrite(op, source))
+      return std::nullopt;
+  if (rootBuffer(cast<linalg::LinalgOp>(last).getDpsInits()[0]) == source)
+    return std::nullopt;
+  return folding;
+}
+
+//===----------------------------------------------------------------------===//
+// Emitting the calls
+//===----------------------------------------------------------------------===//
+
+/// A GEMM operand as the wrapper takes it: the address of its element
+/// [0, ...] as i64, its leading dimension and its batch dimensions (outer
+/// first; at most two), with `transposed` set when cuBLAS must transpose it.
+struct Operand {
+  Value addr, ptr, ld;
+  SmallVector<std::pair<int64_t, Value>, 2> batch; // size, stride (i64)
+  bool transposed = false;
+};
+
+Value i64Const(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+}
+
+/// The address of element [0, ...] of `v` as i64.
+Value addressOf(OpBuilder &b, Location loc, Value v,
+                memref::ExtractStridedMetadataOp meta) {
   Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
   Value byteOffset = arith::MulIOp::create(
       b, loc, meta.getOffset(), arith::ConstantIndexOp::create(b, loc, 4));
-  Value addr = arith::IndexCastOp::create(
-      b, loc, i64, arith::AddIOp::create(b, loc, base, byteOffset));
-  Value ptr = LLVM::IntToPtrOp::create(
-      b, loc, LLVM::LLVMPointerType::get(b.getContext()), addr);
+  return arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                    arith::AddIOp::create(b, loc, base,
+                                                          byteOffset));
+}
+
+/// An operand read as it is: leading dimension and batch stride from its
+/// (possibly dynamic) layout.
+Operand describe(OpBuilder &b, Location loc, Value v) {
+  Type i64 = b.getI64Type();
+  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
+  Operand d;
+  d.addr = addressOf(b, loc, v, meta);
+  d.ptr = LLVM::IntToPtrOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext()), d.addr);
   auto strides = meta.getStrides();
   unsigned rank = strides.size();
-  Value ld = arith::IndexCastOp::create(b, loc, i64, strides[rank - 2]);
-  Value batchStride =
-      rank == 3 ? Value(arith::IndexCastOp::create(b, loc, i64, strides[0]))
-                : Value(arith::ConstantIntOp::create(b, loc, i64, 0));
-  return {ptr, ld, batchStride};
+  d.ld = arith::IndexCastOp::create(b, loc, i64, strides[rank - 2]);
+  if (rank == 3)
+    d.batch.push_back({cast<MemRefType>(v.getType()).getDimSize(0),
+                       arith::IndexCastOp::create(b, loc, i64, strides[0])});
+  return d;
+}
+
+/// An operand read through a folded transpose.
+Operand describe(OpBuilder &b, Location loc, const StaticView &view) {
+  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, view.source);
+  Operand d;
+  d.addr = addressOf(b, loc, view.source, meta);
+  d.ptr = LLVM::IntToPtrOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext()), d.addr);
+  d.ld = i64Const(b, loc, view.ld);
+  for (Dim dim : view.batch)
+    d.batch.push_back({dim.size, i64Const(b, loc, dim.stride)});
+  d.transposed = view.transposed;
+  return d;
+}
+
+/// The sizes of the batch dimensions the calls iterate: outer (one call
+/// each) and inner (cuBLAS's batch), if every operand can be read that way.
+std::optional<std::pair<int64_t, int64_t>>
+batchShape(int64_t batch, ArrayRef<const Operand *> operands) {
+  std::optional<std::pair<int64_t, int64_t>> shape;
+  for (const Operand *d : operands)
+    if (d->batch.size() == 2) {
+      std::pair<int64_t, int64_t> s{d->batch[0].first, d->batch[1].first};
+      if (shape && *shape != s)
+        return std::nullopt;
+      shape = s;
+    }
+  if (!shape)
+    return std::pair<int64_t, int64_t>{1, batch};
+  if (shape->first > kMaxOuterCalls)
+    return std::nullopt;
+  return shape;
+}
+
+/// The outer and inner batch strides of `d` for a batch of `outer` x
+/// `inner` entries.
+std::pair<Value, Value> batchStrides(OpBuilder &b, Location loc,
+                                     const Operand &d, int64_t outer,
+                                     int64_t inner, Value zero) {
+  if (d.batch.size() == 2)
+    return {d.batch[0].second, d.batch[1].second};
+  if (d.batch.empty())
+    return {zero, zero};
+  Value stride = d.batch[0].second;
+  if (outer == 1)
+    return {zero, stride};
+  return {arith::MulIOp::create(b, loc, stride, i64Const(b, loc, inner)),
+          stride};
 }
 
 func::FuncOp getOrDeclareSgemm(ModuleOp module) {
@@ -89,36 +433,97 @@ func::FuncOp getOrDeclareSgemm(ModuleOp module) {
   return fn;
 }
 
-/// Rewrites `op` (rank-2 matmul or rank-3 batch_matmul) if cuBLAS can run it.
-/// Bits of the wrapper's `flags` (MODRT_CUBLAS_* in Runtime.h).
-constexpr int32_t kFlagTF32 = 1;
+/// Whether `op`'s operands, with `views` for those read through folded
+/// transposes, can be given to cuBLAS.
+bool canCall(linalg::LinalgOp op,
+             const DenseMap<OpOperand *, StaticView> &views) {
+  Value c = op.getDpsInits()[0];
+  if (!hasContiguousF32Rows(c))
+    return false;
+  SmallVector<int64_t> outerSizes;
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    auto it = views.find(input);
+    if (it == views.end()) {
+      if (!hasContiguousF32Rows(input->get()))
+        return false;
+      continue;
+    }
+    if (it->second.batch.size() == 2)
+      outerSizes.push_back(it->second.batch[0].size);
+  }
+  if (outerSizes.empty())
+    return true;
+  return llvm::all_equal(outerSizes) && outerSizes[0] <= kMaxOuterCalls;
+}
 
-void rewrite(linalg::LinalgOp op, func::FuncOp sgemm, int32_t flags) {
-  Value a = op.getDpsInputs()[0], bMat = op.getDpsInputs()[1],
-        c = op.getDpsInits()[0];
-  if (!op.hasPureBufferSemantics() ||
-      !llvm::all_of(ValueRange{a, bMat, c}, hasContiguousF32Rows))
-    return;
+/// Erases `op` and then whatever views and allocations only it used.
+void eraseWithDeadViews(Operation *op) {
+  SmallVector<Value> operands(op->getOperands());
+  op->erase();
+  while (!operands.empty()) {
+    Value v = operands.pop_back_val();
+    Operation *def = v.getDefiningOp();
+    if (!def || !v.use_empty() ||
+        !isa<ViewLikeOpInterface, memref::AllocOp>(def) ||
+        !llvm::all_of(def->getResults(),
+                      [](Value r) { return r.use_empty(); }))
+      continue;
+    llvm::append_range(operands, def->getOperands());
+    def->erase();
+  }
+}
+
+/// Replaces `op` (a candidate that canCall) with calls to the wrapper.
+void rewrite(linalg::LinalgOp op, func::FuncOp sgemm, int32_t baseFlags,
+             const DenseMap<OpOperand *, StaticView> &views) {
   OpBuilder b(op);
   Location loc = op.getLoc();
+  Value c = op.getDpsInits()[0];
   auto cType = cast<MemRefType>(c.getType());
-  auto aType = cast<MemRefType>(a.getType());
+  auto aType = cast<MemRefType>(op.getDpsInputs()[0].getType());
   unsigned rank = cType.getRank();
-  auto cst = [&](int64_t v) {
-    return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
-  };
-  Operand da = describe(b, loc, a), db = describe(b, loc, bMat),
-          dc = describe(b, loc, c);
+  SmallVector<Operand, 3> ds;
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    auto it = views.find(input);
+    ds.push_back(it == views.end() ? describe(b, loc, input->get())
+                                   : describe(b, loc, it->second));
+  }
+  ds.push_back(describe(b, loc, c));
   int64_t batch = rank == 3 ? cType.getDimSize(0) : 1;
-  func::CallOp::create(
-      b, loc, sgemm,
-      ValueRange{cst(batch), cst(cType.getDimSize(rank - 2)),
-                 cst(cType.getDimSize(rank - 1)),
-                 cst(aType.getDimSize(rank - 1)), da.ptr, da.ld,
-                 da.batchStride, db.ptr, db.ld, db.batchStride, dc.ptr, dc.ld,
-                 dc.batchStride,
-                 arith::ConstantIntOp::create(b, loc, b.getI32Type(), flags)});
-  op->erase();
+  auto shape = batchShape(batch, {&ds[0], &ds[1], &ds[2]});
+  assert(shape && "checked by canCall");
+  auto [outer, inner] = *shape;
+  int32_t flags = baseFlags | (ds[0].transposed ? kFlagTransposeA : 0) |
+                  (ds[1].transposed ? kFlagTransposeB : 0);
+  SmallVector<std::pair<Value, Value>, 3> strides;
+  Value zero = i64Const(b, loc, 0);
+  for (const Operand &d : ds)
+    strides.push_back(batchStrides(b, loc, d, outer, inner, zero));
+  Type ptrType = LLVM::LLVMPointerType::get(b.getContext());
+  Value m = i64Const(b, loc, cType.getDimSize(rank - 2));
+  Value n = i64Const(b, loc, cType.getDimSize(rank - 1));
+  Value k = i64Const(b, loc, aType.getDimSize(rank - 1));
+  Value innerBatch = i64Const(b, loc, inner);
+  Value flagsValue = arith::ConstantIntOp::create(b, loc, b.getI32Type(), flags);
+  for (int64_t i = 0; i < outer; ++i) {
+    SmallVector<Value, 3> ptrs;
+    for (auto [d, s] : llvm::zip(ds, strides)) {
+      if (i == 0) {
+        ptrs.push_back(d.ptr);
+        continue;
+      }
+      Value bytes =
+          arith::MulIOp::create(b, loc, s.first, i64Const(b, loc, 4 * i));
+      Value addr = arith::AddIOp::create(b, loc, d.addr, bytes);
+      ptrs.push_back(LLVM::IntToPtrOp::create(b, loc, ptrType, addr));
+    }
+    func::CallOp::create(
+        b, loc, sgemm,
+        ValueRange{innerBatch, m, n, k, ptrs[0], ds[0].ld, strides[0].second,
+                   ptrs[1], ds[1].ld, strides[1].second, ptrs[2], ds[2].ld,
+                   strides[2].second, flagsValue});
+  }
+  eraseWithDeadViews(op);
 }
 
 struct ConvertLinalgMatmulToCuBLASPass
@@ -127,29 +532,53 @@ struct ConvertLinalgMatmulToCuBLASPass
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    MLIRContext *ctx = module.getContext();
     SmallVector<linalg::LinalgOp> candidates;
-    module.walk([&](linalg::LinalgOp op) {
-      // Only the plain forms: user-defined (transposed, broadcast) indexing
-      // maps and dynamic shapes keep their loop kernels.
-      if (!op.hasPureBufferSemantics() || op.hasDynamicShape())
-        return;
-      if (auto mm = dyn_cast<linalg::MatmulOp>(op.getOperation())) {
-        if (mm.getIndexingMapsArray() ==
-                linalg::MatmulOp::getDefaultIndexingMaps(ctx) &&
-            mm.getCast() == linalg::TypeFn::cast_signed)
-          candidates.push_back(op);
-      } else if (auto bmm = dyn_cast<linalg::BatchMatmulOp>(op.getOperation())) {
-        if (bmm.getIndexingMapsArray() ==
-            linalg::BatchMatmulOp::getDefaultIndexingMaps(ctx))
-          candidates.push_back(op);
-      }
+    SmallVector<linalg::TransposeOp> transposes;
+    module.walk([&](Operation *op) {
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+          linalgOp && isCandidate(linalgOp))
+        candidates.push_back(linalgOp);
+      if (auto transpose = dyn_cast<linalg::TransposeOp>(op))
+        transposes.push_back(transpose);
     });
     if (candidates.empty())
       return;
+
+    // Planned on the untouched IR: a transpose is folded only if every GEMM
+    // reading its result can take the view instead; dropping one that
+    // cannot may make another GEMM unable to call, so iterate.
+    SmallVector<Folding> foldings;
+    for (linalg::TransposeOp t : transposes)
+      if (std::optional<Folding> f = planFolding(t))
+        foldings.push_back(std::move(*f));
+    DenseMap<OpOperand *, StaticView> views;
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      views.clear();
+      for (const Folding &f : foldings)
+        for (const auto &[operand, view] : f.reads)
+          views[operand] = view;
+      for (auto *it = foldings.begin(); it != foldings.end(); ++it) {
+        bool ok = llvm::all_of(it->reads, [&](const auto &read) {
+          return canCall(cast<linalg::LinalgOp>(read.first->getOwner()),
+                         views);
+        });
+        if (!ok) {
+          foldings.erase(it);
+          changed = true;
+          break;
+        }
+      }
+    }
+
     func::FuncOp sgemm = getOrDeclareSgemm(module);
+    int32_t flags = allowTF32 ? kFlagTF32 : 0;
     for (linalg::LinalgOp op : candidates)
-      rewrite(op, sgemm, allowTF32 ? kFlagTF32 : 0);
+      if (canCall(op, views))
+        rewrite(op, sgemm, flags, views);
+    for (const Folding &f : foldings)
+      eraseWithDeadViews(f.transpose);
     if (sgemm.symbolKnownUseEmpty(module))
       sgemm->erase();
   }

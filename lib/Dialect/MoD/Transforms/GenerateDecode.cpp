@@ -95,6 +95,12 @@ struct StepKind {
   /// arguments after the lengths).
   bool decode = false;
   bool indirect = false;
+  /// With `gather`, row r of the function is row rows[r] of the caches
+  /// (`rows` [batch] i32 comes after the lengths), which have `cacheBatch`
+  /// rows: a routed block's step on its compacted routed rows reads and
+  /// writes the caches of the whole batch in place.
+  bool gather = false;
+  int64_t cacheBatch = 0;
 };
 
 struct RoutedPlan;
@@ -700,15 +706,94 @@ Value writeCache(OpBuilder &b, Location loc, Value cache, Value fresh,
       .getResult(0);
 }
 
+/// A decode step's write: cache[r, offsets[b], ...] = fresh[b, 0, ...] for
+/// every row b whose offset is a slot (< Smax), r = rows[b] with `rows`, else
+/// b: one in-place insert_slice per row instead of a pass over the whole
+/// cache.
+Value writeCacheRows(OpBuilder &b, Location loc, Value cache, Value fresh,
+                     Value offsets, Value rows) {
+  auto type = cast<RankedTensorType>(cache.getType());
+  int64_t rank = type.getRank();
+  int64_t batch = cast<RankedTensorType>(fresh.getType()).getDimSize(0);
+  Value c0 = arith::ConstantIndexOp::create(b, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(b, loc, 1);
+  Value cB = arith::ConstantIndexOp::create(b, loc, batch);
+  Value slots = arith::ConstantIndexOp::create(b, loc, type.getDimSize(1));
+  auto loop = scf::ForOp::create(
+      b, loc, c0, cB, c1, ValueRange{cache},
+      [&](OpBuilder &nb, Location nl, Value row, ValueRange iter) {
+        Value slot = arith::IndexCastOp::create(
+            nb, nl, nb.getIndexType(),
+            tensor::ExtractOp::create(nb, nl, offsets, ValueRange{row}));
+        Value inRange = arith::CmpIOp::create(
+            nb, nl, arith::CmpIPredicate::slt, slot, slots);
+        auto ifOp = scf::IfOp::create(nb, nl, TypeRange{type}, inRange,
+                                      /*withElseRegion=*/true);
+        OpBuilder tb = ifOp.getThenBodyBuilder();
+        SmallVector<OpFoldResult> offs(rank, tb.getIndexAttr(0)),
+            ones(rank, tb.getIndexAttr(1));
+        SmallVector<OpFoldResult> sizes{tb.getIndexAttr(1), tb.getIndexAttr(1)};
+        for (int64_t d = 2; d < rank; ++d)
+          sizes.push_back(tb.getIndexAttr(type.getDimSize(d)));
+        offs[0] = row;
+        Value piece = tensor::ExtractSliceOp::create(tb, nl, fresh, offs,
+                                                     sizes, ones);
+        offs[1] = slot;
+        if (rows)
+          offs[0] = arith::IndexCastOp::create(
+                        tb, nl, tb.getIndexType(),
+                        tensor::ExtractOp::create(tb, nl, rows,
+                                                  ValueRange{row}))
+                        .getResult();
+        Value written = tensor::InsertSliceOp::create(tb, nl, piece, iter[0],
+                                                      offs, sizes, ones);
+        scf::YieldOp::create(tb, nl, written);
+        OpBuilder eb = ifOp.getElseBodyBuilder();
+        scf::YieldOp::create(eb, nl, iter[0]);
+        scf::YieldOp::create(nb, nl, ifOp.getResults());
+      });
+  return loop.getResult(0);
+}
+
 /// The cache as the key side sees it: slots at or past offsets[b] +
 /// counts[b] read `empty[b]` (an i32/float per row) instead of the buffer.
+/// With `rows` ([B'] i32), row b of the result is row rows[b] of the cache.
 Value readCache(OpBuilder &b, Location loc, Value cache, Value offsets,
-                Value counts, Value emptyPerRow) {
+                Value counts, Value emptyPerRow, Value rows = Value()) {
   auto type = cast<RankedTensorType>(cache.getType());
   unsigned rank = type.getRank();
   MLIRContext *ctx = b.getContext();
   AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
   AffineMap row = batchMap(ctx, rank);
+  if (rows) {
+    SmallVector<int64_t> shape(type.getShape());
+    shape[0] = cast<RankedTensorType>(rows.getType()).getDimSize(0);
+    auto outType = RankedTensorType::get(shape, type.getElementType());
+    Value init = tensor::EmptyOp::create(b, loc, shape, type.getElementType());
+    return linalg::GenericOp::create(
+               b, loc, outType, ValueRange{offsets, counts, emptyPerRow, rows},
+               ValueRange{init}, ArrayRef<AffineMap>{row, row, row, row, id},
+               SmallVector<utils::IteratorType>(rank,
+                                                utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 SmallVector<Value> at;
+                 for (unsigned d = 0; d < rank; ++d)
+                   at.push_back(linalg::IndexOp::create(nb, nl, d));
+                 Value slot = arith::IndexCastOp::create(nb, nl,
+                                                         nb.getI32Type(), at[1]);
+                 Value end = arith::AddIOp::create(nb, nl, args[0], args[1]);
+                 Value valid = arith::CmpIOp::create(
+                     nb, nl, arith::CmpIPredicate::slt, slot, end);
+                 at[0] = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
+                                                    args[3]);
+                 Value value = tensor::ExtractOp::create(nb, nl, cache, at);
+                 linalg::YieldOp::create(
+                     nb, nl,
+                     arith::SelectOp::create(nb, nl, valid, value, args[2])
+                         .getResult());
+               })
+        .getResult(0);
+  }
   Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
                                        type.getElementType());
   return linalg::GenericOp::create(
@@ -842,6 +927,36 @@ static Value insertRow(OpBuilder &b, Location loc, Value rowValue, Value full,
                                        rowSizes(b, type), strides);
 }
 
+/// Rows rows[0..k) of `full` [B,...] as [k,...].
+static Value gatherBatchRows(OpBuilder &b, Location loc, Value full,
+                             Value rows) {
+  auto type = cast<RankedTensorType>(full.getType());
+  unsigned rank = type.getRank();
+  MLIRContext *ctx = b.getContext();
+  SmallVector<int64_t> shape(type.getShape());
+  shape[0] = cast<RankedTensorType>(rows.getType()).getDimSize(0);
+  auto outType = RankedTensorType::get(shape, type.getElementType());
+  return linalg::GenericOp::create(
+             b, loc, outType, ValueRange{rows},
+             ValueRange{tensor::EmptyOp::create(b, loc, shape,
+                                                type.getElementType())},
+             ArrayRef<AffineMap>{batchMap(ctx, rank),
+                                 AffineMap::getMultiDimIdentityMap(rank, ctx)},
+             SmallVector<utils::IteratorType>(rank,
+                                              utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location nl, ValueRange args) {
+               SmallVector<Value> at;
+               for (unsigned d = 0; d < rank; ++d)
+                 at.push_back(linalg::IndexOp::create(nb, nl, d));
+               at[0] = arith::IndexCastOp::create(nb, nl, nb.getIndexType(),
+                                                  args[0]);
+               linalg::YieldOp::create(
+                   nb, nl,
+                   tensor::ExtractOp::create(nb, nl, full, at).getResult());
+             })
+      .getResult(0);
+}
+
 FailureOr<Value> Incrementalizer::emitRoutedBlock(
     OpBuilder &fb, RoutedPlan &plan, const StepKind &kind, Value x, Value pos,
     Value promptLengths, ArrayRef<Value> predictorParams,
@@ -882,15 +997,6 @@ FailureOr<Value> Incrementalizer::emitRoutedBlock(
   Value cB = arith::ConstantIndexOp::create(fb, loc, batch);
 
   if (kind.decode) {
-    StepKind rowKind;
-    rowKind.t = 1;
-    rowKind.smax = kind.smax;
-    rowKind.batch = 1;
-    rowKind.decode = true;
-    FailureOr<func::FuncOp> step =
-        plan.inc->build(mb, "routed_block_row_step", rowKind);
-    if (failed(step))
-      return failure();
     // Compaction: rows[0..n) are the sequences whose token is routed.
     Value rowsInit = filledVector(fb, loc, batch, i32, 0);
     auto compact = scf::ForOp::create(
@@ -913,57 +1019,121 @@ FailureOr<Value> Incrementalizer::emitRoutedBlock(
         });
     compact->setAttr("mod.routed_rows", fb.getUnitAttr());
     Value rows = compact.getResult(0), n = compact.getResult(1);
-    // The block on the routed rows only, one row per iteration with its
-    // own cache rows and length: an unrouted row is never touched.
-    SmallVector<Value> init{x};
-    init.append(state.begin(), state.end());
-    auto loop = scf::ForOp::create(
-        fb, loc, c0, n, c1, init,
-        [&](OpBuilder &nb, Location nl, Value i, ValueRange iter) {
-          Value row = arith::IndexCastOp::create(
-              nb, nl, index,
-              tensor::ExtractOp::create(nb, nl, rows, ValueRange{i}));
-          Value xRow = extractRow(nb, nl, x, row);
-          Value lenRow = extractRow(nb, nl, iter[numCaches + 1], row);
-          IRMapping m;
-          mapCaptured(m, *step);
-          m.map(step->getArgument(numCaptured), xRow);
-          m.map(step->getArgument(numCaptured + 1),
-                extractRow(nb, nl, pos, row));
-          SmallVector<Value> cacheRows;
-          for (unsigned c = 0; c < numCaches; ++c) {
-            cacheRows.push_back(extractRow(nb, nl, iter[1 + c], row));
-            m.map(step->getArgument(numCaptured + 2 + c), cacheRows.back());
-          }
-          m.map(step->getArgument(numCaptured + 2 + numCaches), lenRow);
-          SmallVector<Value> res = inlineFunction(nb, *step, m);
-          Value r = tensor::ExtractOp::create(nb, nl, scores,
-                                              ValueRange{row, c0});
-          Value g = gated(nb, nl, r);
-          Value outRow = buildElementwise(
-              nb, nl, {xRow, res[0]},
-              [&](OpBuilder &eb, Location el, ValueRange args) -> Value {
-                return arith::AddFOp::create(
-                    eb, el, args[0],
-                    arith::MulFOp::create(eb, el, g, args[1]));
-              });
-          SmallVector<Value> yields{insertRow(nb, nl, outRow, iter[0], row)};
-          for (unsigned c = 0; c < numCaches; ++c)
-            yields.push_back(insertRow(nb, nl, res[1 + c], iter[1 + c], row));
-          Value len =
-              tensor::ExtractOp::create(nb, nl, lenRow, ValueRange{c0});
-          Value one = arith::ConstantOp::create(nb, nl, i32,
-                                                nb.getI32IntegerAttr(1));
-          yields.push_back(tensor::InsertOp::create(
-              nb, nl, arith::AddIOp::create(nb, nl, len, one),
-              iter[numCaches + 1], ValueRange{row}));
-          scf::YieldOp::create(nb, nl, yields);
-        });
-    loop->setAttr("mod.routed_block", fb.getStringAttr(plan.prefix));
-    step->erase();
+    // The block runs once on the routed rows together, as a step of static
+    // batch k for the smallest k in `sizes` that holds the n rows (rows past
+    // n repeat the last routed row: the same token computed twice writes
+    // the same values into the same slots). An scf.index_switch on k picks
+    // the step, so every GEMM has a static M = k <= B; n = 0 runs nothing.
+    SmallVector<int64_t> sizes;
+    for (int64_t k = 1; k <= std::min<int64_t>(batch, 8); ++k)
+      sizes.push_back(k);
+    for (int64_t k = 16; k < batch; k *= 2)
+      sizes.push_back(k);
+    if (batch > 8)
+      sizes.push_back(batch);
+    Value chosen = arith::ConstantIndexOp::create(fb, loc, sizes.back());
+    for (int64_t k : llvm::reverse(sizes)) {
+      Value fits = arith::CmpIOp::create(
+          fb, loc, arith::CmpIPredicate::ule, n,
+          arith::ConstantIndexOp::create(fb, loc, k));
+      chosen = arith::SelectOp::create(
+          fb, loc, fits, arith::ConstantIndexOp::create(fb, loc, k), chosen);
+    }
+    Value none =
+        arith::CmpIOp::create(fb, loc, arith::CmpIPredicate::eq, n, c0);
+    chosen = arith::SelectOp::create(fb, loc, none, c0, chosen);
+    SmallVector<Value> passThrough{x};
+    passThrough.append(state.begin(), state.end());
+    SmallVector<Type> resultTypes;
+    for (Value v : passThrough)
+      resultTypes.push_back(v.getType());
+    auto sw = scf::IndexSwitchOp::create(fb, loc, resultTypes, chosen, sizes,
+                                         sizes.size());
+    {
+      OpBuilder db = OpBuilder::atBlockEnd(&sw.getDefaultRegion().emplaceBlock());
+      scf::YieldOp::create(db, loc, passThrough);
+    }
+    Value lengthsIn = state[numCaches];
+    for (auto [ci, k] : llvm::enumerate(sizes)) {
+      StepKind stepKind;
+      stepKind.t = 1;
+      stepKind.smax = kind.smax;
+      stepKind.batch = k;
+      stepKind.decode = true;
+      stepKind.gather = true;
+      stepKind.cacheBatch = batch;
+      FailureOr<func::FuncOp> step = plan.inc->build(
+          mb, ("routed_block_step_" + std::to_string(k)), stepKind);
+      if (failed(step))
+        return failure();
+      OpBuilder nb =
+          OpBuilder::atBlockEnd(&sw.getCaseRegions()[ci].emplaceBlock());
+      Location nl = loc;
+      // The k rows: rows[min(i, n - 1)].
+      Value last = arith::SubIOp::create(nb, nl, n, c1);
+      SmallVector<Value> picked;
+      for (int64_t i = 0; i < k; ++i) {
+        Value at = arith::MinUIOp::create(
+            nb, nl, arith::ConstantIndexOp::create(nb, nl, i), last);
+        picked.push_back(tensor::ExtractOp::create(nb, nl, rows, ValueRange{at}));
+      }
+      Value stepRows = tensor::FromElementsOp::create(
+          nb, nl, RankedTensorType::get({k}, i32), picked);
+      IRMapping m;
+      mapCaptured(m, *step);
+      m.map(step->getArgument(numCaptured),
+            gatherBatchRows(nb, nl, x, stepRows));
+      m.map(step->getArgument(numCaptured + 1),
+            gatherBatchRows(nb, nl, pos, stepRows));
+      for (unsigned c = 0; c < numCaches; ++c)
+        m.map(step->getArgument(numCaptured + 2 + c), state[c]);
+      m.map(step->getArgument(numCaptured + 2 + numCaches),
+            gatherBatchRows(nb, nl, lengthsIn, stepRows));
+      m.map(step->getArgument(numCaptured + 3 + numCaches), stepRows);
+      SmallVector<Value> res = inlineFunction(nb, *step, m);
+      step->erase();
+      // Each routed row: out = x + g(r) * d, and one more token in its
+      // caches.
+      SmallVector<Value> init{x, lengthsIn};
+      auto scatter = scf::ForOp::create(
+          nb, nl, c0, n, c1, init,
+          [&](OpBuilder &lb, Location ll, Value i, ValueRange iter) {
+            Value row = arith::IndexCastOp::create(
+                lb, ll, index,
+                tensor::ExtractOp::create(lb, ll, rows, ValueRange{i}));
+            Value xRow = extractRow(lb, ll, x, row);
+            Value dRow = extractRow(lb, ll, res[0], i);
+            Value r = tensor::ExtractOp::create(lb, ll, scores,
+                                                ValueRange{row, c0});
+            Value g = gated(lb, ll, r);
+            Value outRow = buildElementwise(
+                lb, ll, {xRow, dRow},
+                [&](OpBuilder &eb, Location el, ValueRange args) -> Value {
+                  return arith::AddFOp::create(
+                      eb, el, args[0],
+                      arith::MulFOp::create(eb, el, g, args[1]));
+                });
+            Value len =
+                tensor::ExtractOp::create(lb, ll, iter[1], ValueRange{row});
+            Value one = arith::ConstantOp::create(lb, ll, i32,
+                                                  lb.getI32IntegerAttr(1));
+            scf::YieldOp::create(
+                lb, ll,
+                ValueRange{insertRow(lb, ll, outRow, iter[0], row),
+                           tensor::InsertOp::create(
+                               lb, ll, arith::AddIOp::create(lb, ll, len, one),
+                               iter[1], ValueRange{row})});
+          });
+      SmallVector<Value> yields{scatter.getResult(0)};
+      for (unsigned c = 0; c < numCaches; ++c)
+        yields.push_back(res[1 + c]);
+      yields.push_back(scatter.getResult(1));
+      scf::YieldOp::create(nb, nl, yields);
+    }
+    sw->setAttr("mod.routed_block", fb.getStringAttr(plan.prefix));
     for (unsigned s = 0; s < state.size(); ++s)
-      state[s] = loop.getResult(1 + s);
-    return loop.getResult(0);
+      state[s] = sw.getResult(1 + s);
+    return sw.getResult(0);
   }
 
   // Prefill: the routed tokens of each sequence's prompt, in order:
@@ -1126,8 +1296,9 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
     }
   unsigned firstCache = argTypes.size();
   unsigned cacheNumber = 0;
+  const int64_t cacheRows = kind.cacheBatch ? kind.cacheBatch : batch;
   for (unsigned i = 0; i < caches.size(); ++i) {
-    argTypes.push_back(cacheType(i, smax, batch));
+    argTypes.push_back(cacheType(i, smax, cacheRows));
     argAttrs.push_back(named("cache." + std::to_string(cacheNumber++)));
   }
   // Routed blocks: their caches, then the tokens each holds per sequence.
@@ -1149,6 +1320,10 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
     argAttrs.push_back(named("counts"));
     argTypes.push_back(RankedTensorType::get({batch, t}, i32));
     argAttrs.push_back(named("src"));
+  }
+  if (kind.gather) {
+    argTypes.push_back(RankedTensorType::get({batch}, i32));
+    argAttrs.push_back(named("rows"));
   }
 
   auto logitsType = cast<RankedTensorType>(logits.getType());
@@ -1202,6 +1377,7 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
                         : kind.indirect ? fn.getArgument(lengthsArg + 1)
                                         : lengths;
   Value src = kind.indirect ? fn.getArgument(lengthsArg + 2) : Value();
+  Value gatherRows = kind.gather ? fn.getArgument(lengthsArg + 1) : Value();
   SmallVector<Value> state;
   for (unsigned i = 0; i < numState; ++i)
     state.push_back(fn.getArgument(firstState + i));
@@ -1260,8 +1436,12 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
     if (!fresh)
       return func.emitError("internal error: a cached value was not computed "
                             "for the new tokens");
-    Value written = writeCache(fb, v.getLoc(), fn.getArgument(firstCache + index),
-                               fresh, offsets, counts, src);
+    Value written =
+        decode && t == 1
+            ? writeCacheRows(fb, v.getLoc(), fn.getArgument(firstCache + index),
+                             fresh, offsets, gatherRows)
+            : writeCache(fb, v.getLoc(), fn.getArgument(firstCache + index),
+                         fresh, offsets, counts, src);
     updatedCaches[index] = written;
     auto type = cast<RankedTensorType>(written.getType());
     Value emptyValue;
@@ -1280,7 +1460,8 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
               .getResult(0);
     }
     realized[{v.getAsOpaquePointer(), Form(1, kKey)}] =
-        readCache(fb, v.getLoc(), written, offsets, counts, emptyValue);
+        readCache(fb, v.getLoc(), written, offsets, counts, emptyValue,
+                  gatherRows);
     return success();
   };
   for (Value v : caches)

@@ -58,15 +58,31 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %out = linalg.generic ... // %r > 0 ? %x + g(%r) * %d : %x
     ```
 
-    A block whose capacity is not S is an error with `routing=threshold`;
-    the IR is then left unchanged.
+    With `routing=predictor` the routed set is `{i : q[b,i] > 0}` for the
+    predictor MLP's logit `q = tanh(x W1 + b1) . w2 + b2` (the causal rule
+    of a model trained with `--mod-generate-grad=predictor`, and of
+    `--mod-generate-decode=routing=predictor`); everything else is as with
+    `threshold`, and the router logit still gates the routed tokens'
+    outputs. The predictor's parameters become new parameters of the
+    function holding the block, inserted after its last leading parameter:
+    `<prefix>.mod.predictor.{fc1.weight [D,H], fc1.bias [H], fc2.weight [H],
+    fc2.bias []}` with `H = predictor-hidden`, `<prefix>` the router weight's
+    name without `.mod.router.weight` (else `block<N>`), and the init rules
+    of training (`normal:0.02` weights, zero biases).
+
+    A block whose capacity is not S is an error with `routing=threshold` or
+    `routing=predictor`; the IR is then left unchanged.
   }];
   let options = [
     Option<"routing", "routing", "std::string", /*default=*/"\"topk\"",
            "How tokens are chosen: topk (the K largest router logits of the "
-           "sequence, training-time MoD) or threshold (every token whose "
+           "sequence, training-time MoD), threshold (every token whose "
            "router logit is > 0, the causal rule sampling uses; needs "
-           "capacity == S)">
+           "capacity == S) or predictor (every token whose predictor-MLP "
+           "logit is > 0; its parameters are added; needs capacity == S)">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP with routing=predictor (as in "
+           "training)">
   ];
   let dependentDialects = ["::mlir::mod::MoDDialect",
                            "::mlir::linalg::LinalgDialect",
@@ -570,7 +586,8 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     `@prefill` writes the first `lengths[b]` of its P tokens (a sequence's
     prompt, the rest is padding) into slots `0..lengths[b]-1` of an empty
     cache; `@decode_step` writes one token per sequence into slot
-    `lengths[b]` (the tokens the cache already holds). Each cache result
+    `lengths[b]` (the tokens the cache already holds), one in-place
+    `tensor.insert_slice` per row, so no pass over the whole cache. Each cache result
     replaces its argument in place (`mod.aliases`, the manifest's
     `alias_of`). The caller checks `lengths[b] + 1 <= Smax`.
 
@@ -617,15 +634,24 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
 
     - `@decode_step` computes the decisions of the B new tokens, compacts the
       routed rows into `rows[0..n)` (an `scf.for` over the batch marked
-      `mod.routed_rows`), and runs the block in an `scf.for` from 0 to `n`
-      (marked `mod.routed_block = "<prefix>"`): each iteration slices its
-      row's hidden state, position, cache rows and length, runs the block's
-      decode step at batch 1 (static shapes, so every GEMM is a BLAS or
-      cuBLAS call with M = 1 per row) and writes the row's output, caches
-      and length back. The dynamic row count n reaches the kernels as that
-      loop's trip count: an unrouted row runs no Q/K/V projection, no
-      attention, no MLP and writes no cache, and a step's cost in the block
-      falls with the routed fraction.
+      `mod.routed_rows`), and runs the block once on those n rows together:
+      an `scf.index_switch` on k, the smallest of 1..min(B,8), the powers of
+      two below B and B that holds n (marked
+      `mod.routed_block = "<prefix>"`), selects a copy of the block's decode
+      step built for a static batch of k rows (rows past n repeat the last
+      routed row; computing a token twice writes the same values into the
+      same slots). The step gathers its rows' hidden states, positions and
+      routed lengths, writes each row's new keys and values in place at its
+      slot `routed_lengths[row]` of the whole batch's caches (one
+      `tensor.insert_slice` per row), reads the caches through the row
+      indices, and the routed rows' outputs and lengths are then written back
+      in an `scf.for` to n. The dynamic row count n thus reaches the kernels
+      as the static M = k of every GEMM of the selected copy: one
+      `cblas_sgemm` (`cblas_sgemv` for k = 1) per projection on the CPU, one
+      cuBLAS call (or kernel launch) of M = k rows on CUDA, which lower the
+      copies like any static function. An unrouted row runs no Q/K/V
+      projection, no attention, no MLP and writes no cache; n = 0 runs
+      nothing, and a step's cost in the block falls with the routed fraction.
     - `@prefill` runs the block on the P prompt tokens with static shapes
       (unrouted tokens' outputs are dropped by a select), and writes only the
       routed tokens, compacted in order, into the block's caches
