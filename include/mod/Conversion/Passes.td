@@ -371,6 +371,32 @@ def ConvertMoDRoutingToGPU : Pass<"mod-lower-routing-to-gpu", "::mlir::ModuleOp"
       `mod_scatter_add_<n>_copy` + `mod_scatter_add_<n>_atomic` instead.
     - A `mod.router` or `mod.gather` left over gets its own kernel.
 
+    Small batches: one block per row would leave all but B SMs idle, so when
+    B < `min-blocks` the router and the gathers are split off into kernels
+    with several blocks per row (grid `parts x B`): `mod_router_<n>`, then
+    `mod_topk_<n>` (or `mod_topk_gather_<n>`), then `mod_gather_<n>`. A
+    phase reading R bytes per row gets `min(ceil(min-blocks / B),
+    R / 64 KiB)` blocks per row (64 KiB is about what one H100 SM reads in
+    the time of a kernel launch); one with less than 128 KiB per row stays
+    fused (the tiny test models keep the one fused kernel). The radix select
+    and the compaction stay one block per row: they need block-wide
+    barriers, and they read S scores where the router reads `S * D`.
+
+    Cost per batch row (S tokens, D model width, K selected, E gathered
+    elements per token, T = block-size threads, W = T / 32 warps):
+    - router: `S * D` multiply-adds, each warp reading a token's D floats
+      coalesced, plus a 5-step shuffle reduction per token; `S * D * 4`
+      bytes read. Time about `S / (W * parts)` token dot products.
+    - radix select: 4 passes, each reading the S scores (`S / T` loads per
+      thread), one shared-memory atomic add per matching key, two barriers,
+      and a 256-bin scan by warp 0; compaction: `ceil(S / T)` block-wide
+      scans (3 barriers each); `K * 8` bytes written.
+    - gathers: `K * E` 4-byte loads and stores per gathered tensor, spread
+      over `T * parts` threads, plus one index load per element.
+    - scale-scatter-add: `S * E` loads and stores of the residual plus
+      `K * E` of the update; `ceil(S / W)` blocks per row, a
+      `log2(K)`-step binary search per warp, no atomics.
+
     Router and top-k need f32 scores (an error names the op otherwise).
 
     Before:
@@ -400,6 +426,11 @@ def ConvertMoDRoutingToGPU : Pass<"mod-lower-routing-to-gpu", "::mlir::ModuleOp"
     Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
            "Threads per block of the routing kernels (a multiple of 32, at "
            "most 1024)">,
+    Option<"minBlocks", "min-blocks", "int64_t", /*default=*/"128",
+           "Thread blocks to aim for in the router and gather phases: with "
+           "a batch below this, they get ceil(min-blocks / B) blocks per row "
+           "where the row has work for them (about the SM count; 132 on "
+           "H100)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
