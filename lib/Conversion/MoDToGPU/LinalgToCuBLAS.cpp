@@ -520,6 +520,9 @@ func::FuncOp getOrDeclareSgemm(ModuleOp module) {
   auto fn = func::FuncOp::create(b, module.getLoc(), kSgemm, type);
   fn.setPrivate();
   fn->setAttr("mod.stream_ordered", UnitAttr::get(ctx));
+  // C is the only operand cuBLAS writes (--mod-gpu-device-buffers reads
+  // this to use device-resident A and B without a copy).
+  fn->setAttr("mod.written_operands", DenseI64ArrayAttr::get(ctx, {10}));
   return fn;
 }
 
