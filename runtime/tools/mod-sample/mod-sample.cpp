@@ -245,6 +245,10 @@ int run(const Options &o) {
                 " (pass --init-missing to initialize it from --seed)");
   }
   printLoadReport("mod-sample", prefillEntry.name, weights, report, o.seed, /*warnUnexpected=*/true);
+  // A CUDA model keeps its parameters on the device: uploaded once here,
+  // not on every prefill and decode step.
+  for (const auto &[name, tensor] : params)
+    if (model.isDeviceResident(name)) model.upload(name, tensor);
   Decoder decoder(model, params);
 
   // A model vocabulary larger than the tokenizer's (GPT-2's 50257 with the

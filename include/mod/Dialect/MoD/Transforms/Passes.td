@@ -125,9 +125,15 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     gathered positions `pk`, so attention inside a routed block is causal by
     position over the routed tokens. A `linalg.index` over a token axis (a
     mask built from loop indices) becomes the read `pk[b, j]`, using the
-    op's loop over the batch axis; a batch-less `arange(S)` (Hugging Face's
-    masks and RoPE positions) reads `pk[0, j]` when B = 1 and is refused
-    when B > 1.
+    op's loop over the batch axis. A batch-less `arange(S)` (Hugging Face
+    builds its masks from one, a `linalg.index` in a generic over one
+    dimension) has one row for the whole batch, but each sequence routes its
+    own tokens: inside the block the op gets an outer loop over the batch
+    and reads `pk[b, j]`, the reshapes and linalg ops that follow keep that
+    leading batch dimension, and the first op with a batch loop (the one
+    that broadcast the table over the batch) reads it with that loop. Where
+    the batch axis is merged with another dimension (e.g. `[B*H, S, S]`
+    scores) or the table goes through other ops, the pass refuses.
 
     Not accepted: `tm_tensor.scan` and other non-upstream ops. Hugging Face
     transformers 5 emits a cumsum over `position_ids` (packed-sequence
