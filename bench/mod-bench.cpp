@@ -6,7 +6,9 @@
 // Loads each model directory (mod-compile output), fills every input with
 // deterministic pseudo-random data (integer inputs with values in [0, 8) so
 // index-like inputs stay valid), calls the entry point --warmup times, then
-// --iters times, and prints the median, min and max wall time per call.
+// --iters times, and prints the median, min and max wall time per call and
+// the median process CPU time per call (all threads: on a shared machine it
+// moves less with the load than wall time does).
 // Each --ratio=A/B prints median(A) / median(B). A call is synchronous (the
 // generated code waits for its stream before returning), so wall time is the
 // model's time including its entry-point host <-> device copies.
@@ -17,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -28,7 +31,14 @@ namespace {
 struct Case {
   std::string name, dir, entry;
   double median = 0, min = 0, max = 0;
+  double cpuMedian = 0; // process CPU time (all threads) per call, ms
 };
+
+double processCPUMilliseconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 [[noreturn]] void usage(const std::string &why) {
   std::fprintf(stderr,
@@ -67,14 +77,18 @@ void run(Case &c, int warmup, int iters) {
     args.push_back(&t);
   for (int i = 0; i < warmup; ++i)
     model.call(c.entry, args);
-  std::vector<double> ms;
+  std::vector<double> ms, cpu;
   for (int i = 0; i < iters; ++i) {
+    double cpuStart = processCPUMilliseconds();
     auto start = std::chrono::steady_clock::now();
     model.call(c.entry, args);
     auto stop = std::chrono::steady_clock::now();
+    cpu.push_back(processCPUMilliseconds() - cpuStart);
     ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
   }
   std::sort(ms.begin(), ms.end());
+  std::sort(cpu.begin(), cpu.end());
+  c.cpuMedian = cpu[cpu.size() / 2];
   c.median = ms[ms.size() / 2];
   c.min = ms.front();
   c.max = ms.back();
@@ -112,8 +126,9 @@ int main(int argc, char **argv) {
     for (Case &c : cases) {
       run(c, warmup, iters);
       medians[c.name] = c.median;
-      std::printf("%-24s median %10.4f ms   min %10.4f   max %10.4f   (%d calls)\n",
-                  c.name.c_str(), c.median, c.min, c.max, iters);
+      std::printf("%-24s median %10.4f ms   min %10.4f   max %10.4f   (%d calls)"
+                  "   cpu median %10.4f ms\n",
+                  c.name.c_str(), c.median, c.min, c.max, iters, c.cpuMedian);
     }
   } catch (const std::exception &e) {
     std::fprintf(stderr, "mod-bench: error: %s\n", e.what());

@@ -1,7 +1,7 @@
 // RUN: mod-opt %s --mod-expand-routed-blocks=routing=threshold -split-input-file -allow-unregistered-dialect -verify-diagnostics | FileCheck %s
 // RUN: not mod-opt %s --mod-expand-routed-blocks=routing=causal -allow-unregistered-dialect -split-input-file 2>&1 | FileCheck %s --check-prefix=BADOPT
 
-// BADOPT: unknown routing 'causal' (expected topk or threshold)
+// BADOPT: unknown routing 'causal' (expected topk, threshold or predictor)
 
 // Threshold routing: no top-k, the body runs on every token with the
 // positions of unrouted tokens (router logit <= 0) moved past the row's last

@@ -9,13 +9,19 @@
 //
 //   mod-decode-check MODEL-DIR --weights=FILE --inputs=FILE
 //                    --prompt-lengths=P0,P1,... [--extra-steps=N]
-//                    [--print-routing] -o FILE
+//                    [--print-routing] [--routed-masks] -o FILE
 //
 // --inputs holds `tokens` i32 [B,S] (positions are 0..S-1). --extra-steps
 // runs N more steps after the last token (to exercise a full cache).
 // --print-routing prints, for an MoD model, how many tokens of each prompt
 // each routed block took at prefill and which rows it took at each decode
-// step (from the routed lengths the entry points return).
+// step (from the routed lengths the entry points return). --routed-masks
+// also writes, per routed block, `routed_mask.<prefix>` i32 [B,S]: 1 where
+// the token went through the block. A decode step's tokens are read from
+// the routed lengths it returns; a prompt token t from the routed lengths of
+// an extra @prefill of the prompt's first t+1 tokens minus those of its
+// first t (prefill routes causally, so a prefix routes as in the full
+// prompt). The masks compare exactly with mod-reference --routed-masks.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,7 +44,8 @@ namespace {
 [[noreturn]] void usage(const std::string &why) {
   throw Error(why + "\nusage: mod-decode-check MODEL-DIR --weights=FILE "
                     "--inputs=FILE --prompt-lengths=P0,P1,... "
-                    "[--extra-steps=N] [--print-routing] -o FILE");
+                    "[--extra-steps=N] [--print-routing] [--routed-masks] "
+                    "-o FILE");
 }
 
 std::vector<int64_t> parseList(const std::string &text) {
@@ -68,7 +75,7 @@ int main(int argc, char **argv) {
   try {
     std::string dir, weights, inputs, output, lengthsText;
     int64_t extraSteps = 0;
-    bool printRouting = false;
+    bool printRouting = false, routedMasks = false;
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       auto value = [&](const char *flag, std::string &out) {
@@ -85,6 +92,8 @@ int main(int argc, char **argv) {
         continue;
       else if (a == "--print-routing")
         printRouting = true;
+      else if (a == "--routed-masks")
+        routedMasks = true;
       else if (value("--extra-steps", v))
         extraSteps = std::stoll(v);
       else if (a.rfind("-", 0) != 0 && dir.empty())
@@ -124,6 +133,35 @@ int main(int argc, char **argv) {
                                     promptLengths[size_t(r)]);
     }
     Tensor logits(DType::F32, {b, s, v});
+    std::map<std::string, Tensor> masks;
+    if (routedMasks) {
+      if (decoder.routedBlocks().empty())
+        usage("--routed-masks needs a model with routed blocks");
+      for (const std::string &block : decoder.routedBlocks())
+        masks.emplace(block, Tensor(DType::I32, {b, s}));
+      // The prompt tokens: prefill of every prefix length.
+      int64_t maxPrompt = *std::max_element(promptLengths.begin(), promptLengths.end());
+      std::map<std::string, std::vector<int32_t>> before;
+      for (const std::string &block : decoder.routedBlocks())
+        before[block].assign(size_t(b), 0);
+      for (int64_t t = 0; t < maxPrompt; ++t) {
+        std::vector<std::vector<int32_t>> prefixes(static_cast<size_t>(b));
+        for (int64_t r = 0; r < b; ++r)
+          prefixes[size_t(r)].assign(
+              prompts[size_t(r)].begin(),
+              prompts[size_t(r)].begin() +
+                  std::min<int64_t>(t + 1, promptLengths[size_t(r)]));
+        (void)decoder.prefill(prefixes);
+        for (const std::string &block : decoder.routedBlocks())
+          for (int64_t r = 0; r < b; ++r) {
+            int32_t now = decoder.routedLength(block, size_t(r));
+            if (t < promptLengths[size_t(r)])
+              masks.at(block).data<int32_t>()[r * s + t] =
+                  now - before[block][size_t(r)];
+            before[block][size_t(r)] = now;
+          }
+      }
+    }
     Tensor first = decoder.prefill(prompts);
     if (printRouting)
       for (const std::string &block : decoder.routedBlocks()) {
@@ -150,6 +188,13 @@ int main(int argc, char **argv) {
         for (int64_t r = 0; r < b; ++r)
           before[block].push_back(decoder.routedLength(block, size_t(r)));
       Tensor stepLogits = decoder.step(next);
+      for (auto &[block, mask] : masks)
+        for (int64_t r = 0; r < b; ++r) {
+          int64_t at = promptLengths[size_t(r)] + n;
+          if (at < s)
+            mask.data<int32_t>()[r * s + at] =
+                decoder.routedLength(block, size_t(r)) - before[block][size_t(r)];
+        }
       if (printRouting)
         for (const std::string &block : decoder.routedBlocks()) {
           int64_t routedRows = 0;
@@ -170,7 +215,11 @@ int main(int argc, char **argv) {
                       stepLogits.data<float>() + r * v, size_t(v) * sizeof(float));
       }
     }
-    writeSafetensors(output, {{"logits", std::move(logits)}});
+    std::map<std::string, Tensor> outputs;
+    outputs.emplace("logits", std::move(logits));
+    for (auto &[block, mask] : masks)
+      outputs.emplace("routed_mask." + block, std::move(mask));
+    writeSafetensors(output, outputs);
     return 0;
   } catch (const std::exception &e) {
     std::cerr << "mod-decode-check: error: " << e.what() << "\n";

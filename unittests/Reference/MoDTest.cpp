@@ -70,7 +70,7 @@ TEST(ModSpecTest, RejectsBadSpecs) {
       {"schedule=list:1,1", "names a block twice"},
       {"schedule=list:1,x", "a block of schedule=list must be an integer"},
       {"gate=relu", "unknown gate 'relu'"},
-      {"routing=causal", "unknown routing 'causal' (expected topk, threshold or stochastic)"},
+      {"routing=causal", "unknown routing 'causal' (expected topk, threshold, predictor or stochastic)"},
       {"k=3", "unknown key 'k'"},
       {"capacity=2,3", "expected key=value, got '3'"},
   };
@@ -279,6 +279,80 @@ TEST(RoutingTest, BatchRowsRouteIndependently) {
       EXPECT_EQ(both.logits.data<float>()[b * n + i], one.logits.data<float>()[i]);
   }
   EXPECT_TRUE(rowsDiffer) << "the test data should route the two rows differently";
+}
+
+/// A tensor of `shape` with `values`.
+Tensor f32Tensor(std::vector<int64_t> shape, const std::vector<float> &values) {
+  Tensor t(DType::F32, std::move(shape));
+  std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
+}
+
+TEST(RoutingTest, PredictorComputesItsMlpAndDecides) {
+  ModelConfig config = tinyLlama(2, 2); // D = 8
+  auto tensors = randomParameters(config, 5);
+  // H = 2: W1 picks x[0] and x[1]; q = tanh(x0 + 0.1) - 2 tanh(x1 - 0.2) + 0.5.
+  std::vector<float> w1(16, 0.0f);
+  w1[0 * 2 + 0] = 1.0f;
+  w1[1 * 2 + 1] = 1.0f;
+  const std::string p = "model.layers.1.mod.predictor.";
+  tensors[p + "fc1.weight"] = f32Tensor({8, 2}, w1);
+  tensors[p + "fc1.bias"] = f32Tensor({2}, {0.1f, -0.2f});
+  tensors[p + "fc2.weight"] = f32Tensor({2}, {1.0f, -2.0f});
+  tensors[p + "fc2.bias"] = f32Tensor({}, {0.5f});
+  Parameters params(tensors, "w");
+  Predictor q = Predictor::load(params, config, 1);
+  EXPECT_EQ(q.hidden, 2);
+  Activations x(3, 8);
+  const double rows[3][2] = {{0.3, 0.9}, {-1.0, -0.5}, {2.0, 0.4}};
+  for (int i = 0; i < 3; ++i) {
+    x.row(i)[0] = rows[i][0];
+    x.row(i)[1] = rows[i][1];
+    x.row(i)[5] = 7.0; // ignored by W1
+  }
+  std::vector<double> logits = q.logits(x);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NEAR(logits[size_t(i)],
+                std::tanh(rows[i][0] + 0.1f) - 2 * std::tanh(rows[i][1] - 0.2f) + 0.5,
+                1e-7)
+        << i;
+  // 0.3/0.9: 0.380 - 1.209 + 0.5 < 0; -1/-0.5: -0.716 + 1.233 + 0.5 > 0;
+  // 2/0.4: 0.970 - 0.395 + 0.5 > 0.
+  EXPECT_EQ(positiveAscending(logits), (std::vector<int32_t>{1, 2}));
+
+  // Predictor routing decides by q, whatever the router says: b2 = 100
+  // routes every token, b2 = -100 none.
+  tensors[p + "fc2.bias"] = f32Tensor({}, {100.0f});
+  Parameters all(tensors, "w");
+  Transformer model(config, all);
+  ForwardResult routed =
+      forwardMoD(model, i32Tensor({1, 4}, {1, 2, 3, 4}), iotaPositions(1, 4),
+                 ModSpec::parse("routing=predictor"));
+  const Tensor &mask = routed.routedMask.at(1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(mask.data<int32_t>()[i], 1) << i;
+  tensors[p + "fc2.bias"] = f32Tensor({}, {-100.0f});
+  Parameters none(tensors, "w");
+  Transformer skipping(config, none);
+  ForwardResult skipped =
+      forwardMoD(skipping, i32Tensor({1, 4}, {1, 2, 3, 4}), iotaPositions(1, 4),
+                 ModSpec::parse("routing=predictor"));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(skipped.routedMask.at(1).data<int32_t>()[i], 0) << i;
+  // No token routed through block 1: the logits of a model whose block 1 is
+  // skipped, i.e. of the one-block model with the same final norm and head.
+  ModelConfig one = tinyLlama(2, 1);
+  auto oneTensors = tensors;
+  Parameters oneParams(oneTensors, "w");
+  Transformer oneBlock(one, oneParams);
+  Tensor expected = oneBlock.forward(i32Tensor({1, 4}, {1, 2, 3, 4}), iotaPositions(1, 4));
+  EXPECT_LT(maxRelativeError(skipped.logits, expected), 1e-6);
+
+  tensors.erase(p + "fc2.bias");
+  Parameters missing(tensors, "w.st");
+  std::string message = errorOf([&] { Predictor::load(missing, config, 1); });
+  EXPECT_NE(message.find("w.st: missing parameter 'model.layers.1.mod.predictor.fc2.bias'"),
+            std::string::npos)
+      << message;
 }
 
 TEST(RoutingTest, MissingRouterWeightIsNamed) {

@@ -149,12 +149,35 @@ struct GeneralizeNamedOp
   }
 };
 
+/// A statically shaped reshape of a tensor.empty becomes a tensor.empty of
+/// the reshaped type. The importer computes the LM head as a 2-D matmul
+/// whose result is expanded to [B,S,V]: left as is, bufferization returns a
+/// reshape of an allocation, which buffer-results-to-out-params cannot hoist
+/// into the caller's output buffer, so the whole logits tensor would be
+/// copied into it on every call.
+template <typename ReshapeOp>
+struct FoldReshapedEmpty : OpRewritePattern<ReshapeOp> {
+  using OpRewritePattern<ReshapeOp>::OpRewritePattern;
+  LogicalResult matchAndRewrite(ReshapeOp op,
+                                PatternRewriter &rewriter) const override {
+    auto type = op.getResultType();
+    if (!op.getSrc().template getDefiningOp<tensor::EmptyOp>() ||
+        !type.hasStaticShape())
+      return failure();
+    rewriter.replaceOpWithNewOp<tensor::EmptyOp>(op, type.getShape(),
+                                                 type.getElementType(),
+                                                 type.getEncoding());
+    return success();
+  }
+};
+
 struct CPUFuseElementwisePass
     : mod::impl::CPUFuseElementwiseBase<CPUFuseElementwisePass> {
   void runOnOperation() override {
     MLIRContext *ctx = &getContext();
     RewritePatternSet patterns(ctx);
-    patterns.add<GeneralizeNamedOp>(ctx);
+    patterns.add<GeneralizeNamedOp, FoldReshapedEmpty<tensor::ExpandShapeOp>,
+                 FoldReshapedEmpty<tensor::CollapseShapeOp>>(ctx);
     linalg::populateElementwiseOpsFusionPatterns(patterns, shouldFuse);
     linalg::populateFoldReshapeOpsByExpansionPatterns(patterns,
                                                       shouldFoldReshape);

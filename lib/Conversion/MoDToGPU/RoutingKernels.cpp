@@ -18,6 +18,11 @@
 //     come out ascending without a sort.
 //  4. gathers: all threads copy the K selected rows of every gathered tensor.
 //
+// For a small batch the router (phase 1) and the gathers (phase 4) are also
+// built as kernels of their own with several blocks per row (grid
+// parts x B): they need no block-wide step, so their work spreads over as
+// many SMs as the pass asks for. Phases 2-3 stay one block per row.
+//
 //===----------------------------------------------------------------------===//
 
 #include "RoutingKernels.h"
@@ -41,14 +46,24 @@ int64_t dimOf(Value memref, unsigned i) {
 }
 
 /// Phase 4 of the select kernel, also the body of the gather kernel: the
-/// threads of the block copy the K rows of `row`'s gathered tensors.
+/// threads of the block copy the K rows of `row`'s gathered tensors. With
+/// `parts` blocks per row, block `part` copies every `parts`-th block-sized
+/// slice.
 void emitGathers(KernelBuilder &kb, Value row, Value indices,
-                 ArrayRef<GatherOperands> gathers) {
+                 ArrayRef<GatherOperands> gathers, Value part = {},
+                 int64_t parts = 1) {
   int64_t k = dimOf(indices, 1);
+  Value first = kb.tid;
+  if (parts > 1)
+    first = arith::AddIOp::create(
+        kb.b, kb.loc,
+        arith::MulIOp::create(kb.b, kb.loc, part, kb.idx(kb.blockSize)),
+        kb.tid);
   for (const GatherOperands &g : gathers) {
     int64_t inner = dimOf(g.input, 2);
     // Flattened over (j, e) so both wide rows and scalars use every thread.
-    kb.forLoop(kb.tid, kb.idx(k * inner), kb.idx(kb.blockSize), [&](Value f) {
+    kb.forLoop(first, kb.idx(k * inner), kb.idx(kb.blockSize * parts),
+               [&](Value f) {
       Value j = arith::DivUIOp::create(kb.b, kb.loc, f, kb.idx(inner));
       Value e = arith::RemUIOp::create(kb.b, kb.loc, f, kb.idx(inner));
       Value src = kb.toIndex(kb.load(indices, {row, j}));
@@ -57,11 +72,21 @@ void emitGathers(KernelBuilder &kb, Value row, Value indices,
   }
 }
 
-/// Phase 1: scores[row, s] = x[row, s, :] . w, one warp per token.
-void emitRouter(KernelBuilder &kb, Value row, Value x, Value w, Value scores) {
+/// Phase 1: scores[row, s] = x[row, s, :] . w, one warp per token. With
+/// `parts` blocks per row, block `part` takes every `parts`-th group of
+/// numWarps tokens.
+void emitRouter(KernelBuilder &kb, Value row, Value x, Value w, Value scores,
+                Value part = {}, int64_t parts = 1) {
   int64_t seq = dimOf(x, 1), dim = dimOf(x, 2);
   Type f32 = kb.b.getF32Type();
-  kb.forLoop(kb.warp, kb.idx(seq), kb.numWarps, [&](Value s) {
+  int64_t warps = kb.blockSize / kWarpSize;
+  Value first = kb.warp;
+  if (parts > 1)
+    first = arith::AddIOp::create(
+        kb.b, kb.loc, arith::MulIOp::create(kb.b, kb.loc, part, kb.idx(warps)),
+        kb.warp);
+  Value step = parts > 1 ? kb.idx(warps * parts) : kb.numWarps;
+  kb.forLoop(first, kb.idx(seq), step, [&](Value s) {
     Value partial =
         kb.forLoop(kb.lane, kb.idx(dim), kb.idx(kWarpSize), {kb.f(f32, 0.0)},
                    [&](Value d, ValueRange acc) -> SmallVector<Value> {
@@ -218,6 +243,17 @@ void mlir::mod::detail::buildSelectKernel(OpBuilder &b, Location loc,
   OpBuilder::InsertionGuard guard(b);
   Type i32 = b.getI32Type();
   int64_t batch = dimOf(spec.scores, 0);
+  assert((spec.parts == 1 || (spec.x && !spec.k)) &&
+         "only a router-only kernel is split");
+  if (spec.parts > 1) {
+    // Grid parts x B: no shared memory, no barrier.
+    auto launch = createLaunch(b, loc, spec.name, spec.parts, batch,
+                               spec.blockSize, {});
+    KernelBuilder kb(b, loc, launch, spec.blockSize);
+    emitRouter(kb, launch.getBlockIds().y, spec.x, spec.w, spec.scores,
+               launch.getBlockIds().x, spec.parts);
+    return;
+  }
   auto launch = createLaunch(
       b, loc, spec.name, batch, 1, spec.blockSize,
       {workgroupMemRef(b, kRadixBins, i32),
@@ -247,10 +283,18 @@ void mlir::mod::detail::buildSelectKernel(OpBuilder &b, Location loc,
 void mlir::mod::detail::buildGatherKernel(OpBuilder &b, Location loc,
                                           StringRef name, int64_t blockSize,
                                           Value indices,
-                                          ArrayRef<GatherOperands> gathers) {
+                                          ArrayRef<GatherOperands> gathers,
+                                          int64_t parts) {
   OpBuilder::InsertionGuard guard(b);
-  auto launch =
-      createLaunch(b, loc, name, dimOf(indices, 0), 1, blockSize, {});
+  int64_t batch = dimOf(indices, 0);
+  if (parts > 1) {
+    auto launch = createLaunch(b, loc, name, parts, batch, blockSize, {});
+    KernelBuilder kb(b, loc, launch, blockSize);
+    emitGathers(kb, launch.getBlockIds().y, indices, gathers,
+                launch.getBlockIds().x, parts);
+    return;
+  }
+  auto launch = createLaunch(b, loc, name, batch, 1, blockSize, {});
   KernelBuilder kb(b, loc, launch, blockSize);
   emitGathers(kb, launch.getBlockIds().x, indices, gathers);
 }

@@ -37,13 +37,19 @@ struct SelectKernel {
   Value indices, values;
   int64_t k = 0;
   SmallVector<GatherOperands> gathers;
+  /// Thread blocks per batch row (grid `parts x B`). Only for a router-only
+  /// kernel (`k` == 0): the row's tokens are split among its blocks.
+  int64_t parts = 1;
 };
 void buildSelectKernel(OpBuilder &b, Location loc, const SelectKernel &spec);
 
-/// Gathers rows with indices computed elsewhere: one thread block per row.
+/// Gathers rows with indices computed elsewhere: `parts` thread blocks per
+/// row (grid `parts x B`; one block per row, grid `B`, when `parts` is 1),
+/// each copying every `parts`-th block-sized slice of the row's K x E
+/// elements.
 void buildGatherKernel(OpBuilder &b, Location loc, StringRef name,
                        int64_t blockSize, Value indices,
-                       ArrayRef<GatherOperands> gathers);
+                       ArrayRef<GatherOperands> gathers, int64_t parts = 1);
 
 /// out = input; out[b, indices[b,j], :] += g(scale[b,j]) * update[b,j,:].
 struct ScatterKernel {

@@ -30,6 +30,12 @@ using namespace mlir::mod;
 using namespace mlir::mod::detail;
 
 namespace {
+/// The least a block of a split router or gather kernel reads: 64 KiB is
+/// about what one SM of an H100 reads (at its share of the memory
+/// bandwidth) in the time a kernel launch costs, so smaller pieces would
+/// not pay for the extra launch.
+constexpr int64_t kMinBytesPerBlock = 64 * 1024;
+
 /// One select kernel: a top-k, the router it consumes (if fused) and the
 /// gathers of its indices that can run in the same kernel.
 struct SelectGroup {
@@ -40,8 +46,9 @@ struct SelectGroup {
 
 class RoutingLowering {
 public:
-  RoutingLowering(ModuleOp module, int64_t blockSize)
-      : module(module), blockSize(blockSize), dom(module) {}
+  RoutingLowering(ModuleOp module, int64_t blockSize, int64_t minBlocks)
+      : module(module), blockSize(blockSize), minBlocks(minBlocks),
+        dom(module) {}
 
   LogicalResult run();
 
@@ -61,8 +68,38 @@ private:
   void lowerGather(GatherOp op);
   void lowerScatter(ScatterAddOp op, bool sortedUnique);
 
+  /// Blocks per batch row for a phase that reads `bytes` per row: enough
+  /// for minBlocks blocks in all when the batch alone gives fewer, but each
+  /// block reading at least kMinBytesPerBlock.
+  int64_t partsFor(int64_t batch, int64_t bytes) const {
+    if (batch >= minBlocks)
+      return 1;
+    int64_t wanted = (minBlocks + batch - 1) / batch;
+    return std::max<int64_t>(1, std::min(wanted, bytes / kMinBytesPerBlock));
+  }
+  /// Row bytes of a static [B, N, ...] 4-byte tensor (0 if dynamic).
+  static int64_t rowBytes(Type type) {
+    auto shaped = cast<ShapedType>(type);
+    if (!shaped.hasStaticShape() || shaped.getDimSize(0) == 0)
+      return 0;
+    return 4 * shaped.getNumElements() / shaped.getDimSize(0);
+  }
+  int64_t routerParts(RouterOp op) const {
+    auto type = cast<ShapedType>(op.getInput().getType());
+    // No block without a token for each of its warps.
+    int64_t warps = blockSize / kWarpSize;
+    return std::min(partsFor(type.getDimSize(0), rowBytes(type)),
+                    std::max<int64_t>(1, type.getDimSize(1) / warps));
+  }
+  int64_t gatherParts(GatherOp op) const {
+    auto type = cast<ShapedType>(op.getType());
+    // No block without an element for each of its threads.
+    return std::min(partsFor(type.getDimSize(0), rowBytes(type)),
+                    std::max<int64_t>(1, rowBytes(type) / 4 / blockSize));
+  }
+
   ModuleOp module;
-  int64_t blockSize;
+  int64_t blockSize, minBlocks;
   DominanceInfo dom;
   int64_t counter = 0;
 };
@@ -133,26 +170,54 @@ void RoutingLowering::lowerSelect(SelectGroup group) {
   SelectKernel spec;
   spec.blockSize = blockSize;
   spec.k = topk.getK();
-  if (group.router) {
-    spec.name = kernelName(group.gathers.empty() ? "mod_router_topk"
-                                                 : "mod_router_topk_gather");
+  // For a small batch, the router and the gathers become kernels of their
+  // own with several blocks per row; the top-k stays one block per row.
+  int64_t rParts = group.router ? routerParts(group.router) : 1;
+  int64_t gParts = 1;
+  for (GatherOp g : group.gathers)
+    gParts = std::max(gParts, gatherParts(g));
+  bool splitGathers = gParts > 1;
+  if (group.router && rParts > 1) {
+    SelectKernel router;
+    router.name = kernelName("mod_router");
+    router.blockSize = blockSize;
+    router.x = toBuffer(b, loc, group.router.getInput());
+    router.w = toBuffer(b, loc, group.router.getWeight());
+    router.scores = allocFor(b, loc, group.router.getType());
+    router.parts = rParts;
+    buildSelectKernel(b, loc, router);
+    spec.name = kernelName(group.gathers.empty() || splitGathers
+                               ? "mod_topk"
+                               : "mod_topk_gather");
+    spec.scores = router.scores;
+  } else if (group.router) {
+    spec.name = kernelName(group.gathers.empty() || splitGathers
+                               ? "mod_router_topk"
+                               : "mod_router_topk_gather");
     spec.x = toBuffer(b, loc, group.router.getInput());
     spec.w = toBuffer(b, loc, group.router.getWeight());
     spec.scores = allocFor(b, loc, group.router.getType());
   } else {
-    spec.name = kernelName(group.gathers.empty() ? "mod_topk"
-                                                 : "mod_topk_gather");
+    spec.name = kernelName(group.gathers.empty() || splitGathers
+                               ? "mod_topk"
+                               : "mod_topk_gather");
     spec.scores = toBuffer(b, loc, topk.getInput());
   }
   spec.indices = allocFor(b, loc, topk.getIndices().getType());
   spec.values = allocFor(b, loc, topk.getValues().getType());
   SmallVector<Value> gatherOutputs;
+  SmallVector<GatherOperands> gathers;
   for (GatherOp g : group.gathers) {
     gatherOutputs.push_back(allocFor(b, loc, g.getType()));
-    spec.gathers.push_back({rows3D(b, loc, toBuffer(b, loc, g.getInput())),
-                            rows3D(b, loc, gatherOutputs.back())});
+    gathers.push_back({rows3D(b, loc, toBuffer(b, loc, g.getInput())),
+                       rows3D(b, loc, gatherOutputs.back())});
   }
+  if (!splitGathers)
+    spec.gathers = gathers;
   buildSelectKernel(b, loc, spec);
+  if (splitGathers)
+    buildGatherKernel(b, loc, kernelName("mod_gather"), blockSize,
+                      spec.indices, gathers, gParts);
 
   if (group.router && !group.router->use_empty())
     group.router.getResult().replaceAllUsesWith(
@@ -181,6 +246,7 @@ void RoutingLowering::lowerRouter(RouterOp op) {
   spec.x = toBuffer(b, loc, op.getInput());
   spec.w = toBuffer(b, loc, op.getWeight());
   spec.scores = allocFor(b, loc, op.getType());
+  spec.parts = routerParts(op);
   buildSelectKernel(b, loc, spec);
   op.getResult().replaceAllUsesWith(toTensor(b, loc, spec.scores, op.getType()));
   op->erase();
@@ -193,7 +259,7 @@ void RoutingLowering::lowerGather(GatherOp op) {
   GatherOperands g{rows3D(b, loc, toBuffer(b, loc, op.getInput())),
                    rows3D(b, loc, out)};
   buildGatherKernel(b, loc, kernelName("mod_gather"), blockSize,
-                    toBuffer(b, loc, op.getIndices()), g);
+                    toBuffer(b, loc, op.getIndices()), g, gatherParts(op));
   op.getResult().replaceAllUsesWith(toTensor(b, loc, out, op.getType()));
   op->erase();
 }
@@ -288,7 +354,13 @@ struct ConvertMoDRoutingToGPUPass
     : mod::impl::ConvertMoDRoutingToGPUBase<ConvertMoDRoutingToGPUPass> {
   using Base::Base;
   void runOnOperation() override {
-    if (failed(RoutingLowering(getOperation(), blockSize).run()))
+    if (minBlocks < 1) {
+      getOperation().emitError()
+          << "--mod-lower-routing-to-gpu: min-blocks must be at least 1, got "
+          << static_cast<int64_t>(minBlocks);
+      return signalPassFailure();
+    }
+    if (failed(RoutingLowering(getOperation(), blockSize, minBlocks).run()))
       signalPassFailure();
   }
 };

@@ -1,7 +1,8 @@
 // The random routing checks of test/Integration/CPU/routing-random.mlir
 // (top-k with ties, K=1, K=S, B>1, S not a multiple of anything) and longer
 // rows (S = 300 and 1000: not multiples of the 256-thread block, so the
-// compaction carries its counts between chunks) with NaN scores run with the
+// compaction carries its counts between chunks) with NaN scores, and rows
+// that get split router and gather kernels (B = 2, S = 600, D = 160) run with the
 // CUDA kernels and compared with mod-refcheck's independent reference:
 // indices exact, floats within 1e-4 relative.
 //
@@ -61,6 +62,15 @@
 // RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b1_s1000_d4_k500 --seed=3 --positions=offset -o %t/routing_b1_s1000_d4_k500.3.in.safetensors
 // RUN: mod-run %t/model --entry=routing_b1_s1000_d4_k500 --inputs=%t/routing_b1_s1000_d4_k500.3.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.3.out.safetensors
 // RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b1_s1000_d4_k500.3.in.safetensors --outputs=%t/routing_b1_s1000_d4_k500.3.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s600_d160_k300 --seed=1 --ties --nans --positions=offset -o %t/routing_b2_s600_d160_k300.1.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s600_d160_k300 --inputs=%t/routing_b2_s600_d160_k300.1.in.safetensors --outputs=%t/routing_b2_s600_d160_k300.1.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s600_d160_k300.1.in.safetensors --outputs=%t/routing_b2_s600_d160_k300.1.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s600_d160_k300 --seed=2 --nans --positions=offset -o %t/routing_b2_s600_d160_k300.2.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s600_d160_k300 --inputs=%t/routing_b2_s600_d160_k300.2.in.safetensors --outputs=%t/routing_b2_s600_d160_k300.2.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s600_d160_k300.2.in.safetensors --outputs=%t/routing_b2_s600_d160_k300.2.out.safetensors | FileCheck %s
+// RUN: mod-refcheck gen --manifest=%t/model/manifest.json --entry=routing_b2_s600_d160_k300 --seed=3 --positions=offset -o %t/routing_b2_s600_d160_k300.3.in.safetensors
+// RUN: mod-run %t/model --entry=routing_b2_s600_d160_k300 --inputs=%t/routing_b2_s600_d160_k300.3.in.safetensors --outputs=%t/routing_b2_s600_d160_k300.3.out.safetensors
+// RUN: mod-refcheck check --rtol=1e-4 --inputs=%t/routing_b2_s600_d160_k300.3.in.safetensors --outputs=%t/routing_b2_s600_d160_k300.3.out.safetensors | FileCheck %s
 
 // Every output of every run is compared.
 // CHECK: router: ok
@@ -170,4 +180,24 @@ func.func @routing_b1_s1000_d4_k500(
       : tensor<1x1000x4xf32>, tensor<1x500xi32>, tensor<1x500x4xf32>, tensor<1x500xf32> -> tensor<1x1000x4xf32>
   return %r, %idx, %val, %xk, %pk, %out
       : tensor<1x1000xf32>, tensor<1x500xi32>, tensor<1x500xf32>, tensor<1x500x4xf32>, tensor<1x500xi32>, tensor<1x1000x4xf32>
+}
+
+// Rows long and wide enough that the router (600 x 160 floats, 375 KiB per
+// row) and the gathers (300 x 160, 188 KiB) are split over several blocks
+// per row (5 and 2 with the default min-blocks).
+func.func @routing_b2_s600_d160_k300(
+    %scores: tensor<2x600xf32> {mod.name = "scores"}, %x: tensor<2x600x160xf32> {mod.name = "x"},
+    %w: tensor<160xf32> {mod.name = "w"}, %positions: tensor<2x600xi32> {mod.name = "positions"},
+    %update: tensor<2x300x160xf32> {mod.name = "update"}, %scale: tensor<2x300xf32> {mod.name = "scale"})
+    -> (tensor<2x600xf32> {mod.name = "router"}, tensor<2x300xi32> {mod.name = "topk_indices"},
+        tensor<2x300xf32> {mod.name = "topk_values"}, tensor<2x300x160xf32> {mod.name = "gathered"},
+        tensor<2x300xi32> {mod.name = "gathered_positions"}, tensor<2x600x160xf32> {mod.name = "scattered"}) {
+  %r = mod.router %x, %w : tensor<2x600x160xf32>, tensor<160xf32> -> tensor<2x600xf32>
+  %idx, %val = mod.topk %scores k(300) : tensor<2x600xf32> -> tensor<2x300xi32>, tensor<2x300xf32>
+  %xk = mod.gather %x[%idx] : tensor<2x600x160xf32>, tensor<2x300xi32> -> tensor<2x300x160xf32>
+  %pk = mod.gather %positions[%idx] : tensor<2x600xi32>, tensor<2x300xi32> -> tensor<2x300xi32>
+  %out = mod.scatter_add %x[%idx], %update scale %scale
+      : tensor<2x600x160xf32>, tensor<2x300xi32>, tensor<2x300x160xf32>, tensor<2x300xf32> -> tensor<2x600x160xf32>
+  return %r, %idx, %val, %xk, %pk, %out
+      : tensor<2x600xf32>, tensor<2x300xi32>, tensor<2x300xf32>, tensor<2x300x160xf32>, tensor<2x300xi32>, tensor<2x600x160xf32>
 }

@@ -113,11 +113,13 @@ ModSpec ModSpec::parse(const std::string &text) {
         spec.routing = Routing::TopK;
       else if (value == "threshold")
         spec.routing = Routing::Threshold;
+      else if (value == "predictor")
+        spec.routing = Routing::Predictor;
       else if (value == "stochastic")
         spec.routing = Routing::Stochastic;
       else
         specError("unknown routing '" + value +
-                  "' (expected topk, threshold or stochastic)");
+                  "' (expected topk, threshold, predictor or stochastic)");
     } else {
       specError("unknown key '" + key +
                 "' (expected capacity, schedule, gate, routing)");
@@ -194,6 +196,43 @@ std::vector<int32_t> modref::positiveAscending(const std::vector<double> &scores
   return routed;
 }
 
+Predictor Predictor::load(const Parameters &params, const ModelConfig &config,
+                          int64_t layer) {
+  const std::string p = config.blockPrefix(layer) + ".mod.predictor.";
+  Predictor q;
+  q.width = config.hidden;
+  const std::vector<int64_t> &shape =
+      params.shapeOf(p + "fc1.weight", "the predictor's first layer [D,H]");
+  if (shape.size() != 2 || shape[0] != config.hidden || shape[1] < 1)
+    throw std::runtime_error(params.source() + ": parameter '" + p +
+                             "fc1.weight' has shape [" + modrt::formatShape(shape) +
+                             "], expected [" + std::to_string(config.hidden) +
+                             ",H]");
+  q.hidden = shape[1];
+  q.w1 = params.get(p + "fc1.weight", {q.width, q.hidden});
+  q.b1 = params.get(p + "fc1.bias", {q.hidden});
+  q.w2 = params.get(p + "fc2.weight", {q.hidden});
+  q.b2 = params.get(p + "fc2.bias", {});
+  return q;
+}
+
+std::vector<double> Predictor::logits(const Activations &x) const {
+  std::vector<double> q(static_cast<size_t>(x.rows));
+  std::vector<double> h(static_cast<size_t>(hidden));
+  for (int64_t i = 0; i < x.rows; ++i) {
+    std::fill(h.begin(), h.end(), 0.0);
+    for (int64_t d = 0; d < width; ++d) {
+      const double xd = x.row(i)[d];
+      for (int64_t j = 0; j < hidden; ++j) h[size_t(j)] += xd * w1[d * hidden + j];
+    }
+    double acc = b2[0];
+    for (int64_t j = 0; j < hidden; ++j)
+      acc += std::tanh(h[size_t(j)] + b1[j]) * w2[j];
+    q[size_t(i)] = acc;
+  }
+  return q;
+}
+
 double modref::applyGate(Gate gate, double r) {
   return gate == Gate::Linear ? r : 1.0 / (1.0 + std::exp(-r));
 }
@@ -265,13 +304,24 @@ RoutedOutput modref::routeBlockThreshold(const Activations &x,
   return routeOn(x, positions, r, positiveAscending(r), /*unitScale=*/false, gate, block);
 }
 
+RoutedOutput modref::routeBlockDecided(const Activations &x,
+                                       const std::vector<int32_t> &positions,
+                                       const float *routerWeight,
+                                       const std::vector<double> &decisions,
+                                       Gate gate, const BlockFunction &block) {
+  std::vector<double> r = routerLogits(x, routerWeight);
+  return routeOn(x, positions, r, positiveAscending(decisions),
+                 /*unitScale=*/false, gate, block);
+}
+
 ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
                                  const Tensor &positions, const ModSpec &spec,
                                  uint64_t routingSeed) {
   const ModelConfig &config = model.config();
   spec.checkBlocks(config.numLayers);
   TokenBatch batch = model.checkInputs(tokens, positions);
-  const bool threshold = spec.routing == ModSpec::Routing::Threshold;
+  const bool threshold = spec.isCausal();
+  const bool predictor = spec.routing == ModSpec::Routing::Predictor;
   const int64_t K = threshold ? 0 : spec.capacity(batch.seqLen);
   const int64_t S = batch.seqLen, V = config.vocabSize;
 
@@ -285,6 +335,12 @@ ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
                                   : model.parameters().get(
                                         routerWeightName(config, layer),
                                         {config.hidden});
+
+  std::map<int64_t, Predictor> predictors;
+  if (predictor)
+    for (const auto &entry : routers)
+      predictors.emplace(entry.first,
+                         Predictor::load(model.parameters(), config, entry.first));
 
   ForwardResult result;
   result.logits = Tensor(DType::F32, {batch.batch, batch.seqLen, V});
@@ -311,7 +367,11 @@ ForwardResult modref::forwardMoD(const Transformer &model, const Tensor &tokens,
       }
       if (threshold) {
         RoutedOutput routed =
-            routeBlockThreshold(h, pos, router->second, spec.gate, block(layer));
+            predictor ? routeBlockDecided(h, pos, router->second,
+                                          predictors.at(layer).logits(h),
+                                          spec.gate, block(layer))
+                      : routeBlockThreshold(h, pos, router->second, spec.gate,
+                                            block(layer));
         h = std::move(routed.out);
         int32_t *mask = result.routedMask.at(layer).data<int32_t>() + b * S;
         std::fill(mask, mask + S, 0);

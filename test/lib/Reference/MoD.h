@@ -31,15 +31,22 @@ enum class Gate { Linear, Sigmoid };
 ///   schedule=every:N:offset:M  blocks M, M+N, M+2N, ...
 ///   schedule=list:1,3       exactly these blocks
 ///   gate=linear|sigmoid     g(r) = r (the paper, the default) or sigmoid(r)
-///   routing=topk|threshold|stochastic  the K largest logits of the
-///                           sequence (the default), every token whose logit
-///                           is > 0, the causal rule of sampling (capacity
-///                           unused), or K tokens chosen at random from the
-///                           routing_seed input with no router and scale 1
-///                           (stochasticScores below)
+///   routing=topk|threshold|predictor|stochastic  the K largest logits of
+///                           the sequence (the default), every token whose
+///                           logit is > 0, the causal rule of sampling
+///                           (capacity unused), every token whose predictor
+///                           MLP logit is > 0 (the causal rule of a
+///                           predictor-trained model, capacity unused, the
+///                           router logit still gates), or K tokens chosen at
+///                           random from the routing_seed input with no
+///                           router and scale 1 (stochasticScores below)
 struct ModSpec {
   enum class Schedule { EveryOther, Every, List };
-  enum class Routing { TopK, Threshold, Stochastic };
+  enum class Routing { TopK, Threshold, Predictor, Stochastic };
+  /// Threshold or Predictor: a causal decision per token.
+  bool isCausal() const {
+    return routing == Routing::Threshold || routing == Routing::Predictor;
+  }
 
   bool capacityIsFraction = true;
   double fraction = 0.125;
@@ -68,6 +75,21 @@ std::vector<double> routerLogits(const Activations &x, const float *routerWeight
 /// The indices of the `k` largest scores, ties to the lower index, sorted
 /// ascending.
 std::vector<int32_t> topKAscending(const std::vector<double> &scores, int64_t k);
+/// The causal-routing predictor of a routed block (ARCHITECTURE.md section
+/// 2), parameters `<block prefix>.mod.predictor.*` as training names them:
+/// q(x) = tanh(x W1 + b1) . w2 + b2, W1 [D,H], b1 [H], w2 [H], b2 a scalar.
+struct Predictor {
+  int64_t width = 0, hidden = 0;
+  const float *w1 = nullptr, *b1 = nullptr, *w2 = nullptr, *b2 = nullptr;
+
+  /// Reads the parameters of block `layer` (H from fc1.weight's shape);
+  /// errors name the missing or misshapen tensor.
+  static Predictor load(const Parameters &params, const ModelConfig &config,
+                        int64_t layer);
+  /// q for every row of `x`.
+  std::vector<double> logits(const Activations &x) const;
+};
+
 /// The indices of the scores > 0, ascending: threshold routing's set.
 std::vector<int32_t> positiveAscending(const std::vector<double> &scores);
 double applyGate(Gate gate, double r);
@@ -98,10 +120,18 @@ RoutedOutput routeBlockThreshold(const Activations &x,
                                  const float *routerWeight, Gate gate,
                                  const BlockFunction &block);
 
+/// The same with the routed set decided by `decisions` (I = {i :
+/// decisions[i] > 0}) while the router logit gates: predictor routing.
+RoutedOutput routeBlockDecided(const Activations &x,
+                               const std::vector<int32_t> &positions,
+                               const float *routerWeight,
+                               const std::vector<double> &decisions, Gate gate,
+                               const BlockFunction &block);
+
 struct ForwardResult {
   modrt::Tensor logits;                             // f32 [B,S,V]
   std::map<int64_t, modrt::Tensor> routedIndices;   // layer -> i32 [B,K] (top-k)
-  std::map<int64_t, modrt::Tensor> routedMask;      // layer -> i32 [B,S] 0/1 (threshold)
+  std::map<int64_t, modrt::Tensor> routedMask;      // layer -> i32 [B,S] 0/1 (causal)
 };
 
 /// The forward pass with the blocks `spec` schedules routed (router weights

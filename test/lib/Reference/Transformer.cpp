@@ -51,6 +51,15 @@ const float *Parameters::get(const std::string &name,
   return t.data<float>();
 }
 
+const std::vector<int64_t> &Parameters::shapeOf(const std::string &name,
+                                                const std::string &what) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end())
+    throw std::runtime_error(source_ + ": missing parameter '" + name + "' (" +
+                             what + ")");
+  return it->second.shape();
+}
+
 //===----------------------------------------------------------------------===//
 // Building blocks (one sequence, row-major [rows, width])
 //===----------------------------------------------------------------------===//

@@ -38,6 +38,10 @@ public:
   /// The values of `name`, which must exist with exactly `shape`; errors name
   /// the source, the tensor and both shapes.
   const float *get(const std::string &name, const std::vector<int64_t> &shape) const;
+  /// The shape of `name`, which must exist (the error names the source and
+  /// `what` is expected of it).
+  const std::vector<int64_t> &shapeOf(const std::string &name,
+                                      const std::string &what) const;
   const std::string &source() const { return source_; }
 
 private:

@@ -33,7 +33,7 @@ namespace {
 
 const char kUsage[] = R"(usage:
   mod-reference forward --config=FILE --weights=FILE --inputs=FILE -o FILE
-                        [--mod=SPEC]
+                        [--mod=SPEC [--routed-masks]]
   mod-reference compare --expected=FILE --actual=FILE [--rtol=R] [--atol=A]
                         [--floor=F]
   mod-reference rope --config=FILE [--max-position=P]
@@ -49,15 +49,21 @@ forward: runs the reference model. --config is a Hugging Face config.json
   capacity=3 (absolute K), schedule=every-other (default: blocks 1,3,5,...),
   every:N, every:N:offset:M or list:1,3, gate=linear (default) or sigmoid,
   and routing=topk (default) or threshold (every token whose router logit is
-  > 0 goes through the block, causal; capacity is unused) or stochastic
+  > 0 goes through the block, causal; capacity is unused) or predictor (every
+  token whose predictor-MLP logit tanh(x W1 + b1) . w2 + b2 is > 0, with
+  `<block prefix>.mod.predictor.{fc1.weight [D,H], fc1.bias [H], fc2.weight
+  [H], fc2.bias []}` from the weights file; causal, the router logit still
+  gates) or stochastic
   (K tokens per row drawn from the i64 scalar input `routing_seed` with the
   hash --mod-dense-to-mod=routing=stochastic documents; no router weights,
   the block output is added with scale 1).
   The router weight of block i is `<block prefix>.mod.router.weight` [D] in
   the weights file. With --mod (top-k) the output also holds
   `routed_indices.<i>` i32 [B,K], the ascending token indices each routed
-  block selected; with routing=threshold the tool prints
-  `routed.<i>: n/S ...`, the routed count of every sequence, instead.
+  block selected; with routing=threshold or predictor the tool prints
+  `routed.<i>: n/S ...`, the routed count of every sequence, instead, and
+  with --routed-masks also writes `routed_mask.<block prefix>` i32 [B,S]
+  (1 where the token went through the block).
 
 compare: compares every tensor of --expected with the tensor of the same
   name in --actual and prints `name: max rel err X (N elements)`. The
@@ -111,6 +117,10 @@ Options parseArgs(int argc, char **argv, bool &help) {
       options.command = arg;
       continue;
     }
+    if (arg == "--routed-masks") { // the one flag without a value
+      options.values[arg] = "";
+      continue;
+    }
     size_t eq = arg.find('=');
     if (eq == std::string::npos || eq + 1 == arg.size())
       usageError("option " + arg.substr(0, eq) + " requires a value");
@@ -145,6 +155,7 @@ int runForward(Options &options) {
   std::string inputsPath = take(options, "--inputs", true);
   std::string outputPath = take(options, "--output", true);
   std::string modText = take(options, "--mod", false);
+  const bool routedMasks = options.values.erase("--routed-masks") != 0;
   rejectLeftovers(options);
 
   ModelConfig config = loadConfig(configPath);
@@ -191,6 +202,13 @@ int runForward(Options &options) {
         std::printf(" %lld/%lld", static_cast<long long>(n), static_cast<long long>(s));
       }
       std::printf("\n");
+    }
+    if (routedMasks) {
+      if (!spec.isCausal())
+        throw std::runtime_error(
+            "--routed-masks needs --mod with routing=threshold or predictor");
+      for (auto &[layer, mask] : result.routedMask)
+        outputs.emplace("routed_mask." + config.blockPrefix(layer), mask);
     }
     metadata.emplace("modc.mod", modText);
   }

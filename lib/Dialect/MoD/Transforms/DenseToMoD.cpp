@@ -22,6 +22,7 @@
 #include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Verifier.h"
@@ -272,7 +273,8 @@ FailureOr<std::optional<uint64_t>> parseInitSeed(Operation *anchor,
 /// the static sizes that ops carry as attributes updated to match.
 LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
                            const TokenAxisAnalysis &axes, int64_t s,
-                           int64_t k, Value pk, StringRef blockDesc) {
+                           int64_t k, Value pk, StringRef blockDesc,
+                           llvm::DenseSet<Value> &lifted) {
   if (std::optional<std::string> why = axes.getFailure(op))
     return emitRefusal(op) << blockDesc << ": cannot resize the token axis of '"
                            << op->getName() << "': it " << *why;
@@ -301,6 +303,16 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
   // A linalg.index over a token loop is the token's position in the dense
   // sequence; inside the routed block it becomes the gathered position
   // pk[b, j], read with the op's batch loop.
+  //
+  // A batch-less position table (Hugging Face builds its causal mask from a
+  // 1-D arange(S): linalg.index in an op with no batch loop) has one row for
+  // the whole batch, but the routed tokens differ per sequence. Inside the
+  // block it is recomputed per sequence: the op gets a new outer loop over
+  // the batch (its result a leading [B] dimension, read as pk[b, j]), the
+  // reshapes that follow keep that leading dimension, and the first op with
+  // a batch loop reads it with that loop (where the dense op broadcast the
+  // table over the batch). `lifted` holds the original values whose copies
+  // carry that leading dimension.
   llvm::SmallBitVector tokenLoops, batchLoops;
   bool indexesTokens = false;
   if (isa<linalg::LinalgOp>(op)) {
@@ -310,44 +322,190 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
     });
     batchLoops = axes.getBatchLoops(op);
   }
-  // A batch-less position table (Hugging Face builds masks and RoPE angles
-  // from a 1-D arange(S)) has one row of positions for the whole batch; with
-  // B == 1 that row is pk[0, :]. With B > 1 the routed tokens differ per
-  // sequence and one row cannot hold them.
-  bool batchIsZero = false;
-  if (indexesTokens && batchLoops.count() != 1) {
-    if (batchLoops.none() &&
-        cast<RankedTensorType>(pk.getType()).getDimSize(0) == 1)
-      batchIsZero = true;
-    else
-      return emitRefusal(op)
-             << blockDesc
-             << ": linalg.index reads a token position, but the op has no "
-                "loop over the batch axis alone to read the gathered "
-                "positions with (a batch-less arange is only supported with "
-                "batch size 1); derive positions from the positions input";
+  auto isLifted = [&](Value v) { return lifted.contains(v); };
+  bool readsLifted = llvm::any_of(op->getOperands(), isLifted);
+  WalkResult nestedUse = op->walk([&](Operation *nested) {
+    if (nested != op && llvm::any_of(nested->getOperands(), isLifted))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (nestedUse.wasInterrupted() ||
+      (readsLifted && !isa<linalg::LinalgOp, tensor::ExpandShapeOp,
+                           tensor::CollapseShapeOp>(op)))
+    return emitRefusal(op)
+           << blockDesc << ": '" << op->getName()
+           << "' reads a position table built without a batch axis (from an "
+              "arange), which inside a routed block must be recomputed for "
+              "each sequence's routed tokens; only linalg ops and reshapes of "
+              "it can be";
+  int64_t batch = cast<RankedTensorType>(pk.getType()).getDimSize(0);
+  auto withBatch = [&](Value orig) {
+    SmallVector<int64_t> shape{batch};
+    llvm::append_range(shape, axes.resizedShape(orig, s, k));
+    return RankedTensorType::get(
+        shape, cast<RankedTensorType>(orig.getType()).getElementType());
+  };
+  auto shiftGroups = [](ArrayRef<ReassociationIndices> groups) {
+    SmallVector<ReassociationIndices> shifted{{0}};
+    for (const ReassociationIndices &group : groups) {
+      ReassociationIndices g;
+      for (int64_t d : group)
+        g.push_back(d + 1);
+      shifted.push_back(g);
+    }
+    return shifted;
+  };
+  if (readsLifted) {
+    if (auto expand = dyn_cast<tensor::ExpandShapeOp>(op)) {
+      Value r = tensor::ExpandShapeOp::create(
+          b, op->getLoc(), withBatch(expand.getResult()),
+          mapping.lookup(expand.getSrc()),
+          shiftGroups(expand.getReassociationIndices()));
+      mapping.map(expand.getResult(), r);
+      lifted.insert(expand.getResult());
+      return success();
+    }
+    if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(op)) {
+      Value r = tensor::CollapseShapeOp::create(
+          b, op->getLoc(), withBatch(collapse.getResult()),
+          mapping.lookup(collapse.getSrc()),
+          shiftGroups(collapse.getReassociationIndices()));
+      mapping.map(collapse.getResult(), r);
+      lifted.insert(collapse.getResult());
+      return success();
+    }
+  }
+  bool perSequence = indexesTokens || readsLifted;
+  if (perSequence && batchLoops.count() > 1)
+    return emitRefusal(op)
+           << blockDesc << ": '" << op->getName()
+           << "' reads token positions but has more than one loop over the "
+              "batch axis";
+  // No batch loop: the op gets one, unless the batch axis is there but
+  // merged with another (e.g. [B*H, S, S] scores), which one loop cannot
+  // split. A merged batch factor of size 1 (B = 1, the reshapes of an
+  // arange to [1, 1, S, 1]) splits nothing.
+  bool addBatchLoop = perSequence && batchLoops.none();
+  if (addBatchLoop) {
+    for (Value v : llvm::concat<Value>(op->getOperands(), op->getResults()))
+      for (const auto &dim : axes.getLayout(v))
+        if (llvm::any_of(dim, [](const AxisAtom &a) {
+              return a.batch && a.size != 1;
+            }))
+          return emitRefusal(op)
+                 << blockDesc << ": '" << op->getName()
+                 << "' reads token positions from a position table without "
+                    "a batch axis (an arange) and merges the batch axis with "
+                    "another dimension; the table cannot be recomputed for "
+                    "each sequence's routed tokens there (keep the batch "
+                    "axis a dimension of its own)";
   }
 
   Operation *clone = b.clone(*op, mapping);
   for (auto [orig, copy] : llvm::zip(op->getResults(), clone->getResults()))
     copy.setType(axes.resizedType(orig, s, k));
-  if (indexesTokens) {
-    unsigned batchLoop = batchLoops.find_first();
-    SmallVector<linalg::IndexOp> indices;
+  if (perSequence) {
+    // Named ops become generics so that their indexing maps can change.
+    auto generic = dyn_cast<linalg::GenericOp>(clone);
+    if (!generic && (readsLifted || addBatchLoop)) {
+      IRRewriter rewriter(b);
+      rewriter.setInsertionPoint(clone);
+      FailureOr<linalg::GenericOp> general =
+          linalg::generalizeNamedOp(rewriter, cast<linalg::LinalgOp>(clone));
+      if (failed(general))
+        return emitRefusal(op) << blockDesc << ": cannot rewrite '"
+                               << op->getName()
+                               << "' as a linalg.generic to read the routed "
+                                  "tokens' positions per sequence";
+      generic = *general;
+      clone = generic;
+    }
+    // The token loop indices, before the loops are renumbered.
+    SmallVector<linalg::IndexOp> tokenIndices;
     clone->walk([&](linalg::IndexOp index) {
       if (tokenLoops.test(index.getDim()))
-        indices.push_back(index);
+        tokenIndices.push_back(index);
     });
-    for (linalg::IndexOp index : indices) {
+    unsigned batchLoop = addBatchLoop ? 0 : batchLoops.find_first();
+    unsigned numInputs = cast<linalg::LinalgOp>(op).getNumDpsInputs();
+    if (generic && !addBatchLoop && readsLifted) {
+      // The lifted operands' leading dimension is read with the batch loop.
+      SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+      for (auto [i, operand] : llvm::enumerate(op->getOperands())) {
+        if (!isLifted(operand))
+          continue;
+        if (i >= numInputs)
+          return emitRefusal(op)
+                 << blockDesc << ": '" << op->getName()
+                 << "' writes into a position table built without a batch "
+                    "axis; it cannot be recomputed for each sequence";
+        SmallVector<AffineExpr> results{b.getAffineDimExpr(batchLoop)};
+        llvm::append_range(results, maps[i].getResults());
+        maps[i] = AffineMap::get(maps[i].getNumDims(), maps[i].getNumSymbols(),
+                                 results, b.getContext());
+      }
+      generic.setIndexingMapsAttr(b.getAffineMapArrayAttr(maps));
+    } else if (addBatchLoop) {
+      // A new outer loop over the batch: every loop moves one up, the
+      // lifted operands and the results read it as their leading dimension.
+      Location loc = op->getLoc();
+      SmallVector<AffineMap> maps;
+      for (auto [i, map] : llvm::enumerate(generic.getIndexingMapsArray())) {
+        AffineMap shifted = map.shiftDims(1);
+        if (i >= numInputs || isLifted(op->getOperand(i))) {
+          SmallVector<AffineExpr> results{b.getAffineDimExpr(0)};
+          llvm::append_range(results, shifted.getResults());
+          shifted = AffineMap::get(shifted.getNumDims(),
+                                   shifted.getNumSymbols(), results,
+                                   b.getContext());
+        }
+        maps.push_back(shifted);
+      }
+      SmallVector<utils::IteratorType> iterators{
+          utils::IteratorType::parallel};
+      llvm::append_range(iterators, generic.getIteratorTypesArray());
+      SmallVector<Value> inits;
+      SmallVector<Type> resultTypes;
+      b.setInsertionPoint(generic);
+      for (auto [i, init] : llvm::enumerate(generic.getDpsInits())) {
+        Value orig = op->getOperand(numInputs + i);
+        resultTypes.push_back(withBatch(op->getResult(i)));
+        if (isLifted(orig)) {
+          inits.push_back(init);
+          continue;
+        }
+        auto type = cast<RankedTensorType>(resultTypes.back());
+        Value empty = tensor::EmptyOp::create(b, loc, type.getShape(),
+                                              type.getElementType());
+        // An init the body reads (an accumulator) is copied to every row.
+        if (generic.payloadUsesValueFromOperand(
+                &generic.getDpsInitsMutable()[i]))
+          empty = linalg::BroadcastOp::create(b, loc, init, empty,
+                                              ArrayRef<int64_t>{0})
+                      ->getResult(0);
+        inits.push_back(empty);
+      }
+      auto batched = linalg::GenericOp::create(
+          b, loc, resultTypes, generic.getDpsInputs(), inits, maps, iterators);
+      batched.getRegion().takeBody(generic.getRegion());
+      batched->walk([&](linalg::IndexOp index) {
+        index.setDim(index.getDim() + 1);
+      });
+      for (auto [orig, r] : llvm::zip(op->getResults(), batched->getResults())) {
+        mapping.map(orig, r);
+        lifted.insert(orig);
+      }
+      generic->erase();
+      clone = batched;
+      b.setInsertionPointAfter(batched);
+    }
+    for (linalg::IndexOp index : tokenIndices) {
       OpBuilder ib(index.getContext());
       ib.setInsertionPointAfter(index);
       Location loc = index.getLoc();
-      Value batch =
-          batchIsZero
-              ? arith::ConstantIndexOp::create(ib, loc, 0).getResult()
-              : linalg::IndexOp::create(ib, loc, batchLoop).getResult();
-      Value pos = tensor::ExtractOp::create(ib, loc, pk,
-                                            ValueRange{batch, index.getResult()});
+      Value batchIndex = linalg::IndexOp::create(ib, loc, batchLoop);
+      Value pos = tensor::ExtractOp::create(
+          ib, loc, pk, ValueRange{batchIndex, index.getResult()});
       Value asIndex =
           arith::IndexCastOp::create(ib, loc, ib.getIndexType(), pos);
       index.getResult().replaceAllUsesExcept(
@@ -712,8 +870,9 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
   SmallVector<Operation *> recomputeOrdered(recompute.begin(), recompute.end());
   llvm::sort(recomputeOrdered, sortByPosition);
   b.setInsertionPointToStart(body);
+  llvm::DenseSet<Value> lifted;
   for (Operation *op : llvm::concat<Operation *>(recomputeOrdered, ordered))
-    if (failed(cloneResized(b, op, mapping, axes, s, k, pk, desc)))
+    if (failed(cloneResized(b, op, mapping, axes, s, k, pk, desc, lifted)))
       return failure();
 
   Value d = mapping.lookup(block.sublayers[0].branch);

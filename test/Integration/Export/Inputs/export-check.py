@@ -202,6 +202,10 @@ def main():
             if not torch.equal(got.long(), idx):
                 sys.exit("block %d routes %s, PyTorch %s" % (i, got.tolist(), idx.tolist()))
             print("%s: block %d routed indices equal (%d of %d tokens per row)" % (name, i, k, S))
+            # Sequences that route different tokens tell a mask recomputed
+            # for each sequence from one built for the first sequence only.
+            if B > 1 and any(not torch.equal(idx[b], idx[0]) for b in range(1, B)):
+                print("%s: block %d routes different tokens in different sequences" % (name, i))
         got = next(v for key, v in outputs.items() if not key.startswith("routed"))
         err = rel_err(got, logits)
         print("%s: MoD logits max rel err %.2e (%d elements)" % (name, err, logits.numel()))

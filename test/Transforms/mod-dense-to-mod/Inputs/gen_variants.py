@@ -12,12 +12,27 @@ mod-import's output, for the --mod-dense-to-mod tests:
                          loop indices (linalg.index) instead of the positions
   conv-mixing.mlir       a block that mixes tokens with a shifted window
                          (compound index d1 + d2 on the token axis)
+  positions-b2.mlir      generic-parallel.mlir with B = 2 and a sliding-window
+                         causal mask (key j seen from query i iff
+                         i - 2 < j <= i), so the mask depends on the
+                         positions' values
+  arange-b2.mlir         B = 2, the causal mask built as Hugging Face builds
+                         it and torch-mlir exports it: a batch-less 1-D
+                         arange(S) (linalg.index in a one-loop generic),
+                         expand_shape to [1,1,S,1] and [1,1,1,S], a compare
+                         with broadcast maps, collapse_shape to [S,S] and a
+                         broadcast over the batch in its own generic; built
+                         once and shared by both blocks; the same
+                         sliding-window mask as positions-b2.mlir
+  arange-direct-b2.mlir  the same, with no broadcast op: the masking op reads
+                         the [S,S] table with a map that skips the batch loop
 
 Usage: gen_variants.py OUTDIR
 """
 import sys
 
 B, S, D, F = 1, 4, 4, 8
+WINDOW = None
 T = lambda *d, t="f32": "tensor<" + "x".join(map(str, d)) + "x" + t + ">"
 
 class Fn:
@@ -99,18 +114,23 @@ def block(f, h, i, mask_kind):
                        ["parallel", "parallel", "parallel", "reduction"],
                        ["%p = arith.mulf %a0, %a1 : f32", "%ps = arith.mulf %p, %scale : f32",
                         "%r = arith.addf %acc, %ps : f32", "linalg.yield %r : f32"], out_init=f.zeros(T(B, S, S)))
+    mask_type, mask_map = T(B, S, S, t="i1"), "(b, i, j) -> (b, i, j)"
     if mask_kind == "positions":
         mask = f.generic([("%positions", T(B, S, t="i32")), ("%positions", T(B, S, t="i32"))], T(B, S, S, t="i1"),
                          ["(b, i, j) -> (b, i)", "(b, i, j) -> (b, j)", "(b, i, j) -> (b, i, j)"], ["parallel"] * 3,
-                         ["%c = arith.cmpi sle, %a1, %a0 : i32", "linalg.yield %c : i1"])
+                         window_mask("%a1", "%a0", "i32"))
     elif mask_kind == "index":
         mask = f.generic([], T(B, S, S, t="i1"), ["(b, i, j) -> (b, i, j)"], ["parallel"] * 3,
                          ["%i = linalg.index 1 : index", "%j = linalg.index 2 : index",
                           "%c = arith.cmpi ule, %j, %i : index", "linalg.yield %c : i1"])
-    else:
+    elif mask_kind == "const":
         mask = "%const_mask"
+    else:
+        mask = f.mask
+        if mask_kind == "arange-direct":
+            mask_type, mask_map = T(S, S, t="i1"), "(b, i, j) -> (i, j)"
     m3s = "(b, i, j) -> (b, i, j)"
-    masked = f.generic([(scores, T(B, S, S)), (mask, T(B, S, S, t="i1"))], T(B, S, S), [m3s, m3s, m3s],
+    masked = f.generic([(scores, T(B, S, S)), (mask, mask_type)], T(B, S, S), [m3s, mask_map, m3s],
                        ["parallel"] * 3, ["%r = arith.select %a1, %a0, %neg : f32", "linalg.yield %r : f32"])
     mx = f.generic([(masked, T(B, S, S))], T(B, S), [m3s, "(b, i, j) -> (b, i)"], ["parallel", "parallel", "reduction"],
                    ["%r = arith.maximumf %acc, %a0 : f32", "linalg.yield %r : f32"], out_init=f.zeros(T(B, S)))
@@ -140,6 +160,41 @@ def conv_block(f, h):
                     ["%m = arith.mulf %a0, %a1 : f32", "%r = arith.addf %acc, %m : f32", "linalg.yield %r : f32"],
                     out_init=f.zeros(T(B, S, D)))
     return f.add(h, mix)
+
+
+def window_mask(pj, pi, ty):
+    """Body lines of the mask "key j is seen from query i": causal, and with
+    WINDOW set also i - j < WINDOW (sliding-window attention), which depends
+    on the positions' values, not only on their order."""
+    lines = [f"%c = arith.cmpi sle, {pj}, {pi} : {ty}"]
+    if WINDOW is None:
+        return lines + ["linalg.yield %c : i1"]
+    return lines + [f"%dist = arith.subi {pi}, {pj} : {ty}", f"%w = arith.constant {WINDOW} : {ty}",
+                    f"%near = arith.cmpi slt, %dist, %w : {ty}", "%m = arith.andi %c, %near : i1",
+                    "linalg.yield %m : i1"]
+
+
+def arange_mask(f, broadcast):
+    """Hugging Face's causal mask from cache_position = arange(S), as
+    torch-mlir exports it; returns the [S,S] (or broadcast [B,S,S]) i1 mask."""
+    ar = f.generic([], T(S, t="i64"), ["(s) -> (s)"], ["parallel"],
+                   ["%s = linalg.index 0 : index", "%c = arith.index_cast %s : index to i64",
+                    "linalg.yield %c : i64"])
+    rows, cols = f.v(), f.v()
+    f.emit(f"{rows} = tensor.expand_shape {ar} [[0, 1, 2, 3]] output_shape [1, 1, {S}, 1] : "
+           f"{T(S, t='i64')} into {T(1, 1, S, 1, t='i64')}")
+    f.emit(f"{cols} = tensor.expand_shape {ar} [[0, 1, 2, 3]] output_shape [1, 1, 1, {S}] : "
+           f"{T(S, t='i64')} into {T(1, 1, 1, S, t='i64')}")
+    cmp = f.generic([(cols, T(1, 1, 1, S, t="i64")), (rows, T(1, 1, S, 1, t="i64"))], T(1, 1, S, S, t="i1"),
+                    ["(d0, d1, d2, d3) -> (d0, d1, 0, d3)", "(d0, d1, d2, d3) -> (d0, d1, d2, 0)",
+                     "(d0, d1, d2, d3) -> (d0, d1, d2, d3)"], ["parallel"] * 4,
+                    window_mask("%a0", "%a1", "i64"))
+    flat = f.v()
+    f.emit(f"{flat} = tensor.collapse_shape {cmp} [[0, 1, 2], [3]] : {T(1, 1, S, S, t='i1')} into {T(S, S, t='i1')}")
+    if not broadcast:
+        return flat
+    return f.generic([(flat, T(S, S, t="i1"))], T(B, S, S, t="i1"), ["(b, i, j) -> (i, j)", "(b, i, j) -> (b, i, j)"],
+                     ["parallel"] * 3, ["linalg.yield %a0 : i1"])
 
 
 def model(kind):
@@ -172,18 +227,24 @@ def model(kind):
     h = f.generic([("%tokens", T(B, S, t="i32"))], T(B, S, D), ["(b, s, d) -> (b, s)", "(b, s, d) -> (b, s, d)"],
                   ["parallel"] * 3, ["%t = arith.index_cast %a0 : i32 to index", "%dd = linalg.index 2 : index",
                                      "%e = tensor.extract %emb[%t, %dd] : " + T(16, D), "linalg.yield %e : f32"])
+    if kind in ("arange", "arange-direct"):
+        f.mask = arange_mask(f, kind == "arange")
     for i in range(nblocks):
         if kind == "conv" and i == 1:
             h = conv_block(f, h)
         else:
-            h = block(f, h, i, {"const-mask": "const", "index-mask": "index"}.get(kind, "positions"))
+            h = block(f, h, i, {"const-mask": "const", "index-mask": "index", "arange": "arange",
+                                "arange-direct": "arange-direct"}.get(kind, "positions"))
     f.emit(f"return {h} : {T(B, S, D)}")
     return "\n".join(head + f.lines + ["}"]) + "\n"
 
 
 out = sys.argv[1]
 header = "// Generated by gen_variants.py; see that file for what this model exercises.\n"
-for name, kind in [("generic-parallel.mlir", "generic"), ("const-mask.mlir", "const-mask"),
-                   ("conv-mixing.mlir", "conv"), ("index-mask.mlir", "index-mask")]:
+for name, kind, batch in [("generic-parallel.mlir", "generic", 1), ("const-mask.mlir", "const-mask", 1),
+                          ("conv-mixing.mlir", "conv", 1), ("index-mask.mlir", "index-mask", 1),
+                          ("positions-b2.mlir", "generic", 2), ("arange-b2.mlir", "arange", 2),
+                          ("arange-direct-b2.mlir", "arange-direct", 2)]:
+    B, WINDOW = batch, (2 if batch == 2 else None)
     with open(f"{out}/{name}", "w") as fh:
         fh.write(header + model(kind))

@@ -58,15 +58,31 @@ def ExpandRoutedBlocks : Pass<"mod-expand-routed-blocks"> {
     %out = linalg.generic ... // %r > 0 ? %x + g(%r) * %d : %x
     ```
 
-    A block whose capacity is not S is an error with `routing=threshold`;
-    the IR is then left unchanged.
+    With `routing=predictor` the routed set is `{i : q[b,i] > 0}` for the
+    predictor MLP's logit `q = tanh(x W1 + b1) . w2 + b2` (the causal rule
+    of a model trained with `--mod-generate-grad=predictor`, and of
+    `--mod-generate-decode=routing=predictor`); everything else is as with
+    `threshold`, and the router logit still gates the routed tokens'
+    outputs. The predictor's parameters become new parameters of the
+    function holding the block, inserted after its last leading parameter:
+    `<prefix>.mod.predictor.{fc1.weight [D,H], fc1.bias [H], fc2.weight [H],
+    fc2.bias []}` with `H = predictor-hidden`, `<prefix>` the router weight's
+    name without `.mod.router.weight` (else `block<N>`), and the init rules
+    of training (`normal:0.02` weights, zero biases).
+
+    A block whose capacity is not S is an error with `routing=threshold` or
+    `routing=predictor`; the IR is then left unchanged.
   }];
   let options = [
     Option<"routing", "routing", "std::string", /*default=*/"\"topk\"",
            "How tokens are chosen: topk (the K largest router logits of the "
-           "sequence, training-time MoD) or threshold (every token whose "
+           "sequence, training-time MoD), threshold (every token whose "
            "router logit is > 0, the causal rule sampling uses; needs "
-           "capacity == S)">
+           "capacity == S) or predictor (every token whose predictor-MLP "
+           "logit is > 0; its parameters are added; needs capacity == S)">,
+    Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
+           "Hidden width of the predictor MLP with routing=predictor (as in "
+           "training)">
   ];
   let dependentDialects = ["::mlir::mod::MoDDialect",
                            "::mlir::linalg::LinalgDialect",
@@ -109,9 +125,15 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     gathered positions `pk`, so attention inside a routed block is causal by
     position over the routed tokens. A `linalg.index` over a token axis (a
     mask built from loop indices) becomes the read `pk[b, j]`, using the
-    op's loop over the batch axis; a batch-less `arange(S)` (Hugging Face's
-    masks and RoPE positions) reads `pk[0, j]` when B = 1 and is refused
-    when B > 1.
+    op's loop over the batch axis. A batch-less `arange(S)` (Hugging Face
+    builds its masks from one, a `linalg.index` in a generic over one
+    dimension) has one row for the whole batch, but each sequence routes its
+    own tokens: inside the block the op gets an outer loop over the batch
+    and reads `pk[b, j]`, the reshapes and linalg ops that follow keep that
+    leading batch dimension, and the first op with a batch loop (the one
+    that broadcast the table over the batch) reads it with that loop. Where
+    the batch axis is merged with another dimension (e.g. `[B*H, S, S]`
+    scores) or the table goes through other ops, the pass refuses.
 
     Not accepted: `tm_tensor.scan` and other non-upstream ops. Hugging Face
     transformers 5 emits a cumsum over `position_ids` (packed-sequence
@@ -590,7 +612,10 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     does not read the positions on its key side, an op with no
     incrementalization rule, a body that reads a token index, or a constant
     with a token axis is a diagnostic naming the op; the module is then left
-    unchanged.
+    unchanged. So is a max-seq-len larger than a table the positions index
+    (the rows of a learned position embedding, `tensor.extract` at a
+    position, possibly clamped, in a generic over the positions): later
+    positions would have no row of their own.
 
     **Mixture-of-Depths models.** A `mod.routed_block` (from
     `--mod-dense-to-mod`) decides causally per token: the token goes through
