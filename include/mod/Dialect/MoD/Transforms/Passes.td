@@ -135,13 +135,16 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     the batch axis is merged with another dimension (e.g. `[B*H, S, S]`
     scores) or the table goes through other ops, the pass refuses.
 
-    Not accepted: `tm_tensor.scan` and other non-upstream ops. Hugging Face
-    transformers 5 emits a cumsum over `position_ids` (packed-sequence
-    detection) when `position_ids` are passed without an attention mask;
-    recomputing that scan from the gathered positions would be wrong, so it
-    is refused. Export with input ids only, or with
-    `transformers.masking_utils.find_packed_sequence_indices` replaced by a
-    function returning `None`.
+    Not accepted: non-upstream ops (`tools/mod-export` rewrites torch-mlir's
+    `tm_tensor.scan`, a cumulative sum or product, into upstream
+    `linalg.generic` ops). Position-derived values that cannot be recomputed
+    for the routed tokens are refused with a diagnostic on the op: a
+    reduction over the token axis among them (a cumulative sum over the
+    positions, as Hugging Face transformers 5 computes for packed-sequence
+    detection when `position_ids` are passed without an attention mask),
+    and a read of a token-axis tensor at a computed index (transformers'
+    `position_ids[:, cache_position]`). mod-export turns that detection off
+    unless asked with `--packed-sequences`.
 
     Each routed block gets a router weight `[D]`, a new function argument
     named `<block prefix>.mod.router.weight` (the prefix is the common prefix
