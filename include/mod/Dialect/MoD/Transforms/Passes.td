@@ -366,7 +366,15 @@ def LiftConstants : Pass<"mod-lift-constants", "::mlir::ModuleOp"> {
     call-site locations), else the `dense_resource` key with dots replaced by
     underscores (torch-mlir's `torch_tensor_64_16_torch.float32_1` becomes
     `torch_tensor_64_16_torch_float32_1`, so that such names do not make up
-    a block prefix), else `constant_<n>` in program order. A name used twice
+    a block prefix), else `constant_<n>` in program order. torch-mlir's
+    FX importer (as of the version mod-export installs) gives no names: its
+    locations are call-site chains of Python `file:line` (e.g.
+    `normalization.py:228` called from `modeling_gpt2.py:583`), a layer's
+    weight and bias share one location, and two layers of a class differ
+    only in an outer call site, so no parameter name can be read from them
+    and such constants keep their resource keys. Export with
+    `tools/mod-export` instead, which passes the parameters as named
+    arguments (their `named_parameters()` names). A name used twice
     gets `.1`, `.2`, ... appended. One constant used by several functions
     becomes one parameter of each of them, with one entry in the file.
 
