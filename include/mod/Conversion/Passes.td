@@ -464,7 +464,10 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     one call per sequence (at most 16; beyond that the transpose stays). The
     transpose and its buffer are removed only if every later reader of the
     transposed values (until the buffer is fully overwritten) is such a
-    GEMM, and nothing writes the transpose's input before the last of them;
+    GEMM, or a second transpose whose own readers all are (an adjoint
+    reading a saved activation transposed back: both permutations are
+    composed), and nothing writes the transpose's input before the last of
+    them (kernels count by their stores outside their workgroup memory);
     otherwise they stay and the GEMMs read the buffer. Each folded transpose
     saves a kernel launch and `2 * 4 * numel` bytes of device memory
     traffic (cuBLAS reads transposed and strided operands natively).
