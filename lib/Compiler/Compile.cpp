@@ -11,6 +11,7 @@
 #include "mod/Compiler/Artifact.h"
 #include "mod/Compiler/CodeGen.h"
 #include "mod/Compiler/EntryPoints.h"
+#include "mod/Conversion/Passes.h"
 #include "mod/Pipelines/CUDAPipeline.h"
 #include "mod/Pipelines/Pipelines.h"
 
@@ -112,6 +113,15 @@ LogicalResult mlir::mod::compileModule(ModuleOp module, StringRef outputDir,
   if (!tm)
     return failure();
 
+  if (options.target == "cuda" && getCUDAOptions(options).deviceResident) {
+    // Decided on the mod.* attributes that collectEntryPoints strips, so
+    // that the manifest records it; the pipeline's own run of the pass then
+    // changes nothing.
+    PassManager pm(module.getContext());
+    pm.addPass(createMoDGPUResidentArguments());
+    if (failed(pm.run(module)))
+      return failure();
+  }
   FailureOr<std::vector<EntryPoint>> entries = collectEntryPoints(module);
   if (failed(entries))
     return failure();

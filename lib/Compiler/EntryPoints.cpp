@@ -16,7 +16,8 @@ static constexpr llvm::StringLiteral kNameAttr = "mod.name",
                                      kKindAttr = "mod.kind",
                                      kInitAttr = "mod.init",
                                      kInitSeedAttr = "mod.init_seed",
-                                     kAliasesAttr = "mod.aliases";
+                                     kAliasesAttr = "mod.aliases",
+                                     kResidentAttr = "mod.device_resident";
 
 static std::optional<std::string> dtypeName(Type t) {
   if (t.isF32())
@@ -48,7 +49,7 @@ static FailureOr<TensorSpec> describe(func::FuncOp fn, Type type,
                              "f64, i32 or i64)";
   return TensorSpec{std::move(name), *dtype,
                     SmallVector<int64_t>(tensor.getShape()), "", "",
-                    std::nullopt, ""};
+                    std::nullopt, "", false};
 }
 
 FailureOr<std::vector<EntryPoint>> mlir::mod::collectEntryPoints(ModuleOp module) {
@@ -80,6 +81,7 @@ FailureOr<std::vector<EntryPoint>> mlir::mod::collectEntryPoints(ModuleOp module
                  << "; expected an integer in [0, 2^64-1]";
         spec->initSeed = seed.getValue().getZExtValue();
       }
+      spec->deviceResident = fn.getArgAttr(i, kResidentAttr) != nullptr;
       entry.inputs.push_back(*spec);
     }
     for (auto [i, type] : llvm::enumerate(fn.getResultTypes())) {
@@ -104,11 +106,13 @@ FailureOr<std::vector<EntryPoint>> mlir::mod::collectEntryPoints(ModuleOp module
                    << other.aliasOf << "' is aliased by two results";
         spec->aliasOf = entry.inputs[arg].name;
       }
+      spec->deviceResident = fn.getResultAttr(i, kResidentAttr) != nullptr;
       entry.outputs.push_back(*spec);
     }
     // The metadata now lives in the manifest; LLVM has no use for it.
     // mod.aliases stays for --mod-read-only-entry-arguments, which consumes
-    // it (the aliased arguments are the only writable ones).
+    // it (the aliased arguments are the only writable ones), and
+    // mod.device_resident for --mod-gpu-device-buffers (no copy).
     for (StringRef attrName : {kNameAttr, kKindAttr, kInitAttr, kInitSeedAttr}) {
       auto key = StringAttr::get(module.getContext(), attrName);
       for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
@@ -138,6 +142,10 @@ std::string EntryPoint::signature() const {
       for (auto [i, dim] : llvm::enumerate(spec.shape))
         out += (i ? "x" : "") + std::to_string(dim);
       out += "]";
+      // The code takes a device pointer for it: a runtime that read the
+      // manifest without the residency would pass host memory.
+      if (spec.deviceResident)
+        out += "@device";
     }
     return out;
   };
@@ -159,6 +167,8 @@ static llvm::json::Value toJson(const TensorSpec &spec) {
     object["init_seed"] = *spec.initSeed;
   if (!spec.aliasOf.empty())
     object["alias_of"] = spec.aliasOf;
+  if (spec.deviceResident)
+    object["residency"] = "device";
   return object;
 }
 

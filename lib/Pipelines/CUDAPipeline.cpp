@@ -142,6 +142,8 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
   // Kept textual, like the CPU pipeline, so `mod-opt --mod-cuda-lowering`
   // runs exactly what mod-compile runs and any prefix can be replayed.
   return llvm::formatv(
+             // Before anything consumes mod.kind / mod.aliases.
+             "{6}"
              "mod-expand-routed-blocks,"
              "mod-lower-routing-to-gpu{{block-size={0}},"
              "canonicalize,cse,"
@@ -187,7 +189,8 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "canonicalize,"
              "reconcile-unrealized-casts",
              options.blockSize, chip, features, options.optLevel,
-             quoteOption(toolkit), options.allowTF32 ? "true" : "false")
+             quoteOption(toolkit), options.allowTF32 ? "true" : "false",
+             options.deviceResident ? "mod-gpu-resident-arguments," : "")
       .str();
 }
 
@@ -244,6 +247,12 @@ struct CUDAPipelineOptions : PassPipelineOptions<CUDAPipelineOptions> {
                     llvm::cl::desc("Let cuBLAS use TF32 tensor cores for f32 "
                                    "GEMMs (default: off, exact f32)"),
                     llvm::cl::init(false)};
+  Option<bool> resident{
+      *this, "resident",
+      llvm::cl::desc("Keep parameters and in-place updated state on the GPU "
+                     "between calls (--mod-gpu-resident-arguments; default: "
+                     "on). Off, every call copies them host <-> device"),
+      llvm::cl::init(true)};
 };
 } // namespace
 
@@ -262,7 +271,7 @@ void mlir::mod::registerCUDAPipelines() {
         if (failed(opts.parseFromString(optionsText)))
           return failure();
         CUDAOptions options{opts.sm, opts.cudaRoot, opts.optLevel,
-                            opts.blockSize, opts.tf32};
+                            opts.blockSize, opts.tf32, opts.resident};
         std::string error;
         FailureOr<std::string> toolkit = findCUDAToolkit(options, error);
         // Without a toolkit the pipeline still runs up to serialization,

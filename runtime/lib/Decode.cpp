@@ -139,7 +139,9 @@ std::vector<Tensor *> Decoder::inputsFor(const EntryPoint &entry,
                                          Tensor &lengths) {
   std::vector<Tensor *> inputs;
   for (const TensorSpec &spec : entry.inputs) {
-    if (spec.isParameter())
+    if (spec.isParameter() && model_.hasDeviceBuffer(spec.name))
+      inputs.push_back(nullptr); // uploaded once (Model::upload)
+    else if (spec.isParameter())
       // callInPlace writes only the inputs an output aliases: the caches.
       inputs.push_back(const_cast<Tensor *>(&parameters_.at(spec.name)));
     else if (spec.name == "tokens")

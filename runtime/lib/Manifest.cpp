@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -113,6 +114,13 @@ public:
     }
     if (!checkedNumElements(spec.shape, spec.dtype))
       fail(where, "shape [" + formatShape(spec.shape) + "] is too large");
+    if (const Json *residency = json.find("residency")) {
+      if (!residency->isString() || (residency->asString() != "device" &&
+                                     residency->asString() != "host"))
+        fail(where, "\"residency\" must be \"host\" or \"device\", got " +
+                        residency->dump());
+      spec.deviceResident = residency->asString() == "device";
+    }
     return spec;
   }
 
@@ -183,6 +191,18 @@ public:
       if (!taken.insert(k).second)
         fail(itemWhere, "input '" + in.name + "' is aliased by two outputs");
       out.aliasOf = k;
+    }
+    for (size_t i = 0; i < entry.outputs.size(); ++i) {
+      const TensorSpec &out = entry.outputs[i];
+      bool inputResident = out.aliasOf && entry.inputs[*out.aliasOf].deviceResident;
+      if (out.deviceResident != inputResident)
+        fail(where + ": outputs[" + std::to_string(i) + "]",
+             out.deviceResident
+                 ? "output '" + out.name + "' has \"residency\": \"device\" "
+                   "but does not alias a device-resident input"
+                 : "output '" + out.name + "' updates device-resident input '" +
+                       entry.inputs[*out.aliasOf].name +
+                       "' in place but is not \"residency\": \"device\"");
     }
   }
 
@@ -255,6 +275,23 @@ Manifest Manifest::parse(std::string_view text, const std::string &source) {
     reader.aliases(json, entry, where);
     manifest.entryPoints.push_back(std::move(entry));
   }
+  // Device-resident tensors are one buffer per name for the whole model.
+  std::map<std::string, const TensorSpec *> resident;
+  for (const EntryPoint &entry : manifest.entryPoints)
+    for (const TensorSpec &spec : entry.inputs) {
+      if (!spec.deviceResident) continue;
+      if (manifest.target != "cuda")
+        reader.fail("entry point '" + entry.name + "'",
+                    "input '" + spec.name + "' has \"residency\": \"device\" "
+                    "but the target is \"" + manifest.target + "\"");
+      auto [it, inserted] = resident.emplace(spec.name, &spec);
+      if (!inserted &&
+          (it->second->dtype != spec.dtype || it->second->shape != spec.shape))
+        reader.fail("entry point '" + entry.name + "'",
+                    "device-resident input '" + spec.name + "' is " +
+                        spec.str() + " here but " + it->second->str() +
+                        " in another entry point (they share one buffer)");
+    }
   return manifest;
 }
 

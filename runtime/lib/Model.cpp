@@ -56,13 +56,22 @@ void configureThreads(void *handle, int threads) {
 }
 } // namespace
 
+namespace {
+std::vector<int64_t> descriptorFor(const void *data,
+                                   const std::vector<int64_t> &shape);
+} // namespace
+
 std::vector<int64_t> modrt::makeMemRefDescriptor(const Tensor &tensor) {
+  return descriptorFor(tensor.rawData(), tensor.shape());
+}
+
+namespace {
+std::vector<int64_t> descriptorFor(const void *data,
+                                   const std::vector<int64_t> &shape) {
   static_assert(sizeof(void *) == sizeof(int64_t),
                 "memref descriptors store pointers in 64-bit words");
-  const std::vector<int64_t> &shape = tensor.shape();
   const size_t rank = shape.size();
   std::vector<int64_t> words(3 + 2 * rank, 0);
-  const void *data = tensor.rawData();
   std::memcpy(&words[0], &data, sizeof data); // allocated
   std::memcpy(&words[1], &data, sizeof data); // aligned
   words[2] = 0;                               // offset
@@ -77,6 +86,7 @@ std::vector<int64_t> modrt::makeMemRefDescriptor(const Tensor &tensor) {
   }
   return words;
 }
+} // namespace
 
 std::string modrt::entrySignature(const EntryPoint &entry) {
   auto list = [](const std::vector<TensorSpec> &specs) {
@@ -84,6 +94,7 @@ std::string modrt::entrySignature(const EntryPoint &entry) {
     for (const TensorSpec &spec : specs) {
       if (!out.empty()) out += ',';
       out += spec.str();
+      if (spec.deviceResident) out += "@device";
     }
     return out;
   };
@@ -194,15 +205,36 @@ Model Model::load(const std::string &dir) {
   // Searches model.so and the libraries it links: only CUDA models have it.
   if (void *symbol = ::dlsym(model.handle_, "modrt_cuda_take_error"))
     std::memcpy(&model.takeCUDAError_, &symbol, sizeof symbol);
+  bool anyResident = false;
+  for (const EntryPoint &entry : model.manifest_.entryPoints)
+    for (const TensorSpec &spec : entry.inputs)
+      anyResident |= spec.deviceResident;
+  if (anyResident) {
+    auto resolve = [&](const char *name, auto &slot) {
+      void *symbol = ::dlsym(model.handle_, name);
+      if (!symbol || !model.takeCUDAError_)
+        throw Error(libraryPath + ": the manifest has device-resident "
+                    "tensors but the library does not link a libmodrt_cuda "
+                    "with " + std::string(name) + "; rebuild modc and "
+                    "recompile the model");
+      std::memcpy(&slot, &symbol, sizeof symbol);
+    };
+    resolve("modrt_cuda_buffer_alloc", model.device_.alloc);
+    resolve("modrt_cuda_buffer_free", model.device_.free);
+    resolve("modrt_cuda_buffer_upload", model.device_.upload);
+    resolve("modrt_cuda_buffer_download", model.device_.download);
+  }
   return model;
 }
 
 Model::Model(Model &&other) noexcept
     : dir_(std::move(other.dir_)), manifest_(std::move(other.manifest_)),
       handle_(other.handle_), functions_(std::move(other.functions_)),
-      takeCUDAError_(other.takeCUDAError_) {
+      takeCUDAError_(other.takeCUDAError_), device_(other.device_),
+      deviceBuffers_(std::move(other.deviceBuffers_)) {
   other.handle_ = nullptr;
   other.takeCUDAError_ = nullptr;
+  other.deviceBuffers_.clear();
 }
 
 Model &Model::operator=(Model &&other) noexcept {
@@ -213,8 +245,11 @@ Model &Model::operator=(Model &&other) noexcept {
     handle_ = other.handle_;
     functions_ = std::move(other.functions_);
     takeCUDAError_ = other.takeCUDAError_;
+    device_ = other.device_;
+    deviceBuffers_ = std::move(other.deviceBuffers_);
     other.handle_ = nullptr;
     other.takeCUDAError_ = nullptr;
+    other.deviceBuffers_.clear();
   }
   return *this;
 }
@@ -222,6 +257,10 @@ Model &Model::operator=(Model &&other) noexcept {
 Model::~Model() { release(); }
 
 void Model::release() {
+  // Before dlclose: the functions live in a library the model loaded.
+  for (auto &[name, buffer] : deviceBuffers_)
+    if (device_.free) device_.free(buffer.ptr);
+  deviceBuffers_.clear();
   if (handle_) ::dlclose(handle_);
   handle_ = nullptr;
   takeCUDAError_ = nullptr;
@@ -244,6 +283,13 @@ size_t Model::checkCall(std::string_view entryName,
   for (size_t i = 0; i < inputs.size(); ++i) {
     const TensorSpec &spec = entry.inputs[i];
     const Tensor *input = inputs[i];
+    if (!input && spec.deviceResident) {
+      if (!hasDeviceBuffer(spec.name))
+        throw Error(where + "input " + std::to_string(i) + " ('" + spec.name +
+                    "') is device-resident and was never uploaded "
+                    "(Model::upload)");
+      continue;
+    }
     if (!input)
       throw Error(where + "input " + std::to_string(i) + " ('" + spec.name +
                   "') is null");
@@ -256,24 +302,122 @@ size_t Model::checkCall(std::string_view entryName,
   return size_t(&entry - manifest_.entryPoints.data());
 }
 
+void Model::throwIfCUDAError(const std::string &what) const {
+  if (!takeCUDAError_) return;
+  char message[1024];
+  if (takeCUDAError_(message, sizeof message))
+    throw Error(what + ": CUDA error: " + message);
+}
+
+const TensorSpec *Model::residentSpec(std::string_view name) const {
+  for (const EntryPoint &entry : manifest_.entryPoints)
+    for (const TensorSpec &spec : entry.inputs)
+      if (spec.deviceResident && spec.name == name) return &spec;
+  return nullptr;
+}
+
+bool Model::isDeviceResident(std::string_view name) const {
+  return residentSpec(name) != nullptr;
+}
+
+bool Model::hasDeviceBuffer(std::string_view name) const {
+  return deviceBuffers_.find(name) != deviceBuffers_.end();
+}
+
+void Model::upload(const std::string &name, const Tensor &value) {
+  const TensorSpec *spec = residentSpec(name);
+  if (!spec)
+    throw Error("no device-resident tensor '" + name + "' in the model " +
+                dir_ + " (only CUDA models keep tensors on the device)");
+  if (value.dtype() != spec->dtype || value.shape() != spec->shape)
+    throw Error("device-resident tensor '" + name + "' must be " +
+                spec->str() + ", got " + manifestDTypeName(value.dtype()) +
+                "[" + formatShape(value.shape()) + "]");
+  auto it = deviceBuffers_.find(name);
+  if (it == deviceBuffers_.end()) {
+    DeviceBuffer buffer{nullptr, spec->dtype, spec->shape, value.byteSize()};
+    if (buffer.bytes) {
+      buffer.ptr = device_.alloc(buffer.bytes);
+      if (!buffer.ptr) {
+        throwIfCUDAError("uploading '" + name + "'");
+        throw Error("uploading '" + name + "': no device memory");
+      }
+    }
+    it = deviceBuffers_.emplace(name, std::move(buffer)).first;
+  }
+  if (it->second.bytes &&
+      !device_.upload(it->second.ptr, value.rawData(), it->second.bytes))
+    throwIfCUDAError("uploading '" + name + "'");
+}
+
+Tensor Model::download(const std::string &name) const {
+  auto it = deviceBuffers_.find(name);
+  if (it == deviceBuffers_.end())
+    throw Error("device-resident tensor '" + name + "' was never uploaded");
+  Tensor out(it->second.dtype, it->second.shape);
+  if (it->second.bytes &&
+      !device_.download(out.rawData(), it->second.ptr, it->second.bytes))
+    throwIfCUDAError("downloading '" + name + "'");
+  return out;
+}
+
 void Model::invoke(size_t index, const std::vector<const Tensor *> &inputs,
                    const std::vector<Tensor *> &outputs) const {
+  const EntryPoint &entry = manifest_.entryPoints[index];
+  const std::string where = "entry point '" + entry.name + "'";
+  // Device buffers for the call, for device-resident inputs the caller gave
+  // as host tensors; freed however the call ends.
+  struct Temporaries {
+    const DeviceAPI &api;
+    std::vector<void *> buffers;
+    ~Temporaries() {
+      for (void *buffer : buffers) api.free(buffer);
+    }
+  } temporaries{device_, {}};
+  std::vector<void *> deviceInputs(inputs.size(), nullptr);
   std::vector<std::vector<int64_t>> descriptors;
   descriptors.reserve(inputs.size() + outputs.size());
-  for (const Tensor *input : inputs)
-    descriptors.push_back(makeMemRefDescriptor(*input));
-  for (const Tensor *output : outputs)
-    descriptors.push_back(makeMemRefDescriptor(*output));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec &spec = entry.inputs[i];
+    if (!spec.deviceResident) {
+      descriptors.push_back(makeMemRefDescriptor(*inputs[i]));
+      continue;
+    }
+    if (!inputs[i]) {
+      deviceInputs[i] = deviceBuffers_.find(spec.name)->second.ptr;
+    } else if (size_t bytes = inputs[i]->byteSize()) {
+      void *buffer = device_.alloc(bytes);
+      if (buffer) temporaries.buffers.push_back(buffer);
+      if (!buffer || !device_.upload(buffer, inputs[i]->rawData(), bytes)) {
+        throwIfCUDAError(where + ": uploading '" + spec.name + "'");
+        throw Error(where + ": uploading '" + spec.name + "' failed");
+      }
+      deviceInputs[i] = buffer;
+    }
+    descriptors.push_back(descriptorFor(deviceInputs[i], spec.shape));
+  }
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    const TensorSpec &spec = entry.outputs[o];
+    // A device-resident output updates its input's device buffer in place.
+    descriptors.push_back(
+        spec.deviceResident
+            ? descriptorFor(deviceInputs[*spec.aliasOf], spec.shape)
+            : makeMemRefDescriptor(*outputs[o]));
+  }
   std::vector<void *> args;
   args.reserve(descriptors.size());
   for (std::vector<int64_t> &descriptor : descriptors)
     args.push_back(descriptor.data());
   functions_[index](args.data());
-  if (takeCUDAError_) {
-    char message[1024];
-    if (takeCUDAError_(message, sizeof message))
-      throw Error("entry point '" + manifest_.entryPoints[index].name +
-                  "': CUDA error: " + message);
+  throwIfCUDAError(where);
+  // Results for host tensors the caller passed for device-resident inputs.
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    const TensorSpec &spec = entry.outputs[o];
+    if (!spec.deviceResident || !outputs[o] || !outputs[o]->byteSize())
+      continue;
+    if (!device_.download(outputs[o]->rawData(), deviceInputs[*spec.aliasOf],
+                          outputs[o]->byteSize()))
+      throwIfCUDAError(where + ": downloading '" + spec.name + "'");
   }
 }
 
@@ -286,6 +430,11 @@ std::vector<Tensor> Model::call(std::string_view entryName,
   std::vector<const Tensor *> args = inputs;
   for (const TensorSpec &spec : entry.outputs) {
     if (spec.aliasOf) {
+      if (!inputs[*spec.aliasOf])
+        throw Error("entry point '" + entry.name + "': output '" + spec.name +
+                    "' would update the device buffer of '" +
+                    entry.inputs[*spec.aliasOf].name +
+                    "'; pass a host tensor, or use callInPlace");
       // Computed in place of a copy, so the caller's input stays as it was.
       outputs.push_back(*inputs[*spec.aliasOf]);
       args[*spec.aliasOf] = &outputs.back();

@@ -129,6 +129,16 @@ private:
   int evalOnly();
   void step(int64_t step);
   void saveCheckpoint(int64_t step);
+  /// CUDA models: uploads the parameters and optimizer state the model
+  /// keeps on the device (once per load; training updates them there).
+  void uploadResident();
+  /// Refreshes the host copies of the device-resident tensors.
+  void downloadResident();
+  /// The input to pass for `name`: null (its device buffer) when the model
+  /// keeps it on the device, else the host tensor.
+  template <typename T> T *hostOrDevice(const std::string &name, T &host) {
+    return model_.isDeviceResident(name) ? nullptr : &host;
+  }
   void pruneCheckpoints();
   void log(int64_t step, double stepSeconds, bool force);
   void rewriteMetricsUpTo(int64_t step);
@@ -323,7 +333,7 @@ std::vector<Tensor> Trainer::callLossAndGrad() {
   std::vector<const Tensor *> inputs;
   for (const TensorSpec &in : lg_->inputs) {
     if (in.isParameter())
-      inputs.push_back(&params_.at(in.name));
+      inputs.push_back(hostOrDevice(in.name, params_.at(in.name)));
     else if (in.name == "tokens")
       inputs.push_back(&tokens_);
     else if (in.name == "targets")
@@ -410,13 +420,13 @@ void Trainer::step(int64_t step) {
   for (const TensorSpec &in : adam_->inputs) {
     const std::string &n = in.name;
     if (paramNames_.count(n))
-      inputs.push_back(&params_.at(n));
+      inputs.push_back(hostOrDevice(n, params_.at(n)));
     else if (n.rfind("grad.", 0) == 0)
       inputs.push_back(&grads.at(n));
     else if (n.rfind("m.", 0) == 0)
-      inputs.push_back(&m_.at(n));
+      inputs.push_back(hostOrDevice(n, m_.at(n)));
     else if (n.rfind("v.", 0) == 0)
-      inputs.push_back(&v_.at(n));
+      inputs.push_back(hostOrDevice(n, v_.at(n)));
     else {
       double value = n == "lr"             ? lr_
                      : n == "beta1"        ? o_.beta1
@@ -457,7 +467,22 @@ void Trainer::step(int64_t step) {
   }
 }
 
+void Trainer::uploadResident() {
+  for (auto *tensors : {&params_, &m_, &v_})
+    for (const auto &[name, tensor] : *tensors)
+      if (model_.isDeviceResident(name))
+        model_.upload(name, tensor);
+}
+
+void Trainer::downloadResident() {
+  for (auto *tensors : {&params_, &m_, &v_})
+    for (auto &[name, tensor] : *tensors)
+      if (model_.hasDeviceBuffer(name))
+        tensor = model_.download(name);
+}
+
 void Trainer::saveCheckpoint(int64_t step) {
+  downloadResident();
   fs::path dir = fs::path(o_.runDir) / "checkpoints";
   fs::create_directories(dir);
   fs::path final = dir / checkpointName(step);
@@ -565,6 +590,7 @@ void Trainer::log(int64_t step, double stepSeconds, bool force) {
 
 int Trainer::evalOnly() {
   initialize();
+  uploadResident();
   std::map<std::string, double> scalars;
   double loss = evaluate(&scalars);
   Json::Object row{{"val_loss", loss},
@@ -596,6 +622,7 @@ int Trainer::run() {
     initialize();
     std::remove((o_.runDir + "/metrics.jsonl").c_str());
   }
+  uploadResident();
   int64_t paramCount = 0;
   for (const auto &[name, p] : params_)
     paramCount += p.numElements();

@@ -51,6 +51,77 @@ TEST(CudaErrorTest, EntryPointThrowsWithTheCudaErrorAndTheProcessLives) {
   EXPECT_TRUE(throwsError([&] { model.call("forward", {}); }, words));
 }
 
+const char kResidentManifest[] = R"({
+  "format": "modc-manifest", "version": 1, "target": "cuda", "library": "model.so",
+  "entry_points": [
+    {"name": "resident", "symbol": "_modrt_resident",
+     "inputs": [{"name": "w", "dtype": "f32", "shape": [4], "kind": "parameter",
+                 "init": "zeros", "residency": "device"}],
+     "outputs": [{"name": "y", "dtype": "f32", "shape": [4]}]},
+    {"name": "update", "symbol": "_modrt_update",
+     "inputs": [{"name": "w", "dtype": "f32", "shape": [4], "residency": "device"}],
+     "outputs": [{"name": "w", "dtype": "f32", "shape": [4], "alias_of": "w",
+                  "residency": "device"}]}]
+})";
+
+std::vector<float> values(const Tensor &t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.numElements());
+}
+
+TEST(CudaErrorTest, DeviceResidentTensors) {
+  TempDir dir;
+  modrt::test::writeModelDirectory(dir.path(), kResidentManifest,
+                                   MODRT_CUDA_ERROR_TEST_MODEL_LIBRARY);
+  Model model = Model::load(dir.path());
+  EXPECT_TRUE(model.isDeviceResident("w"));
+  EXPECT_FALSE(model.isDeviceResident("y"));
+  EXPECT_FALSE(model.hasDeviceBuffer("w"));
+  // Checked before any CUDA call: the name, the dtype and shape, and that a
+  // device buffer exists before a call relies on it.
+  EXPECT_TRUE(throwsError([&] { model.upload("y", Tensor(DType::F32, {4})); },
+                          {"no device-resident tensor 'y'"}));
+  EXPECT_TRUE(throwsError([&] { model.upload("w", Tensor(DType::F32, {5})); },
+                          {"'w' must be f32[4], got f32[5]"}));
+  EXPECT_TRUE(throwsError([&] { model.call("resident", {nullptr}); },
+                          {"input 0 ('w') is device-resident and was never "
+                           "uploaded"}));
+  EXPECT_TRUE(throwsError([&] { model.download("w"); },
+                          {"'w' was never uploaded"}));
+  Tensor w = Tensor::fromValues<float>(DType::F32, {4}, {1, 2, 3, 4});
+  char why[256];
+  if (modrt_cuda_device_count(why, sizeof why) <= 0) {
+    // No GPU: the upload reports why, as a call would.
+    EXPECT_TRUE(throwsError([&] { model.upload("w", w); },
+                            {"uploading 'w'", "CUDA error"}));
+    EXPECT_TRUE(throwsError([&] { model.call("resident", {&w}); },
+                            {"entry point 'resident'", "CUDA error"}));
+    return;
+  }
+  model.upload("w", w);
+  EXPECT_TRUE(model.hasDeviceBuffer("w"));
+  // The resident buffer, uploaded once, read by two calls.
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(values(model.call("resident", {nullptr}).at(0)),
+              (std::vector<float>{1, 2, 3, 4}));
+  // A host tensor for a resident input goes through a temporary buffer and
+  // leaves the resident one alone.
+  Tensor other = Tensor::fromValues<float>(DType::F32, {4}, {9, 9, 9, 9});
+  EXPECT_EQ(values(model.call("resident", {&other}).at(0)),
+            (std::vector<float>{9, 9, 9, 9}));
+  EXPECT_EQ(values(model.download("w")), (std::vector<float>{1, 2, 3, 4}));
+  // call() must not change an input: an in-place output of the device
+  // buffer needs callInPlace.
+  EXPECT_TRUE(throwsError([&] { model.call("update", {nullptr}); },
+                          {"use callInPlace"}));
+  // In place on the device: nothing comes back, the buffer changed.
+  EXPECT_TRUE(model.callInPlace("update", {nullptr}).empty());
+  EXPECT_EQ(values(model.download("w")), (std::vector<float>{5, 6, 7, 8}));
+  // In place on a host tensor: copied in and back out.
+  Tensor host = Tensor::fromValues<float>(DType::F32, {4}, {0, 0, 0, 0});
+  model.callInPlace("update", {&host});
+  EXPECT_EQ(values(host), (std::vector<float>{5, 6, 7, 8}));
+}
+
 TEST(CudaErrorTest, TakeErrorTruncatesAndClears) {
   // Without a pending error nothing is written.
   char message[8] = "unset";

@@ -29,3 +29,27 @@ void _modrt_forward(void **args) {
 
 /* Signature string (modrt/Model.h) for the manifest in CudaErrorTest.cpp. */
 const char _modrtsig_forward[] = "in:;out:f32[4]";
+
+/* Device-resident tensors (CudaErrorTest.cpp's DeviceResident* tests):
+ * @resident reads its input `w` from the device buffer libmodrt passes and
+ * copies it to the host output; @update writes 5, 6, 7, 8 into `w`'s buffer
+ * in place (its output aliases `w`, both device-resident). */
+void _modrt_resident(void **args) {
+  MemRefF32x1 *w = (MemRefF32x1 *)args[0];
+  MemRefF32x1 *out = (MemRefF32x1 *)args[1];
+  void *stream = mgpuStreamCreate();
+  mgpuMemcpy(out->aligned, w->aligned, 4 * sizeof(float), stream);
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+}
+const char _modrtsig_resident[] = "in:f32[4]@device;out:f32[4]";
+
+void _modrt_update(void **args) {
+  static float values[4] = {5.0f, 6.0f, 7.0f, 8.0f};
+  MemRefF32x1 *out = (MemRefF32x1 *)args[1];
+  void *stream = mgpuStreamCreate();
+  mgpuMemcpy(out->aligned, values, sizeof values, stream);
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+}
+const char _modrtsig_update[] = "in:f32[4]@device;out:f32[4]@device";

@@ -23,8 +23,8 @@ const char kGood[] = R"json({
 })json";
 
 /// kGood with `from` replaced by `to` (which must occur exactly once).
-std::string edited(const std::string &from, const std::string &to) {
-  std::string text = kGood;
+std::string edited(const std::string &from, const std::string &to,
+                   std::string text = kGood) {
   size_t at = text.find(from);
   EXPECT_NE(at, std::string::npos) << from;
   EXPECT_EQ(text.find(from, at + 1), std::string::npos) << from;
@@ -162,6 +162,50 @@ TEST(ManifestTest, OutputAliases) {
              R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"},
                 {"name": "result1", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"})"),
       {"outputs[1]", "input 'x' is aliased by two outputs"}));
+}
+
+TEST(ManifestTest, DeviceResidency) {
+  auto cuda = [](std::string text) {
+    return edited(R"("target": "cpu")", R"("target": "cuda")", std::move(text));
+  };
+  // An input and the output that updates it in place.
+  Manifest m = Manifest::parse(
+      cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x", "residency": "device"})",
+                  edited(R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8])",
+                         R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "device")"))),
+      "test.json");
+  EXPECT_TRUE(m.entryPoints[0].inputs[0].deviceResident);
+  EXPECT_TRUE(m.entryPoints[0].outputs[0].deviceResident);
+  EXPECT_FALSE(m.entryPoints[0].inputs[1].deviceResident);
+  // "host" is the default, spelled out.
+  Manifest h = Manifest::parse(
+      edited(R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8])",
+             R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "host")"),
+      "test.json");
+  EXPECT_FALSE(h.entryPoints[0].inputs[0].deviceResident);
+  EXPECT_TRUE(rejects(
+      edited(R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8])",
+             R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "gpu")"),
+      {"\"residency\" must be \"host\" or \"device\", got \"gpu\""}));
+  // Only CUDA models have device buffers.
+  EXPECT_TRUE(rejects(
+      edited(R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8])",
+             R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "device")"),
+      {"input 'x' has \"residency\": \"device\" but the target is \"cpu\""}));
+  // A resident output must update a resident input, and the update of a
+  // resident input must be resident.
+  EXPECT_TRUE(rejects(
+      cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "residency": "device"})")),
+      {"output 'result0' has \"residency\": \"device\" but does not alias a "
+       "device-resident input"}));
+  EXPECT_TRUE(rejects(
+      cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"})",
+                  edited(R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8])",
+                         R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "device")"))),
+      {"updates device-resident input 'x' in place but is not"}));
 }
 
 } // namespace

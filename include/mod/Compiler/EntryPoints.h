@@ -35,6 +35,10 @@ struct TensorSpec {
   /// Results only: the name of the argument this result replaces in place
   /// (from `mod.aliases = <argument index>`).
   std::string aliasOf;
+  /// The tensor stays on the GPU between calls and the code takes a device
+  /// pointer for it (`mod.device_resident`, CUDA only): the manifest's
+  /// "residency": "device", "@device" in the signature.
+  bool deviceResident = false;
 };
 
 struct EntryPoint {
@@ -47,6 +51,7 @@ struct EntryPoint {
   std::string signatureSymbol() const { return "_modrtsig_" + name; }
   /// Input and output dtypes and shapes in calling order, spelled as
   /// libmodrt's entrySignature spells them: "in:f32[2x3],i32[4];out:f32[]".
+  /// A device-resident tensor's entry ends in "@device" ("f32[4]@device").
   /// libmodrt refuses a manifest that disagrees with the library's string.
   std::string signature() const;
 };

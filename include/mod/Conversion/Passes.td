@@ -464,7 +464,10 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     one call per sequence (at most 16; beyond that the transpose stays). The
     transpose and its buffer are removed only if every later reader of the
     transposed values (until the buffer is fully overwritten) is such a
-    GEMM, and nothing writes the transpose's input before the last of them;
+    GEMM, or a second transpose whose own readers all are (an adjoint
+    reading a saved activation transposed back: both permutations are
+    composed), and nothing writes the transpose's input before the last of
+    them (kernels count by their stores outside their workgroup memory);
     otherwise they stay and the GEMMs read the buffer. Each folded transpose
     saves a kernel launch and `2 * 4 * numel` bytes of device memory
     traffic (cuBLAS reads transposed and strided operands natively).
@@ -665,6 +668,50 @@ def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::ModuleOp"> {
+  let summary = "Keep parameters and in-place state on the GPU between calls";
+  let description = [{
+    Chooses the entry-point tensors of a CUDA model that live on the device
+    from one call to the next instead of being copied host -> device (and
+    back) on every call, and marks them `mod.device_resident`:
+
+    - every argument with `mod.kind = "parameter"` (the weights);
+    - every argument a result declares it updates in place
+      (`mod.aliases = N`: `@adamw_step`'s parameters and moments, decode
+      caches), and that result.
+
+    mod-compile records the mark in manifest.json (`"residency": "device"`)
+    and in the entry point's signature string; libmodrt then passes device
+    pointers for these tensors: buffers it uploads once per loaded artifact
+    (`modrt::Model::upload`), that training updates in place and that are
+    downloaded only on request (checkpoints, `modrt::Model::download`).
+    `--mod-gpu-device-buffers` copies nothing for a resident argument.
+    Cost: none on the device; per call it removes one host -> device copy
+    per parameter (and one device -> host copy per in-place result, which
+    becomes a device -> device copy).
+
+    Runs on tensors, before `--mod-read-only-entry-arguments` consumes
+    `mod.aliases`. Idempotent. An alias index out of range is an error.
+
+    Before:
+
+    ```mlir
+    func.func @step(%p: tensor<4xf32> {mod.kind = "parameter"},
+                    %g: tensor<4xf32>)
+        -> (tensor<4xf32> {mod.aliases = 0 : i64}) { ... }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @step(%p: tensor<4xf32> {mod.device_resident,
+                                       mod.kind = "parameter"},
+                    %g: tensor<4xf32>)
+        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident}) { ... }
+    ```
+  }];
+}
+
 def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
   let summary = "Keep every buffer on the GPU; copy only at the entry-point boundary";
   let description = [{
@@ -680,7 +727,20 @@ def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
     - in public functions (entry points, called with host buffers), every
       argument read by the body is copied host → device into a device buffer
       on entry; out-parameters (arguments only ever written by `memref.copy`)
-      receive the results through `gpu.memcpy`.
+      receive the results through `gpu.memcpy`;
+    - an argument marked `mod.device_resident` (`--mod-gpu-resident-arguments`:
+      the runtime passes a device buffer) is not copied: the body reads it
+      where it is. If the body may write it (a linalg op or a copy writing it
+      or a view of it, a call that may write through its address: calls
+      write only the operands their callee lists in `mod.written_operands`,
+      or everything without that list) or copies it into an out-parameter, it
+      is first copied device -> device into a fresh buffer, so the caller's
+      buffer changes only through the out-parameters. A device-resident
+      out-parameter receives its result device -> device. The argument
+      attributes are replaced by one function attribute listing their
+      indices, `mod.device_resident_args = array<i64: ...>` (the LLVM IR
+      translation drops, with a warning, argument attributes it does not
+      know).
 
     Host code must be straight-line: an allocation nested in host control
     flow is an error, as is a host `memref.load`/`memref.store` of a buffer.

@@ -30,6 +30,9 @@ struct CUDAOptions {
   int64_t blockSize = 256;
   /// Let cuBLAS run the f32 GEMMs on TF32 tensor cores.
   bool allowTF32 = false;
+  /// Keep parameters and in-place state on the device between calls
+  /// (--mod-gpu-resident-arguments); off, every call copies them.
+  bool deviceResident = true;
 };
 
 /// The toolkit `options` designate, checked to contain bin/ptxas; on failure

@@ -17,6 +17,8 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/SmallPtrSet.h"
 
@@ -40,6 +42,65 @@ bool isOutParam(BlockArgument arg) {
     auto copy = dyn_cast<memref::CopyOp>(use.getOwner());
     return copy && copy.getTarget() == use.get();
   });
+}
+
+constexpr llvm::StringLiteral kResidentAttr = "mod.device_resident",
+                              kResidentArgsAttr = "mod.device_resident_args",
+                              kWrittenOperandsAttr = "mod.written_operands";
+
+/// Whether the body may write `buffer`, through a view of it or through an
+/// address taken from it, or may copy it into an out-parameter (which, for a
+/// device-resident argument updated in place, can be the same memory).
+/// Calls write the pointer operands their callee lists in
+/// `mod.written_operands`; a call without that list may write anything it
+/// is given.
+bool mayWrite(Value buffer) {
+  SmallVector<Value> worklist{buffer};
+  llvm::SmallPtrSet<Value, 16> seen{buffer};
+  auto derive = [&](Operation *op) {
+    for (Value result : op->getResults())
+      if (seen.insert(result).second)
+        worklist.push_back(result);
+  };
+  ModuleOp module = buffer.getParentRegion()->getParentOfType<ModuleOp>();
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    bool isAddress = !isa<BaseMemRefType>(v.getType());
+    for (OpOperand &use : v.getUses()) {
+      Operation *user = use.getOwner();
+      if (auto call = dyn_cast<func::CallOp>(user)) {
+        auto callee =
+            module ? module.lookupSymbol<func::FuncOp>(call.getCallee())
+                   : func::FuncOp();
+        auto written = callee ? callee->getAttrOfType<DenseI64ArrayAttr>(
+                                    kWrittenOperandsAttr)
+                              : DenseI64ArrayAttr();
+        if (!written ||
+            llvm::is_contained(written.asArrayRef(),
+                               int64_t(use.getOperandNumber())))
+          return true;
+        continue;
+      }
+      if (isAddress || isa<memref::ExtractAlignedPointerAsIndexOp>(user)) {
+        derive(user);
+        continue;
+      }
+      if (auto view = dyn_cast<ViewLikeOpInterface>(user);
+          view && view.getViewSource() == v) {
+        derive(user);
+        continue;
+      }
+      if (auto copy = dyn_cast<memref::CopyOp>(user)) {
+        auto target = dyn_cast<BlockArgument>(copy.getTarget());
+        if (copy.getTarget() == v || target)
+          return true;
+        continue;
+      }
+      if (mightHaveEffect<MemoryEffects::Write>(user, v))
+        return true;
+    }
+  }
+  return false;
 }
 
 /// A fresh identity-layout device buffer of `type`'s shape.
@@ -127,6 +188,17 @@ LogicalResult convertFunction(func::FuncOp fn) {
   OpBuilder b(fn.getContext());
   Location loc = fn.getLoc();
 
+  // The resident arguments, recorded on the function instead of on each
+  // argument: the LLVM IR translation warns about (and drops) argument
+  // attributes it does not know, not about function attributes.
+  SmallVector<int64_t> resident;
+  for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
+    if (fn.removeArgAttr(i, kResidentAttr))
+      resident.push_back(i);
+  if (!resident.empty())
+    fn->setAttr(kResidentArgsAttr,
+                DenseI64ArrayAttr::get(fn.getContext(), resident));
+
   // Entry points receive host buffers: copy inputs in once.
   if (fn.isPublic()) {
     b.setInsertionPointToStart(&body);
@@ -138,6 +210,13 @@ LogicalResult convertFunction(func::FuncOp fn) {
         return fn.emitOpError() << "argument " << arg.getArgNumber()
                                 << " must have an identity layout to be "
                                    "copied to the device";
+      // A device-resident argument (--mod-gpu-resident-arguments) is
+      // already a device buffer. It is used as it is unless the body may
+      // write it: then it is copied device -> device first, so that the
+      // caller's buffer changes only through the out-parameters.
+      bool isResident = llvm::is_contained(resident, arg.getArgNumber());
+      if (isResident && !mayWrite(arg))
+        continue;
       Value device = deviceAlloc(b, loc, type);
       arg.replaceAllUsesWith(device);
       memcpy(b, loc, device, arg);

@@ -25,6 +25,7 @@
 #include "mod/Conversion/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -32,6 +33,7 @@
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::mod {
 #define GEN_PASS_DEF_CONVERTLINALGMATMULTOCUBLAS
@@ -76,8 +78,49 @@ Value rootBuffer(Value v) {
   return v;
 }
 
+/// Whether a write to `written` may change memory that `root` (a root
+/// buffer) shares.
+bool aliases(Value written, Value root) {
+  Value other = rootBuffer(written);
+  if (other == root)
+    return true;
+  // Two arguments of one function may be the same buffer; a fresh
+  // allocation is nothing else.
+  return isa<BlockArgument>(other) && isa<BlockArgument>(root);
+}
+
 /// Whether `op` may write memory that `root` (a root buffer) shares.
 bool mayWrite(Operation *op, Value root) {
+  // A kernel (the routing kernels are gpu.launch bodies by now): its
+  // stores, except those to its own workgroup or private buffers; its
+  // barriers write nothing.
+  if (auto launch = dyn_cast<gpu::LaunchOp>(op)) {
+    Block *body = &launch.getBody().front();
+    WalkResult result = launch.getBody().walk([&](Operation *inner) {
+      if (isa<gpu::BarrierOp>(inner) ||
+          inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+        return WalkResult::advance();
+      auto iface = dyn_cast<MemoryEffectOpInterface>(inner);
+      if (!iface)
+        return WalkResult::interrupt();
+      SmallVector<MemoryEffects::EffectInstance> effects;
+      iface.getEffects(effects);
+      for (const MemoryEffects::EffectInstance &e : effects) {
+        if (!isa<MemoryEffects::Write>(e.getEffect()))
+          continue;
+        if (!e.getValue())
+          return WalkResult::interrupt();
+        Value written = rootBuffer(e.getValue());
+        if (auto arg = dyn_cast<BlockArgument>(written);
+            arg && arg.getOwner() == body)
+          continue;
+        if (aliases(written, root))
+          return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    return result.wasInterrupted();
+  }
   std::optional<SmallVector<MemoryEffects::EffectInstance>> effects =
       getEffectsRecursively(op);
   if (!effects)
@@ -85,14 +128,7 @@ bool mayWrite(Operation *op, Value root) {
   for (const MemoryEffects::EffectInstance &e : *effects) {
     if (!isa<MemoryEffects::Write>(e.getEffect()))
       continue;
-    if (!e.getValue())
-      return true;
-    Value other = rootBuffer(e.getValue());
-    if (other == root)
-      return true;
-    // Two arguments of one function may be the same buffer; a fresh
-    // allocation is nothing else.
-    if (isa<BlockArgument>(other) && isa<BlockArgument>(root))
+    if (!e.getValue() || aliases(e.getValue(), root))
       return true;
   }
   return false;
@@ -151,44 +187,68 @@ SmallVector<Dim, 2> merge(ArrayRef<Dim> dims) {
   return out;
 }
 
-/// `operand` of a GEMM of rank `rank` as a view of `transpose`'s input, if
-/// `operand` is the transpose's buffer or a collapse_shape of it and the
-/// result has unit stride along rows or columns.
-std::optional<StaticView> viewThrough(Value operand,
-                                      linalg::TransposeOp transpose,
-                                      unsigned rank) {
+/// The elements of a buffer in terms of a source buffer: for each dimension,
+/// the strided dimensions (outer first) its index is split into. A
+/// collapse_shape of a transposed buffer gives dimensions of several pieces.
+using Layout = SmallVector<SmallVector<Dim, 2>>;
+
+/// The layout of a memref with static strides, in terms of itself.
+std::optional<Layout> staticLayout(Value v) {
+  auto type = dyn_cast<MemRefType>(v.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (!type || !type.getElementType().isF32() || !type.hasStaticShape() ||
+      failed(type.getStridesAndOffset(strides, offset)) ||
+      llvm::any_of(strides, ShapedType::isDynamic))
+    return std::nullopt;
+  Layout layout;
+  for (auto [size, stride] : llvm::zip(type.getShape(), strides))
+    layout.push_back({Dim{size, stride}});
+  return layout;
+}
+
+/// The layout of `operand`, the buffer `transpose` fills or a collapse_shape
+/// of it, given the layout `in` of the transpose's input.
+std::optional<Layout> layoutThrough(Value operand,
+                                    linalg::TransposeOp transpose,
+                                    const Layout &in) {
   Value buffer = transpose.getInit();
+  auto outType = cast<MemRefType>(buffer.getType());
   SmallVector<ReassociationIndices> groups;
   if (operand == buffer) {
-    for (unsigned i = 0; i < rank; ++i)
-      groups.push_back({int64_t(i)});
+    for (int64_t i = 0; i < outType.getRank(); ++i)
+      groups.push_back({i});
   } else if (auto collapse = operand.getDefiningOp<memref::CollapseShapeOp>();
              collapse && collapse.getSrc() == buffer) {
     groups = collapse.getReassociationIndices();
   } else {
     return std::nullopt;
   }
-  auto inType = cast<MemRefType>(transpose.getInput().getType());
-  auto outType = cast<MemRefType>(buffer.getType());
-  SmallVector<int64_t> inStrides;
-  int64_t offset;
-  if (!inType.getElementType().isF32() || !outType.hasStaticShape() ||
-      failed(inType.getStridesAndOffset(inStrides, offset)) ||
-      llvm::any_of(inStrides, ShapedType::isDynamic) || groups.size() != rank)
-    return std::nullopt;
   // Element j of the transpose's output is element i of its input with
-  // i[perm[k]] = j[k]: dimension k of the output has the input's stride
-  // perm[k].
+  // i[perm[k]] = j[k]: output dimension k is input dimension perm[k].
   ArrayRef<int64_t> perm = transpose.getPermutation();
-  SmallVector<SmallVector<Dim, 2>> merged;
+  Layout out;
   for (const ReassociationIndices &group : groups) {
-    SmallVector<Dim, 4> dims;
+    SmallVector<Dim, 2> dims;
     for (int64_t k : group)
-      dims.push_back({outType.getDimSize(k), inStrides[perm[k]]});
-    merged.push_back(merge(dims));
+      llvm::append_range(dims, in[perm[k]]);
+    out.push_back(dims);
   }
+  return out;
+}
+
+/// How cuBLAS reads a rank-`rank` GEMM operand with layout `layout` over
+/// `source`, if the rows or the columns have unit stride and the batch is
+/// at most two strided dimensions.
+std::optional<StaticView> viewOf(const Layout &layout, Value source,
+                                 unsigned rank) {
+  if (layout.size() != rank)
+    return std::nullopt;
+  SmallVector<SmallVector<Dim, 2>> merged;
+  for (const SmallVector<Dim, 2> &dims : layout)
+    merged.push_back(merge(dims));
   StaticView view;
-  view.source = transpose.getInput();
+  view.source = source;
   if (rank == 3) {
     if (merged[0].size() > 2)
       return std::nullopt;
@@ -241,18 +301,23 @@ bool overwrites(Operation *op, Value buffer) {
   return writes;
 }
 
-/// A linalg.transpose whose result only GEMM candidates read: the operands
+/// Transposes whose results only GEMM candidates read (directly, or through
+/// one more transpose of the result): the transposes to remove, the operands
 /// of those reads and the views they become.
 struct Folding {
-  linalg::TransposeOp transpose;
+  SmallVector<linalg::TransposeOp, 2> transposes; // outermost first
   SmallVector<std::pair<OpOperand *, StaticView>> reads;
+  Operation *lastRead = nullptr;
 };
 
-/// The readers of the values `transpose` writes into its buffer, if all are
-/// GEMM candidates reading it as A or B in the same block, nothing writes
-/// the transpose's input before the last of them, and the buffer is not
-/// read again before it is fully overwritten.
-std::optional<Folding> planFolding(linalg::TransposeOp transpose) {
+/// Plans folding `transpose`, whose input has layout `in` over `source`:
+/// every later reader of the values it writes into its buffer (until the
+/// buffer is fully overwritten) must be, in the same block, a GEMM candidate
+/// reading it as A or B or (at `depth` 0) a transpose that can itself be
+/// folded the same way, and nothing may write `source` before the last GEMM
+/// reading through them.
+std::optional<Folding> planFolding(linalg::TransposeOp transpose, Value source,
+                                   const Layout &in, int depth = 0) {
   Value buffer = transpose.getInit();
   if (!transpose.hasPureBufferSemantics() ||
       !buffer.getDefiningOp<memref::AllocOp>())
@@ -279,8 +344,11 @@ std::optional<Folding> planFolding(linalg::TransposeOp transpose) {
   llvm::sort(order, [](Operation *a, Operation *b) {
     return a->isBeforeInBlock(b);
   });
-  Folding folding{transpose, {}};
-  Operation *last = nullptr;
+  Folding folding;
+  folding.transposes.push_back(transpose);
+  auto later = [](Operation *a, Operation *b) {
+    return !a || (b && a->isBeforeInBlock(b)) ? b : a;
+  };
   for (Operation *op : order) {
     if (op == transpose.getOperation() || op->isBeforeInBlock(transpose))
       continue;
@@ -292,30 +360,52 @@ std::optional<Folding> planFolding(linalg::TransposeOp transpose) {
       for (OpOperand *input : linalgOp.getDpsInputOperands()) {
         if (rootBuffer(input->get()) != buffer)
           continue;
+        std::optional<Layout> layout =
+            layoutThrough(input->get(), transpose, in);
         std::optional<StaticView> view =
-            viewThrough(input->get(), transpose, rank);
+            layout ? viewOf(*layout, source, rank) : std::nullopt;
         if (!view)
           return std::nullopt;
         folding.reads.push_back({input, *view});
       }
-      last = op;
+      folding.lastRead = later(folding.lastRead, op);
+      continue;
+    }
+    // A transpose of the transposed values (an adjoint reading a saved
+    // activation transposed back): fold it too, reading `source` through
+    // both permutations.
+    if (auto inner = dyn_cast<linalg::TransposeOp>(op);
+        inner && depth == 0 && rootBuffer(inner.getInput()) == buffer &&
+        rootBuffer(inner.getInit()) != buffer) {
+      std::optional<Layout> innerIn =
+          layoutThrough(inner.getInput(), transpose, in);
+      std::optional<Folding> nested =
+          innerIn ? planFolding(inner, source, *innerIn, depth + 1)
+                  : std::nullopt;
+      if (!nested)
+        return std::nullopt;
+      llvm::append_range(folding.transposes, nested->transposes);
+      llvm::append_range(folding.reads, nested->reads);
+      folding.lastRead = later(folding.lastRead, nested->lastRead);
       continue;
     }
     if (overwrites(op, buffer))
       break;
     return std::nullopt;
   }
+  Operation *last = folding.lastRead;
   if (!last)
     return std::nullopt;
   // The last reader writes only its C, after reading: C must not be the
-  // transpose's input (two function arguments are assumed distinct there,
-  // as a GEMM's operands are).
-  Value source = rootBuffer(transpose.getInput());
+  // source (two function arguments are assumed distinct there, as a GEMM's
+  // operands are).
+  Value sourceRoot = rootBuffer(source);
   for (Operation *op = transpose->getNextNode(); op != last;
        op = op->getNextNode())
-    if (mayWrite(op, source))
+    if (!llvm::is_contained(folding.transposes, op) &&
+        mayWrite(op, sourceRoot))
       return std::nullopt;
-  if (rootBuffer(cast<linalg::LinalgOp>(last).getDpsInits()[0]) == source)
+  if (rootBuffer(cast<linalg::LinalgOp>(last).getDpsInits()[0]) == sourceRoot)
     return std::nullopt;
   return folding;
 }
@@ -430,6 +520,9 @@ func::FuncOp getOrDeclareSgemm(ModuleOp module) {
   auto fn = func::FuncOp::create(b, module.getLoc(), kSgemm, type);
   fn.setPrivate();
   fn->setAttr("mod.stream_ordered", UnitAttr::get(ctx));
+  // C is the only operand cuBLAS writes (--mod-gpu-device-buffers reads
+  // this to use device-resident A and B without a copy).
+  fn->setAttr("mod.written_operands", DenseI64ArrayAttr::get(ctx, {10}));
   return fn;
 }
 
@@ -549,8 +642,17 @@ struct ConvertLinalgMatmulToCuBLASPass
     // cannot may make another GEMM unable to call, so iterate.
     SmallVector<Folding> foldings;
     for (linalg::TransposeOp t : transposes)
-      if (std::optional<Folding> f = planFolding(t))
-        foldings.push_back(std::move(*f));
+      if (std::optional<Layout> in = staticLayout(t.getInput()))
+        if (std::optional<Folding> f = planFolding(t, t.getInput(), *in))
+          foldings.push_back(std::move(*f));
+    // A transpose folded inside another's folding is not planned alone.
+    llvm::SmallPtrSet<Operation *, 8> nested;
+    for (const Folding &f : foldings)
+      for (linalg::TransposeOp t : ArrayRef(f.transposes).drop_front())
+        nested.insert(t);
+    llvm::erase_if(foldings, [&](const Folding &f) {
+      return nested.contains(f.transposes.front());
+    });
     DenseMap<OpOperand *, StaticView> views;
     bool changed = true;
     while (changed) {
@@ -577,8 +679,11 @@ struct ConvertLinalgMatmulToCuBLASPass
     for (linalg::LinalgOp op : candidates)
       if (canCall(op, views))
         rewrite(op, sgemm, flags, views);
+    // Innermost first: an inner transpose reads a view of the outer's
+    // buffer.
     for (const Folding &f : foldings)
-      eraseWithDeadViews(f.transpose);
+      for (linalg::TransposeOp t : llvm::reverse(f.transposes))
+        eraseWithDeadViews(t);
     if (sgemm.symbolKnownUseEmpty(module))
       sgemm->erase();
   }

@@ -19,6 +19,9 @@
 // "ones" (see modrt/Weights.h). An output may carry "alias_of": "<input
 // name>" (e.g. adamw_step's updated parameters): it is computed in place of
 // that input, which has the same dtype and shape (see Model::callInPlace).
+// In a CUDA model, an input or output may carry "residency": "device" (the
+// default is "host"): the parameters and the tensors updated in place live
+// in device buffers that libmodrt uploads once (see Model::upload).
 //
 // Keys this runtime does not know are ignored so that newer compilers can add
 // information (B, S, capacities, schedule, init) without breaking it; the full
@@ -74,6 +77,12 @@ struct TensorSpec {
   /// (the manifest's "alias_of": that input's name). The compiled code may
   /// write it into that input's buffer; Model::callInPlace makes it do so.
   std::optional<size_t> aliasOf;
+  /// "residency": "device" (CUDA models, see Model::upload): the compiled
+  /// code takes a device pointer for this tensor. An output is resident
+  /// exactly when it aliases a resident input (an in-place update of the
+  /// device buffer); every resident tensor of a given name has the same
+  /// dtype and shape in all entry points, since they share one buffer.
+  bool deviceResident = false;
 
   bool isParameter() const { return kind == InputKind::Parameter; }
   /// "f32[1x4x8]", as used in messages.

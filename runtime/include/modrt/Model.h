@@ -35,6 +35,9 @@
 #include "modrt/Manifest.h"
 #include "modrt/Tensor.h"
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +95,28 @@ public:
   std::vector<Tensor> call(std::string_view entryName,
                            const std::vector<const Tensor *> &inputs) const;
 
+  // Device-resident tensors (CUDA models; the manifest's "residency":
+  // "device": the parameters and the tensors updated in place). The Model
+  // owns one device buffer per such name, shared by every entry point and
+  // kept until the Model is destroyed. In call/callInPlace, a null input
+  // for a device-resident tensor means "its device buffer" (which must have
+  // been uploaded), and callInPlace updates that buffer in place (no copy
+  // to the host). A host tensor for a device-resident input still works: it
+  // is copied to a temporary device buffer for the call (and, for
+  // callInPlace, back). Not thread-safe with calls that use the buffers.
+
+  /// Whether some entry point takes `name` as a device-resident input.
+  bool isDeviceResident(std::string_view name) const;
+  /// Copies `value` into the device buffer of `name` (allocated on the first
+  /// upload). Throws Error for an unknown name, a dtype or shape other than
+  /// the manifest's, or a CUDA error.
+  void upload(const std::string &name, const Tensor &value);
+  /// Whether `name`'s device buffer exists (has been uploaded).
+  bool hasDeviceBuffer(std::string_view name) const;
+  /// A host copy of `name`'s device buffer (e.g. to save a checkpoint).
+  /// Throws Error when it was never uploaded or on a CUDA error.
+  Tensor download(const std::string &name) const;
+
   /// Like call, but every output that aliases an input ("alias_of") is
   /// written into that input's tensor: the same buffer is passed as the
   /// input and as the output, so e.g. adamw_step updates the parameters and
@@ -117,6 +142,25 @@ private:
   /// libmodrt_cuda's modrt_cuda_take_error when the model links it (a CUDA
   /// model): a CUDA error during a call is reported by throwing.
   int (*takeCUDAError_)(char *, size_t) = nullptr;
+  /// libmodrt_cuda's modrt_cuda_buffer_*: resolved when the manifest has a
+  /// device-resident tensor.
+  struct DeviceAPI {
+    void *(*alloc)(uint64_t) = nullptr;
+    void (*free)(void *) = nullptr;
+    int (*upload)(void *, const void *, uint64_t) = nullptr;
+    int (*download)(void *, const void *, uint64_t) = nullptr;
+  } device_;
+  struct DeviceBuffer {
+    void *ptr = nullptr;
+    DType dtype;
+    std::vector<int64_t> shape;
+    size_t bytes = 0;
+  };
+  std::map<std::string, DeviceBuffer, std::less<>> deviceBuffers_;
+  /// The spec of device-resident input `name` (any entry point), or null.
+  const TensorSpec *residentSpec(std::string_view name) const;
+  /// Throws Error("<what>: CUDA error: ...") if a CUDA error is pending.
+  void throwIfCUDAError(const std::string &what) const;
 };
 
 } // namespace modrt

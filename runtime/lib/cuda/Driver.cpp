@@ -74,6 +74,8 @@ LoadedDriver &load() {
         resolve(lib, "cuMemFree_v2", d.memFree, e) &&
         resolve(lib, "cuMemAllocManaged", d.memAllocManaged, e) &&
         resolve(lib, "cuMemcpyAsync", d.memcpyAsync, e) &&
+        resolve(lib, "cuMemcpyHtoD_v2", d.memcpyHtoD, e) &&
+        resolve(lib, "cuMemcpyDtoH_v2", d.memcpyDtoH, e) &&
         resolve(lib, "cuMemsetD32Async", d.memsetD32Async, e) &&
         resolve(lib, "cuMemsetD16Async", d.memsetD16Async, e) &&
         resolve(lib, "cuMemHostRegister_v2", d.memHostRegister, e) &&

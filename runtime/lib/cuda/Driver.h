@@ -37,6 +37,8 @@ struct Driver {
   decltype(&::cuMemFree) memFree;
   decltype(&::cuMemAllocManaged) memAllocManaged;
   decltype(&::cuMemcpyAsync) memcpyAsync;
+  decltype(&::cuMemcpyHtoD) memcpyHtoD;
+  decltype(&::cuMemcpyDtoH) memcpyDtoH;
   decltype(&::cuMemsetD32Async) memsetD32Async;
   decltype(&::cuMemsetD16Async) memsetD16Async;
   decltype(&::cuMemHostRegister) memHostRegister;

@@ -232,4 +232,35 @@ void mgpuMemHostUnregister(void *ptr) {
 
 void mgpuSetDefaultDevice(int32_t device) { setDefaultDevice(device); }
 
+void *modrt_cuda_buffer_alloc(uint64_t sizeBytes) {
+  const Driver *d = driver();
+  CUdeviceptr ptr = 0;
+  if (!d || sizeBytes == 0 ||
+      !check(d->memAlloc(&ptr, sizeBytes), "cuMemAlloc (device-resident tensor)"))
+    return nullptr;
+  return reinterpret_cast<void *>(ptr);
+}
+
+void modrt_cuda_buffer_free(void *buffer) {
+  std::string why;
+  if (const Driver *d = tryDriver(why); d && buffer)
+    d->memFree(reinterpret_cast<CUdeviceptr>(buffer));
+}
+
+int modrt_cuda_buffer_upload(void *device, const void *host,
+                             uint64_t sizeBytes) {
+  const Driver *d = driver();
+  return d && check(d->memcpyHtoD(reinterpret_cast<CUdeviceptr>(device), host,
+                                  sizeBytes),
+                    "cuMemcpyHtoD (uploading a device-resident tensor)");
+}
+
+int modrt_cuda_buffer_download(void *host, const void *device,
+                               uint64_t sizeBytes) {
+  const Driver *d = driver();
+  return d && check(d->memcpyDtoH(host, reinterpret_cast<CUdeviceptr>(device),
+                                  sizeBytes),
+                    "cuMemcpyDtoH (downloading a device-resident tensor)");
+}
+
 } // extern "C"

@@ -495,6 +495,20 @@ int run(const Options &options) {
       gatherInputs(entry, options.inputsPath, parameters, provided);
   std::vector<const Tensor *> inputPointers;
   for (const Tensor &input : inputs) inputPointers.push_back(&input);
+  // A CUDA model keeps device-resident inputs (its parameters) on the
+  // device: uploaded once, not copied on every --repeat call. An input the
+  // entry point updates in place stays a host tensor (call() must not
+  // change it), copied for each call.
+  for (size_t i = 0; i < entry.inputs.size(); ++i) {
+    const TensorSpec &spec = entry.inputs[i];
+    bool updated = false;
+    for (const TensorSpec &out : entry.outputs)
+      updated |= out.aliasOf == i;
+    if (spec.deviceResident && !updated) {
+      model.upload(spec.name, inputs[i]);
+      inputPointers[i] = nullptr;
+    }
+  }
 
   std::vector<Tensor> outputs;
   std::vector<double> millis;

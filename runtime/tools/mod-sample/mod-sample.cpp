@@ -48,7 +48,8 @@ decode steps' tokens each routed block processed.
 
   --prompt=TEXT        A prompt (repeatable). At least 1 token and at most
                        the model's prefill length.
-  --prompt-file=FILE   Prompts, one per non-empty line.
+  --prompt-file=FILE   Prompts, one per non-empty line (a trailing CR is
+                       dropped); with --prompt, both are used, in order.
   --batch=N            Sequences to sample (default: the number of prompts);
                        prompts are reused in turn when N is larger. At most
                        the batch size the model was compiled for; the rows
@@ -62,8 +63,10 @@ decode steps' tokens each routed block processed.
   --top-p=P            Sample from the most likely tokens whose probabilities
                        sum to at least P (default 1: all).
   --seed=N             Seed of the sampling (default 0): sequence b draws
-                       from its own generator seeded with N + b, so the same
-                       seed gives the same text. Also seeds --init-missing.
+                       from its own generator, seeded with a hash of N and b
+                       (so sequence 1 of seed N does not repeat sequence 0 of
+                       seed N + 1); the same seed gives the same text. Also
+                       seeds --init-missing.
   --weights=PATH       The parameters: a safetensors file, a mod-train
                        checkpoint directory (holding params.safetensors), a
                        mod-train run directory (its newest checkpoint), or a
@@ -148,11 +151,20 @@ std::optional<Options> parseArgs(int argc, char **argv) {
       o.prompts.push_back(value);
     } else if (name == "--prompt-file") {
       needValue();
-      std::ifstream in(value);
+      if (std::filesystem::is_directory(value))
+        throw Error("--prompt-file " + value + " is a directory, not a file");
+      std::ifstream in(value, std::ios::binary);
       if (!in) throw Error("cannot read --prompt-file " + value);
       std::string line;
-      while (std::getline(in, line))
+      size_t before = o.prompts.size();
+      while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back(); // CRLF files
         if (!line.empty()) o.prompts.push_back(line);
+      }
+      if (in.bad()) throw Error("error reading --prompt-file " + value);
+      if (o.prompts.size() == before)
+        throw Error("--prompt-file " + value +
+                    " holds no prompt (one prompt per non-empty line)");
     } else if (name == "--batch") {
       needValue();
       o.batch = parseInt(name, value, 1);
@@ -233,6 +245,10 @@ int run(const Options &o) {
                 " (pass --init-missing to initialize it from --seed)");
   }
   printLoadReport("mod-sample", prefillEntry.name, weights, report, o.seed, /*warnUnexpected=*/true);
+  // A CUDA model keeps its parameters on the device: uploaded once here,
+  // not on every prefill and decode step.
+  for (const auto &[name, tensor] : params)
+    if (model.isDeviceResident(name)) model.upload(name, tensor);
   Decoder decoder(model, params);
 
   // A model vocabulary larger than the tokenizer's (GPT-2's 50257 with the
@@ -263,6 +279,12 @@ int run(const Options &o) {
                   std::to_string(ids[size_t(b)].size()) +
                   " tokens, more than the model's prefill length " +
                   std::to_string(decoder.prefillLen()));
+    for (uint32_t id : ids[size_t(b)])
+      if (int64_t(id) >= decoder.vocabSize())
+        throw Error("prompt " + std::to_string(b) + " has token id " +
+                    std::to_string(id) + ", outside the model's vocabulary [0, " +
+                    std::to_string(decoder.vocabSize()) + ") (--tokenizer=" +
+                    o.tokenizer + ")");
     prompts[size_t(b)].assign(ids[size_t(b)].begin(), ids[size_t(b)].end());
   }
   std::vector<uint32_t> stopTokens;
@@ -271,9 +293,17 @@ int run(const Options &o) {
     if (o.tokenizer == "byte") stopTokens.insert(stopTokens.begin(), '\n');
   }
 
+  // One generator per sequence, seeded with splitmix64(splitmix64(N) ^ b):
+  // independent streams for every (seed, sequence) pair.
+  auto splitmix64 = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
   std::vector<Sampler> samplers;
   for (int64_t b = 0; b < decoder.batch(); ++b)
-    samplers.emplace_back(o.sampling, o.seed + uint64_t(b));
+    samplers.emplace_back(o.sampling, splitmix64(splitmix64(o.seed) ^ uint64_t(b)));
   std::vector<size_t> promptSize(ids.size());
   for (size_t b = 0; b < ids.size(); ++b) promptSize[b] = ids[b].size();
   const bool stream = batch == 1;

@@ -98,3 +98,90 @@ func.func @strided_result(%x: memref<4x4xf32>, %out: memref<4x2xf32>) {
   memref.copy %v, %out : memref<4x2xf32, strided<[4, 1], offset: 1>> to memref<4x2xf32>
   return
 }
+
+// -----
+
+// Device-resident arguments (--mod-gpu-resident-arguments): a weight that
+// is only read, here by cuBLAS through its address (the declaration lists C
+// as the only operand cuBLAS writes), is used where it is: no copy, no
+// free. A data input is still copied in; the result still goes out to the
+// host. The marks move from the arguments to one function attribute.
+// CHECK-LABEL: func.func @resident_weight
+// CHECK-SAME: (%[[X:.*]]: memref<6x4xf32>, %[[W:.*]]: memref<4x8xf32>, %[[OUT:.*]]: memref<6x8xf32>) attributes {mod.device_resident_args = array<i64: 1>}
+// CHECK: %[[DX:.*]] = gpu.alloc () : memref<6x4xf32>
+// CHECK-NEXT: gpu.memcpy %[[DX]], %[[X]]
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: gpu.alloc () : memref<4x8xf32>
+// CHECK: memref.extract_aligned_pointer_as_index %[[W]]
+// CHECK: call @modrt_cublas_sgemm_strided_batched(
+// CHECK-NOT: gpu.dealloc %[[W]]
+// CHECK: gpu.memcpy %[[OUT]], %{{.*}} : memref<6x8xf32>, memref<6x8xf32>
+// CHECK-NOT: gpu.dealloc %[[W]]
+// CHECK: return
+func.func @resident_weight(%x: memref<6x4xf32>, %w: memref<4x8xf32> {mod.device_resident}, %out: memref<6x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %c = memref.alloc() : memref<6x8xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<6x8xf32>)
+  linalg.matmul ins(%x, %w : memref<6x4xf32>, memref<4x8xf32>) outs(%c : memref<6x8xf32>)
+  memref.copy %c, %out : memref<6x8xf32> to memref<6x8xf32>
+  return
+}
+
+// -----
+
+// An in-place update (adamw_step's parameter): the resident out-parameter
+// receives the new value device -> device; the resident input is read by a
+// kernel and not copied.
+// CHECK-LABEL: func.func @resident_update
+// CHECK-SAME: (%[[P:.*]]: memref<4xf32>, %[[G:.*]]: memref<4xf32>, %[[POUT:.*]]: memref<4xf32>) attributes {mod.device_resident_args = array<i64: 0, 2>}
+// CHECK: %[[DG:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK-NEXT: gpu.memcpy %[[DG]], %[[G]]
+// CHECK-NOT: gpu.memcpy
+// CHECK: %[[T:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK: linalg.generic {{.*}} ins(%[[P]], %[[DG]] : memref<4xf32>, memref<4xf32>) outs(%[[T]] : memref<4xf32>)
+// CHECK: gpu.memcpy %[[POUT]], %[[T]] : memref<4xf32>, memref<4xf32>
+// CHECK-NEXT: gpu.dealloc %[[T]]
+// CHECK-NOT: gpu.memcpy
+// CHECK: return
+#id = affine_map<(d0) -> (d0)>
+func.func @resident_update(%p: memref<4xf32> {mod.device_resident}, %g: memref<4xf32>, %pout: memref<4xf32> {mod.device_resident}) {
+  %t = memref.alloc() : memref<4xf32>
+  linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel"]}
+      ins(%p, %g : memref<4xf32>, memref<4xf32>) outs(%t : memref<4xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %s = arith.subf %a, %b : f32
+    linalg.yield %s : f32
+  }
+  memref.copy %t, %pout : memref<4xf32> to memref<4xf32>
+  return
+}
+
+// -----
+
+// A resident argument the body writes in place (bufferization may do that
+// with a donated argument), and one it copies straight into an
+// out-parameter (which at run time can be the same buffer): both are first
+// copied device -> device into fresh buffers, so the caller's buffers change
+// only through the out-parameters. So is a resident operand a call may
+// write through (a callee without mod.written_operands).
+// CHECK-LABEL: func.func @resident_written
+// CHECK-SAME: (%[[P:.*]]: memref<4xf32>, %[[Q:.*]]: memref<4xf32>, %[[R:.*]]: memref<4xf32>, %[[POUT:.*]]: memref<4xf32>, %[[QOUT:.*]]: memref<4xf32>) attributes {mod.device_resident_args = array<i64: 0, 1, 2, 3, 4>}
+// CHECK: %[[DP:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK-NEXT: gpu.memcpy %[[DP]], %[[P]]
+// CHECK-NEXT: %[[DQ:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK-NEXT: gpu.memcpy %[[DQ]], %[[Q]]
+// CHECK-NEXT: %[[DR:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK-NEXT: gpu.memcpy %[[DR]], %[[R]]
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[DP]] : memref<4xf32>)
+// CHECK: gpu.memcpy %[[POUT]], %[[DP]]
+// CHECK: gpu.memcpy %[[QOUT]], %[[DQ]]
+func.func private @opaque(index)
+func.func @resident_written(%p: memref<4xf32> {mod.device_resident}, %q: memref<4xf32> {mod.device_resident}, %r: memref<4xf32> {mod.device_resident}, %pout: memref<4xf32> {mod.device_resident}, %qout: memref<4xf32> {mod.device_resident}) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%p : memref<4xf32>)
+  %addr = memref.extract_aligned_pointer_as_index %r : memref<4xf32> -> index
+  func.call @opaque(%addr) : (index) -> ()
+  memref.copy %p, %pout : memref<4xf32> to memref<4xf32>
+  memref.copy %q, %qout : memref<4xf32> to memref<4xf32>
+  return
+}

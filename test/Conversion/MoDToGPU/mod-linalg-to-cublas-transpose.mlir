@@ -292,3 +292,106 @@ func.func @read_later(%x: memref<4x6xf32>, %y: memref<4x6xf32>, %b: memref<4x8xf
   linalg.matmul ins(%t, %b : memref<6x4xf32>, memref<4x8xf32>) outs(%e : memref<6x8xf32>)
   return
 }
+
+// -----
+
+// A saved activation read transposed back by an adjoint: the forward
+// transpose [B, S, H, D] -> [B, H, S, D] feeds a forward GEMM, and later a
+// second transpose of its result ([0, 2, 1] on the collapsed [B * H, S, D])
+// feeds a backward GEMM. Both read the projection in place: the forward
+// GEMM with rows 96 floats apart, the backward one through both
+// permutations, i.e. with the transpose flag (A = 2). A kernel in between
+// that writes only its workgroup memory and other buffers (a routing
+// kernel) does not matter. Neither transpose nor buffer is left.
+// CHECK-LABEL: func.func @saved_and_transposed_back
+// CHECK-SAME: (%[[QKV:.*]]: memref<2x16x96xf32>,
+// CHECK-NOT: linalg.transpose
+// CHECK-NOT: memref.alloc() : memref<2x4x16x8xf32>
+// CHECK-NOT: memref.alloc() : memref<8x8x16xf32>
+// CHECK: %[[Q:.*]] = memref.subview
+// CHECK: memref.extract_aligned_pointer_as_index %[[Q]]
+// CHECK: %[[LD:.*]] = arith.constant 96 : i64
+// CHECK: %[[NONE:.*]] = arith.constant 0 : i32
+// CHECK: call @modrt_cublas_sgemm_strided_batched({{.*}}, %[[NONE]]) :
+// CHECK: call @modrt_cublas_sgemm_strided_batched({{.*}}, %[[NONE]]) :
+// CHECK: gpu.launch
+// CHECK: memref.store
+// CHECK: gpu.terminator
+// CHECK: memref.extract_aligned_pointer_as_index %[[Q]]
+// CHECK: %[[LDT:.*]] = arith.constant 96 : i64
+// CHECK: %[[TA:.*]] = arith.constant 2 : i32
+// CHECK: call @modrt_cublas_sgemm_strided_batched(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[LDT]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[TA]]) :
+// CHECK: call @modrt_cublas_sgemm_strided_batched(
+// CHECK-NOT: linalg.transpose
+// CHECK: return
+func.func @saved_and_transposed_back(%qkv: memref<2x16x96xf32>, %k: memref<8x8x16xf32>, %g: memref<8x16x16xf32>)
+    -> (memref<8x16x16xf32>, memref<8x8x16xf32>, memref<2xf32>) {
+  %flag = memref.alloc() : memref<2xf32>
+  %e = memref.expand_shape %qkv [[0], [1], [2, 3]] output_shape [2, 16, 12, 8] : memref<2x16x96xf32> into memref<2x16x12x8xf32>
+  %q = memref.subview %e[0, 0, 0, 0] [2, 16, 4, 8] [1, 1, 1, 1] : memref<2x16x12x8xf32> to memref<2x16x4x8xf32, strided<[1536, 96, 8, 1]>>
+  %tq = memref.alloc() : memref<2x4x16x8xf32>
+  linalg.transpose ins(%q : memref<2x16x4x8xf32, strided<[1536, 96, 8, 1]>>) outs(%tq : memref<2x4x16x8xf32>) permutation = [0, 2, 1, 3]
+  %cq = memref.collapse_shape %tq [[0, 1], [2], [3]] : memref<2x4x16x8xf32> into memref<8x16x8xf32>
+  %s = memref.alloc() : memref<8x16x16xf32>
+  linalg.batch_matmul ins(%cq, %k : memref<8x16x8xf32>, memref<8x8x16xf32>) outs(%s : memref<8x16x16xf32>)
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  %one = arith.constant 1.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1) threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1)
+      workgroup(%wg : memref<32xf32, #gpu.address_space<workgroup>>) {
+    memref.store %one, %wg[%tx] : memref<32xf32, #gpu.address_space<workgroup>>
+    gpu.barrier
+    %v = memref.load %wg[%tx] : memref<32xf32, #gpu.address_space<workgroup>>
+    memref.store %v, %flag[%bx] : memref<2xf32>
+    gpu.terminator
+  }
+  %qt = memref.alloc() : memref<8x8x16xf32>
+  linalg.transpose ins(%cq : memref<8x16x8xf32>) outs(%qt : memref<8x8x16xf32>) permutation = [0, 2, 1]
+  %dk = memref.alloc() : memref<8x8x16xf32>
+  linalg.batch_matmul ins(%qt, %g : memref<8x8x16xf32>, memref<8x16x16xf32>) outs(%dk : memref<8x8x16xf32>)
+  return %s, %dk, %flag : memref<8x16x16xf32>, memref<8x8x16xf32>, memref<2xf32>
+}
+
+// -----
+
+// The same, but the kernel in between writes the projection: the forward
+// transpose stays (the backward GEMM must see the old values), and the
+// backward GEMM reads its buffer with the transpose flag, [B * H, S, D]
+// with rows 8 floats apart and heads 128.
+// CHECK-LABEL: func.func @saved_then_overwritten
+// CHECK: %[[TQ:.*]] = memref.alloc() : memref<2x4x16x8xf32>
+// CHECK: linalg.transpose {{.*}} outs(%[[TQ]]
+// CHECK: %[[CQ:.*]] = memref.collapse_shape %[[TQ]]
+// CHECK: gpu.launch
+// CHECK-NOT: linalg.transpose
+// CHECK: memref.extract_aligned_pointer_as_index %[[CQ]]
+// CHECK: %[[LD:.*]] = arith.constant 8 : i64
+// CHECK: %[[HEAD:.*]] = arith.constant 128 : i64
+// CHECK: %[[TA:.*]] = arith.constant 2 : i32
+// CHECK: call @modrt_cublas_sgemm_strided_batched(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[LD]], %[[HEAD]], {{.*}}, %[[TA]]) :
+// CHECK-NOT: linalg.transpose
+// CHECK: return
+func.func @saved_then_overwritten(%qkv: memref<2x16x96xf32>, %k: memref<8x8x16xf32>, %g: memref<8x16x16xf32>)
+    -> (memref<8x16x16xf32>, memref<8x8x16xf32>) {
+  %proj = memref.alloc() : memref<2x16x96xf32>
+  memref.copy %qkv, %proj : memref<2x16x96xf32> to memref<2x16x96xf32>
+  %e = memref.expand_shape %proj [[0], [1], [2, 3]] output_shape [2, 16, 12, 8] : memref<2x16x96xf32> into memref<2x16x12x8xf32>
+  %q = memref.subview %e[0, 0, 0, 0] [2, 16, 4, 8] [1, 1, 1, 1] : memref<2x16x12x8xf32> to memref<2x16x4x8xf32, strided<[1536, 96, 8, 1]>>
+  %tq = memref.alloc() : memref<2x4x16x8xf32>
+  linalg.transpose ins(%q : memref<2x16x4x8xf32, strided<[1536, 96, 8, 1]>>) outs(%tq : memref<2x4x16x8xf32>) permutation = [0, 2, 1, 3]
+  %cq = memref.collapse_shape %tq [[0, 1], [2], [3]] : memref<2x4x16x8xf32> into memref<8x16x8xf32>
+  %s = memref.alloc() : memref<8x16x16xf32>
+  linalg.batch_matmul ins(%cq, %k : memref<8x16x8xf32>, memref<8x8x16xf32>) outs(%s : memref<8x16x16xf32>)
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %one = arith.constant 1.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1) threads(%tx, %ty, %tz) in (%sx = %c1, %sy = %c1, %sz = %c1) {
+    memref.store %one, %proj[%c0, %c0, %c0] : memref<2x16x96xf32>
+    gpu.terminator
+  }
+  %qt = memref.alloc() : memref<8x8x16xf32>
+  linalg.transpose ins(%cq : memref<8x16x8xf32>) outs(%qt : memref<8x8x16xf32>) permutation = [0, 2, 1]
+  %dk = memref.alloc() : memref<8x8x16xf32>
+  linalg.batch_matmul ins(%qt, %g : memref<8x8x16xf32>, memref<8x16x16xf32>) outs(%dk : memref<8x8x16xf32>)
+  return %s, %dk : memref<8x16x16xf32>, memref<8x8x16xf32>
+}

@@ -26,7 +26,7 @@
 // CHECK-DAG: %[[EXACT:.*]] = arith.constant 0 : i32
 // CHECK: call @modrt_cublas_sgemm_strided_batched(%[[ONE]], %[[M]], %[[N]], %[[K]], %[[PA]], %[[LDA]], %{{.*}}, %[[PB]], %{{.*}}, %{{.*}}, %[[PC]], %{{.*}}, %{{.*}}, %[[EXACT]])
 // CHECK-NEXT: return
-// CHECK: func.func private @modrt_cublas_sgemm_strided_batched(i64, i64, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, i32) attributes {mod.stream_ordered}
+// CHECK: func.func private @modrt_cublas_sgemm_strided_batched(i64, i64, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, !llvm.ptr, i64, i64, i32) attributes {mod.stream_ordered, mod.written_operands = array<i64: 10>}
 // TF32-LABEL: func.func @matmul
 // TF32: %[[FLAGS:.*]] = arith.constant 1 : i32
 // TF32: call @modrt_cublas_sgemm_strided_batched({{.*}}, %[[FLAGS]])

@@ -37,6 +37,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/STLExtras.h"
@@ -1625,6 +1626,72 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
   return fn;
 }
 
+/// Positions index tables in the forward (a learned position embedding:
+/// `tensor.extract %wpe[%pos, %d]` in a generic over the positions, the
+/// position possibly clamped to the last row): a cache of `smax` slots would
+/// let positions up to smax - 1 go past a table with fewer rows (read
+/// outside it, or silently reuse its last row). Returns failure, after a diagnostic naming the
+/// table, when `smax` exceeds one.
+static LogicalResult checkPositionTables(func::FuncOp func, Value positions,
+                                         int64_t smax) {
+  // Whether `v` is `arg` through integer casts and clamps to constants
+  // (mod-import clamps a position to the table's last row).
+  auto fromArg = [](Value v, Value arg) {
+    while (v != arg) {
+      Operation *def = v.getDefiningOp();
+      if (!def)
+        return false;
+      if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
+              arith::ExtUIOp>(def)) {
+        v = def->getOperand(0);
+        continue;
+      }
+      if (!isa<arith::MaxSIOp, arith::MinSIOp, arith::MaxUIOp, arith::MinUIOp>(
+              def))
+        return false;
+      bool lhsConst = matchPattern(def->getOperand(0), m_Constant());
+      bool rhsConst = matchPattern(def->getOperand(1), m_Constant());
+      if (lhsConst == rhsConst)
+        return false;
+      v = def->getOperand(lhsConst ? 1 : 0);
+    }
+    return true;
+  };
+  for (OpOperand &use : positions.getUses()) {
+    auto generic = dyn_cast<linalg::GenericOp>(use.getOwner());
+    if (!generic || !generic.isDpsInput(&use))
+      continue;
+    Value arg = generic.getMatchingBlockArgument(&use);
+    WalkResult result = generic.getRegion().walk([&](tensor::ExtractOp extract) {
+      auto type = cast<RankedTensorType>(extract.getTensor().getType());
+      for (auto [dim, index] : llvm::enumerate(extract.getIndices())) {
+        if (!fromArg(index, arg) || type.isDynamicDim(dim) ||
+            type.getDimSize(dim) >= smax)
+          continue;
+        std::string table = "a tensor";
+        if (auto tableArg = dyn_cast<BlockArgument>(extract.getTensor());
+            tableArg && tableArg.getOwner() == &func.getBody().front())
+          if (auto name = func.getArgAttrOfType<StringAttr>(
+                  tableArg.getArgNumber(), "mod.name"))
+            table = "'" + name.getValue().str() + "'";
+        extract.emitError()
+            << "--mod-generate-decode: max-seq-len " << smax
+            << " exceeds the " << type.getDimSize(dim) << " rows of " << table
+            << ", which the positions index (a learned position embedding): "
+               "positions past "
+            << type.getDimSize(dim) - 1
+            << " have no row of their own; use max-seq-len <= "
+            << type.getDimSize(dim);
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      return failure();
+  }
+  return success();
+}
+
 struct GenerateDecodePass
     : mod::impl::GenerateDecodeBase<GenerateDecodePass> {
   using Base::Base;
@@ -1668,6 +1735,8 @@ struct GenerateDecodePass
                        << smax;
       return signalPassFailure();
     }
+    if (failed(checkPositionTables(func, positions, smax)))
+      return signalPassFailure();
     for (StringRef name : {StringRef("prefill"), StringRef("decode_step")})
       if (module.lookupSymbol(name)) {
         module.emitError() << "--mod-generate-decode: the module already has "

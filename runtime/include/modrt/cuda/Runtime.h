@@ -70,6 +70,26 @@ void mgpuMemHostRegister(void *ptr, uint64_t sizeBytes);
 void mgpuMemHostUnregister(void *ptr);
 void mgpuSetDefaultDevice(int32_t device);
 
+// Device-resident tensors (parameters, optimizer state: "residency":
+// "device" in the manifest). libmodrt (modrt::Model) owns one buffer per
+// such tensor for as long as the artifact is loaded and passes its address
+// to the entry points instead of host memory. The copies are synchronous
+// and on the legacy default stream, which the streams of generated code
+// (blocking streams) are ordered with. On failure they return 0 / null with
+// the error pending on the calling thread (modrt_cuda_take_error).
+
+/// A device buffer of `sizeBytes` (> 0) bytes, or null.
+void *modrt_cuda_buffer_alloc(uint64_t sizeBytes);
+/// Frees a buffer of modrt_cuda_buffer_alloc; null is ignored. Reports
+/// nothing (it runs from destructors, possibly after the driver shut down).
+void modrt_cuda_buffer_free(void *buffer);
+/// Host -> device: 1 on success.
+int modrt_cuda_buffer_upload(void *device, const void *host,
+                             uint64_t sizeBytes);
+/// Device -> host, after all work queued before it: 1 on success.
+int modrt_cuda_buffer_download(void *host, const void *device,
+                               uint64_t sizeBytes);
+
 /// Flags of modrt_cublas_sgemm_strided_batched.
 enum {
   /// Allow TF32 tensor cores (inputs rounded to 10-bit mantissas, f32

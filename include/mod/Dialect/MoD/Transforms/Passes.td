@@ -623,7 +623,10 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     does not read the positions on its key side, an op with no
     incrementalization rule, a body that reads a token index, or a constant
     with a token axis is a diagnostic naming the op; the module is then left
-    unchanged.
+    unchanged. So is a max-seq-len larger than a table the positions index
+    (the rows of a learned position embedding, `tensor.extract` at a
+    position, possibly clamped, in a generic over the positions): later
+    positions would have no row of their own.
 
     **Mixture-of-Depths models.** A `mod.routed_block` (from
     `--mod-dense-to-mod`) decides causally per token: the token goes through
