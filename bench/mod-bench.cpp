@@ -75,6 +75,19 @@ void run(Case &c, int warmup, int iters) {
   std::vector<const modrt::Tensor *> args;
   for (const modrt::Tensor &t : inputs)
     args.push_back(&t);
+  // A CUDA model's parameters live on the device (uploaded once per load,
+  // as mod-run and mod-train do), so the timed calls do not copy them.
+  // Inputs an output updates in place stay host tensors: call() copies
+  // them for every call.
+  for (size_t i = 0; i < entry.inputs.size(); ++i) {
+    bool updated = false;
+    for (const modrt::TensorSpec &out : entry.outputs)
+      updated |= out.aliasOf == i;
+    if (entry.inputs[i].deviceResident && !updated) {
+      model.upload(entry.inputs[i].name, inputs[i]);
+      args[i] = nullptr;
+    }
+  }
   for (int i = 0; i < warmup; ++i)
     model.call(c.entry, args);
   std::vector<double> ms, cpu;

@@ -34,9 +34,17 @@ Sources:
 Hugging Face models are exported with attn_implementation="eager" (plain
 matmul + softmax: SDPA would become a torch-mlir-specific attention op) and
 use_cache=False. transformers detects packed sequences from position_ids
-with a cumulative sum (a `tm_tensor.scan`, not an upstream op); the exporter
-turns that detection off, so a row of tokens is always one causal sequence:
-pass one sequence per row.
+with a cumulative sum; the exporter turns that detection off, so a row of
+tokens is always one causal sequence: pass one sequence per row. With
+--packed-sequences it stays on: the dense model then treats a row whose
+positions restart as several sequences, but --mod-dense-to-mod refuses it
+(the cumulative sum runs over the whole sequence, and a routed block sees
+only its routed tokens).
+
+torch-mlir exports a cumulative sum or product (torch.cumsum, torch.cumprod)
+as `tm_tensor.scan`, which is not an upstream op; the exporter rewrites it
+into upstream linalg.generic ops (an ordered reduction over j <= i along the
+scanned dimension). Any other op outside the upstream dialects is an error.
 
 Dependencies (torch, transformers, torch-mlir from PyPI) live in a virtual
 environment that tools/mod-export/mod-export creates on first use.
@@ -104,6 +112,10 @@ def main():
     parser.add_argument("--index-type", choices=["i32", "i64"], default="i32",
                         help="element type of tokens and positions (default i32, what "
                              "mod-run --prompt and mod-train feed)")
+    parser.add_argument("--packed-sequences", action="store_true",
+                        help="keep transformers' packed-sequence detection (a cumulative "
+                             "sum over position_ids; dense models only, --mod-dense-to-mod "
+                             "refuses it)")
     parser.add_argument("-o", "--output", required=True, help="the .mlir to write")
     parser.add_argument("--weights", help="the safetensors file to write (default: the "
                                           "output with .safetensors instead of .mlir)")
@@ -126,22 +138,24 @@ def main():
         model = load_hf(args, torch, transformers)
         hf = True
     count = export_model(model, hf, args.batch, args.seq, args.index_type, args.output,
-                         weights_path)
+                         weights_path, packed_sequences=args.packed_sequences)
     sys.stderr.write("mod-export: wrote %s (%d parameters) and %s\n"
                      % (args.output, count, weights_path))
 
 
-def export_model(model, hf, batch, seq, index_type, output, weights_path):
+def export_model(model, hf, batch, seq, index_type, output, weights_path,
+                 packed_sequences=False):
     """Exports `model` (a transformers causal LM when `hf`, else a module
     whose forward(tokens, positions) returns the logits) to `output` and its
-    parameters to `weights_path`; returns the number of parameters."""
+    parameters to `weights_path`; returns the number of parameters.
+    `packed_sequences` keeps transformers' packed-sequence detection."""
     import torch
     from torch.func import functional_call
     from torch_mlir import fx
     from torch_mlir import ir
     from safetensors.torch import save_file
 
-    if hf:
+    if hf and not packed_sequences:
         import transformers.masking_utils as masking
         # No packed-sequence detection (a cumsum over position_ids).
         masking.find_packed_sequence_indices = lambda position_ids: None
@@ -185,6 +199,10 @@ def export_model(model, hf, batch, seq, index_type, output, weights_path):
         func.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
         func.attributes["res_attrs"] = ir.ArrayAttr.get(
             [ir.DictAttr.get({"mod.name": ir.StringAttr.get("logits")})])
+    try:
+        lower_scans(module)
+    except ValueError as e:
+        fail(str(e))
     text = module.operation.get_asm(large_elements_limit=None)
     for line in text.splitlines():
         if "tm_tensor." in line or " torch." in line:
@@ -199,6 +217,107 @@ def export_model(model, hf, batch, seq, index_type, output, weights_path):
     os.replace(tmp, output)
     os.replace(weights_path + ".tmp", weights_path)
     return len(names)
+
+def lower_scans(module):
+    """Rewrites every tm_tensor.scan (torch.cumsum / torch.cumprod) into
+    upstream linalg.generic ops, in place; returns how many. Only the form
+    torch-mlir emits is taken: an inclusive scan whose body is one
+    arith.addi/addf/muli/mulf of its two arguments and whose accumulator
+    starts at that operation's identity (a linalg.fill of 0 or 1). Then
+    out[.., i, ..] = x[.., 0, ..] op ... op x[.., i, ..] is a reduction over
+    a second loop j <= i along the scanned dimension (kept in order j = 0, 1,
+    ...), and the final accumulator a reduction over the whole dimension."""
+    from torch_mlir import ir
+    from torch_mlir.dialects import arith, linalg
+
+    identities = {"arith.addi": 0, "arith.addf": 0.0, "arith.muli": 1, "arith.mulf": 1.0}
+    scans = []
+
+    def collect(op):
+        for region in op.regions:
+            for block in region.blocks:
+                for inner in block.operations:
+                    if inner.operation.name == "tm_tensor.scan":
+                        scans.append(inner.operation)
+                    else:
+                        collect(inner.operation)
+
+    collect(module.operation)
+
+    def refuse(scan, why):
+        raise ValueError("cannot convert %s: %s" % (str(scan.location), why))
+
+    for scan in scans:
+        with scan.context, scan.location:
+            dim = ir.IntegerAttr(scan.attributes["dimension"]).value
+            inclusive = ir.BoolAttr(scan.attributes["inclusive"]).value
+            body = list(scan.regions[0].blocks[0].operations)
+            args = list(scan.regions[0].blocks[0].arguments)
+            if not inclusive:
+                refuse(scan, "an exclusive scan")
+            if (len(body) != 2 or body[0].operation.name not in identities
+                    or body[1].operation.name != "tm_tensor.yield"
+                    or set(body[0].operation.operands) != set(args)
+                    or list(body[1].operation.operands) != [body[0].operation.result]):
+                refuse(scan, "its body is not one add or multiply of its two arguments")
+            kind = body[0].operation.name
+            x, acc_init = scan.operands[0], scan.operands[2]
+            fill = acc_init.owner
+            if fill.name != "linalg.fill" or fill.operands[0].owner.name != "arith.constant":
+                refuse(scan, "its accumulator does not start from a constant")
+            start = fill.operands[0].owner.attributes["value"]
+            identity = identities[kind]
+            start_value = (ir.FloatAttr(start).value if isinstance(identity, float)
+                           else ir.IntegerAttr(start).value)
+            if start_value != identity:
+                refuse(scan, "its accumulator starts at %s, not at %s's identity" % (start_value, kind))
+            out_type = ir.RankedTensorType(scan.results[0].type)
+            acc_type = ir.RankedTensorType(scan.results[1].type)
+            elem = out_type.element_type
+            rank = out_type.rank
+            ip = ir.InsertionPoint(scan)
+
+            def filled(ttype):
+                return arith.ConstantOp(ttype, ir.DenseElementsAttr.get_splat(ttype, start),
+                                        ip=ip).result
+
+            def combine(block_ip, a, b):
+                return ir.Operation.create(kind, results=[elem], operands=[a, b],
+                                           ip=block_ip).result
+
+            d = [ir.AffineExpr.get_dim(i) for i in range(rank + 1)]
+            maps = ir.ArrayAttr.get([
+                ir.AffineMapAttr.get(ir.AffineMap.get(rank + 1, 0, d[:dim] + [d[rank]] + d[dim + 1:rank])),
+                ir.AffineMapAttr.get(ir.AffineMap.get(rank + 1, 0, d[:rank]))])
+            par = ir.Attribute.parse("#linalg.iterator_type<parallel>")
+            red = ir.Attribute.parse("#linalg.iterator_type<reduction>")
+            out = linalg.GenericOp([out_type], [x], [filled(out_type)], maps,
+                                   ir.ArrayAttr.get([par] * rank + [red]), ip=ip)
+            block = out.regions[0].blocks.append(elem, elem)
+            bip = ir.InsertionPoint(block)
+            i = linalg.IndexOp(dim, ip=bip).result
+            j = linalg.IndexOp(rank, ip=bip).result
+            le = arith.CmpIOp(arith.CmpIPredicate.ule, j, i, ip=bip).result
+            s = combine(bip, block.arguments[1], block.arguments[0])
+            linalg.YieldOp([arith.SelectOp(le, s, block.arguments[1], ip=bip).result], ip=bip)
+
+            e = [ir.AffineExpr.get_dim(k) for k in range(rank)]
+            maps = ir.ArrayAttr.get([
+                ir.AffineMapAttr.get(ir.AffineMap.get(rank, 0, e)),
+                ir.AffineMapAttr.get(ir.AffineMap.get(rank, 0, e[:dim] + e[dim + 1:]))])
+            total = linalg.GenericOp([acc_type], [x], [filled(acc_type)], maps,
+                                     ir.ArrayAttr.get([par] * dim + [red] + [par] * (rank - dim - 1)),
+                                     ip=ip)
+            block = total.regions[0].blocks.append(elem, elem)
+            bip = ir.InsertionPoint(block)
+            linalg.YieldOp([combine(bip, block.arguments[1], block.arguments[0])], ip=bip)
+
+            scan.results[0].replace_all_uses_with(out.result)
+            scan.results[1].replace_all_uses_with(total.result)
+            del body, args
+            scan.erase()
+    return len(scans)
+
 
 if __name__ == "__main__":
     main()

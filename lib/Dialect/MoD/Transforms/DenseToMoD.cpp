@@ -300,6 +300,31 @@ LogicalResult cloneResized(OpBuilder &b, Operation *op, IRMapping &mapping,
       return success();
     }
   }
+  // A read inside a body from a tensor with a token axis must index that
+  // axis with the op's own token loop (which is resized with it); an index
+  // computed from data (e.g. positions[b, arange[i]], as transformers
+  // gathers position_ids by cache_position) would address the dense
+  // sequence, not the routed tokens.
+  if (isa<linalg::LinalgOp>(op)) {
+    llvm::SmallBitVector loops = axes.getTokenLoops(op);
+    WalkResult gather = op->walk([&](tensor::ExtractOp extract) {
+      for (auto [d, idx] : llvm::enumerate(extract.getIndices())) {
+        if (!axes.isTokenDim(extract.getTensor(), d))
+          continue;
+        auto index = idx.getDefiningOp<linalg::IndexOp>();
+        if (!index || !loops.test(index.getDim()))
+          return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (gather.wasInterrupted())
+      return emitRefusal(op)
+             << blockDesc << ": '" << op->getName()
+             << "' reads a tensor that runs over the tokens at a computed "
+                "index (a gather along the token axis); inside a routed block "
+                "it would address the dense sequence, not the routed tokens";
+  }
+
   // A linalg.index over a token loop is the token's position in the dense
   // sequence; inside the routed block it becomes the gathered position
   // pk[b, j], read with the op's batch loop.
@@ -809,6 +834,27 @@ LogicalResult FunctionRewriter::rewriteBlock(const TransformerBlock &block,
           diag.attachNote(out.getLoc()) << "the block ends here";
           return diag;
         }
+      }
+      // A reduction over the tokens (a cumulative sum over the positions,
+      // as transformers' packed-sequence detection computes) sums over the
+      // whole dense sequence; over the routed tokens it would be another
+      // value.
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+        llvm::SmallBitVector tokenLoops = axes.getTokenLoops(op);
+        for (auto [loop, iter] :
+             llvm::enumerate(linalgOp.getIteratorTypesArray()))
+          if (iter == utils::IteratorType::reduction && tokenLoops.test(loop)) {
+            InFlightDiagnostic diag =
+                emitRefusal(op)
+                << desc << ": '" << op->getName()
+                << "' reduces over the token axis to compute a value the "
+                   "block reads (e.g. a cumulative sum over the positions, "
+                   "as transformers' packed-sequence detection computes); "
+                   "recomputed from the routed tokens' positions it would "
+                   "be another value";
+            diag.attachNote(out.getLoc()) << "the block ends here";
+            return diag;
+          }
       }
       recompute.insert(op);
     }

@@ -7,7 +7,9 @@ PATH):
 CASE is gpt2, gpt2-hd-eq-s, llama or llama-hd-eq-s: a transformers 5 model
 built from a config with random weights (seeded), B = 2 (or
 $EXPORT_CHECK_BATCH), S = 8 (head_dim == S
-in the -hd-eq-s cases); or module: the hand-written GPT of tiny_gpt.py. The model is exported with mod-export's
+in the -hd-eq-s cases); or module: the hand-written GPT of tiny_gpt.py. With $EXPORT_CHECK_PACKED=1 transformers' packed-sequence detection stays on
+(mod-export --packed-sequences) and each row holds two sequences (positions
+restart at S/2). The model is exported with mod-export's
 export_model (torch-mlir, linalg-on-tensors) and compiled.
 
 Dense: mod-run's logits must match transformers' own forward within 1e-4 of
@@ -143,13 +145,19 @@ def main():
     family, model = build(name)
     dense = os.path.join(work, "dense.mlir")
     weights = os.path.join(work, "weights.safetensors")
-    count = mod_export.export_model(model, family != "module", B, S, "i32", dense, weights)
+    packed = os.environ.get("EXPORT_CHECK_PACKED") == "1"
+    count = mod_export.export_model(model, family != "module", B, S, "i32", dense, weights,
+                                    packed_sequences=packed)
     print("%s: exported %d parameters" % (name, count))
 
     torch.manual_seed(99)
     vocab = 96
     tokens = torch.randint(0, vocab, (B, S), dtype=torch.int32)
     positions = torch.arange(S, dtype=torch.int32).expand(B, S).contiguous()
+    if packed:
+        # Two sequences packed in each row: positions restart at S/2, which
+        # transformers' detection (a cumulative sum) turns into a block mask.
+        positions = positions % (S // 2)
     inputs = os.path.join(work, "inputs.safetensors")
     save_file({"tokens": tokens, "positions": positions}, inputs)
 

@@ -135,13 +135,16 @@ def DenseToMoD : Pass<"mod-dense-to-mod", "::mlir::ModuleOp"> {
     the batch axis is merged with another dimension (e.g. `[B*H, S, S]`
     scores) or the table goes through other ops, the pass refuses.
 
-    Not accepted: `tm_tensor.scan` and other non-upstream ops. Hugging Face
-    transformers 5 emits a cumsum over `position_ids` (packed-sequence
-    detection) when `position_ids` are passed without an attention mask;
-    recomputing that scan from the gathered positions would be wrong, so it
-    is refused. Export with input ids only, or with
-    `transformers.masking_utils.find_packed_sequence_indices` replaced by a
-    function returning `None`.
+    Not accepted: non-upstream ops (`tools/mod-export` rewrites torch-mlir's
+    `tm_tensor.scan`, a cumulative sum or product, into upstream
+    `linalg.generic` ops). Position-derived values that cannot be recomputed
+    for the routed tokens are refused with a diagnostic on the op: a
+    reduction over the token axis among them (a cumulative sum over the
+    positions, as Hugging Face transformers 5 computes for packed-sequence
+    detection when `position_ids` are passed without an attention mask),
+    and a read of a token-axis tensor at a computed index (transformers'
+    `position_ids[:, cache_position]`). mod-export turns that detection off
+    unless asked with `--packed-sequences`.
 
     Each routed block gets a router weight `[D]`, a new function argument
     named `<block prefix>.mod.router.weight` (the prefix is the common prefix
@@ -363,7 +366,15 @@ def LiftConstants : Pass<"mod-lift-constants", "::mlir::ModuleOp"> {
     call-site locations), else the `dense_resource` key with dots replaced by
     underscores (torch-mlir's `torch_tensor_64_16_torch.float32_1` becomes
     `torch_tensor_64_16_torch_float32_1`, so that such names do not make up
-    a block prefix), else `constant_<n>` in program order. A name used twice
+    a block prefix), else `constant_<n>` in program order. torch-mlir's
+    FX importer (as of the version mod-export installs) gives no names: its
+    locations are call-site chains of Python `file:line` (e.g.
+    `normalization.py:228` called from `modeling_gpt2.py:583`), a layer's
+    weight and bias share one location, and two layers of a class differ
+    only in an outer call site, so no parameter name can be read from them
+    and such constants keep their resource keys. Export with
+    `tools/mod-export` instead, which passes the parameters as named
+    arguments (their `named_parameters()` names). A name used twice
     gets `.1`, `.2`, ... appended. One constant used by several functions
     becomes one parameter of each of them, with one entry in the file.
 
