@@ -67,14 +67,20 @@ constexpr int32_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 /// One loop dimension of the contraction: its trip count and its stride in
 /// A, B and C (0 where the operand does not depend on it).
 struct LoopDim {
+  /// The trip count, or for a dynamic one its upper bound.
   int64_t size = 1;
   int64_t stride[3] = {0, 0, 0};
+  /// Dynamic trip count: dimension `dynDim` of operand `dynOperand`.
+  int dynOperand = -1;
+  unsigned dynDim = 0;
 };
 
 /// A GEMM dimension after merging: size and stride in each operand.
 struct GemmDim {
   int64_t size = 1;
   int64_t stride[3] = {0, 0, 0};
+  int dynOperand = -1;
+  unsigned dynDim = 0;
 };
 
 /// How one operand is passed to cblas_sgemm.
@@ -87,6 +93,9 @@ struct OperandLayout {
 /// dimensions the calls are nested in.
 struct GemmPlan {
   int64_t m = 1, n = 1, k = 1;
+  /// Where a dynamic M, N or K is read from (operand, dim), else -1.
+  int dynOperand[3] = {-1, -1, -1};
+  unsigned dynDim[3] = {0, 0, 0};
   /// Element strides of the M and N dimensions in each original operand
   /// (A, B, C), for splitting the call into row or column tiles.
   int64_t mStride[3] = {0, 0, 0}, nStride[3] = {0, 0, 0};
@@ -100,7 +109,7 @@ struct GemmPlan {
 /// Static strides of an f32 memref, or failure.
 FailureOr<SmallVector<int64_t>> staticF32Strides(Value v) {
   auto type = dyn_cast<MemRefType>(v.getType());
-  if (!type || !type.getElementType().isF32() || !type.hasStaticShape())
+  if (!type || !type.getElementType().isF32())
     return failure();
   SmallVector<int64_t> strides;
   int64_t offset;
@@ -139,9 +148,11 @@ GemmDim mergeRole(SmallVector<LoopDim> dims, ArrayRef<unsigned> operands,
   dims.pop_back();
   while (!dims.empty()) {
     const LoopDim &outer = dims.back();
-    bool mergeable = llvm::all_of(operands, [&](unsigned o) {
-      return outer.stride[o] == inner.stride[o] * inner.size;
-    });
+    bool mergeable =
+        outer.dynOperand < 0 && inner.dynOperand < 0 &&
+        llvm::all_of(operands, [&](unsigned o) {
+          return outer.stride[o] == inner.stride[o] * inner.size;
+        });
     if (!mergeable)
       break;
     inner.size *= outer.size;
@@ -150,6 +161,8 @@ GemmDim mergeRole(SmallVector<LoopDim> dims, ArrayRef<unsigned> operands,
   loops.append(dims.begin(), dims.end());
   GemmDim g;
   g.size = inner.size;
+  g.dynOperand = inner.dynOperand;
+  g.dynDim = inner.dynDim;
   for (int o = 0; o < 3; ++o)
     g.stride[o] = inner.stride[o];
   return g;
@@ -179,14 +192,34 @@ std::optional<GemmPlan> planGemm(linalg::LinalgOp op) {
       numLoops)
     return std::nullopt;
   SmallVector<LoopDim> dims(numLoops);
-  for (unsigned d = 0; d < numLoops; ++d) {
-    if (ShapedType::isDynamic(sizes[d]))
-      return std::nullopt;
-    dims[d].size = sizes[d];
-  }
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   SmallVector<Value> operands{op.getDpsInputs()[0], op.getDpsInputs()[1],
                               op.getDpsInits()[0]};
+  for (unsigned d = 0; d < numLoops; ++d) {
+    dims[d].size = sizes[d];
+    if (!ShapedType::isDynamic(sizes[d]))
+      continue;
+    // A dynamic trip count (a tile of a static buffer, e.g. the key range
+    // of --mod-cpu-causal-attention): the size of the subview's source
+    // bounds it, which is all the layout choice below needs.
+    for (unsigned o = 0; o < 3 && dims[d].dynOperand < 0; ++o) {
+      auto view = operands[o].getDefiningOp<memref::SubViewOp>();
+      if (!view || view.getSourceType().getRank() != view.getType().getRank())
+        continue;
+      for (auto [r, expr] : llvm::enumerate(maps[o].getResults())) {
+        auto dim = dyn_cast<AffineDimExpr>(expr);
+        int64_t bound = view.getSourceType().getDimSize(r);
+        if (dim && dim.getPosition() == d && !ShapedType::isDynamic(bound)) {
+          dims[d].size = bound;
+          dims[d].dynOperand = int(o);
+          dims[d].dynDim = r;
+          break;
+        }
+      }
+    }
+    if (dims[d].dynOperand < 0)
+      return std::nullopt;
+  }
   for (unsigned o = 0; o < 3; ++o) {
     FailureOr<SmallVector<int64_t>> strides = staticF32Strides(operands[o]);
     if (failed(strides) || !maps[o].isProjectedPermutation())
@@ -235,6 +268,14 @@ std::optional<GemmPlan> planGemm(linalg::LinalgOp op) {
   plan.m = m.size;
   plan.n = n.size;
   plan.k = k.size;
+  for (auto [i, g] : llvm::enumerate(std::array<GemmDim *, 3>{&m, &n, &k})) {
+    plan.dynOperand[i] = g->dynOperand;
+    plan.dynDim[i] = g->dynDim;
+  }
+  for (const LoopDim &loop : plan.loops)
+    if (loop.dynOperand >= 0)
+      return std::nullopt;
+
   for (int o = 0; o < 3; ++o) {
     plan.mStride[o] = m.stride[o];
     plan.nStride[o] = n.stride[o];
@@ -390,7 +431,18 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   int64_t macs = calls * plan.m * plan.n * plan.k;
   for (const LoopDim &loop : inner)
     macs *= loop.size;
-  bool parallel = macs >= kMinParallelMacs;
+  // GEMM sizes as values: a dynamic one is read from its operand.
+  const int64_t staticSize[3] = {plan.m, plan.n, plan.k};
+  Value sizeOf[3];
+  for (int r = 0; r < 3; ++r)
+    if (plan.dynOperand[r] >= 0)
+      sizeOf[r] = memref::DimOp::create(b, loc, operands[plan.dynOperand[r]],
+                                        plan.dynDim[r]);
+  // Already on one thread of a parallel loop (a tile of a larger loop
+  // nest), or of dynamic size: one call per iteration, no slices.
+  bool sliceable = plan.dynOperand[0] < 0 && plan.dynOperand[1] < 0 &&
+                   !op->getParentOfType<scf::ParallelOp>();
+  bool parallel = sliceable && macs >= kMinParallelMacs;
   Value threads =
       parallel
           ? arith::IndexCastOp::create(
@@ -428,13 +480,17 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
     Value bytes = arith::MulIOp::create(b, loc, iv, cst(stride * 4));
     addr[o] = arith::AddIOp::create(b, loc, addr[o], bytes);
   };
-  ValueRange ivs = par.getInductionVars();
-  for (auto [loop, iv] : llvm::zip(outer, ivs.drop_back()))
+  SmallVector<Value> ivs(par.getInductionVars());
+  for (auto [loop, iv] : llvm::zip(outer, ArrayRef<Value>(ivs).drop_back()))
     for (int o = 0; o < 3; ++o)
       advance(o, iv, loop.stride[o]);
   Value start = arith::MulIOp::create(b, loc, ivs.back(), chunk);
-  Value size = arith::MinSIOp::create(
-      b, loc, chunk, arith::SubIOp::create(b, loc, cst(extent), start));
+  Value size = sliceable ? arith::MinSIOp::create(
+                               b, loc, chunk,
+                               arith::SubIOp::create(b, loc, cst(extent),
+                                                     start))
+                               .getResult()
+                         : sizeOf[splitM ? 0 : 1];
   const int64_t *strides = splitM ? plan.mStride : plan.nStride;
   for (unsigned o : {splitM ? plan.lhs : plan.rhs, 2u})
     advance(o, start, strides[o]);
@@ -454,24 +510,30 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
     return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
   };
   Value size32 = arith::IndexCastOp::create(b, loc, b.getI32Type(), size);
+  auto dim32 = [&](int r) -> Value {
+    if (!sizeOf[r])
+      return arith::ConstantIntOp::create(b, loc, b.getI32Type(),
+                                          staticSize[r]);
+    return arith::IndexCastOp::create(b, loc, b.getI32Type(), sizeOf[r]);
+  };
   auto f32 = [&](float v) -> Value {
     return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(v));
   };
   if (gemv) {
     // x: A's one row; B is [k][n] (y = Bᵀx) or stored transposed, [n][k]
     // (y = Bx); y: C's row, unit stride.
-    Value n = splitM ? i32(plan.n) : size32;
+    Value n = splitM ? dim32(1) : size32;
     Value incx = i32(plan.a.transposed ? plan.a.ld : 1);
     if (plan.b.transposed)
       func::CallOp::create(
           b, loc, sgemv,
-          ValueRange{i32(kRowMajor), i32(kNoTrans), n, i32(plan.k), f32(1.0f),
+          ValueRange{i32(kRowMajor), i32(kNoTrans), n, dim32(2), f32(1.0f),
                      ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs), incx,
                      f32(beta), ptr(2), i32(1)});
     else
       func::CallOp::create(
           b, loc, sgemv,
-          ValueRange{i32(kRowMajor), i32(kTrans), i32(plan.k), n, f32(1.0f),
+          ValueRange{i32(kRowMajor), i32(kTrans), dim32(2), n, f32(1.0f),
                      ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs), incx,
                      f32(beta), ptr(2), i32(1)});
     op->erase();
@@ -481,8 +543,8 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
       b, loc, sgemm,
       ValueRange{i32(kRowMajor), i32(plan.a.transposed ? kTrans : kNoTrans),
                  i32(plan.b.transposed ? kTrans : kNoTrans),
-                 splitM ? size32 : i32(plan.m), splitM ? i32(plan.n) : size32,
-                 i32(plan.k), f32(1.0f), ptr(plan.lhs), i32(plan.a.ld),
+                 splitM ? size32 : dim32(0), splitM ? dim32(1) : size32,
+                 dim32(2), f32(1.0f), ptr(plan.lhs), i32(plan.a.ld),
                  ptr(plan.rhs), i32(plan.b.ld), f32(beta), ptr(2),
                  i32(plan.ldc)});
   op->erase();
