@@ -71,18 +71,20 @@ Tensor scalarTensor(const TensorSpec &spec, double value) {
   return t;
 }
 
-void accumulate(Tensor &acc, const Tensor &g, double scale) {
+/// acc += scale * g, or acc = scale * g when `first` (acc's old contents
+/// are ignored: no zero fill before the first micro-batch).
+void accumulate(Tensor &acc, const Tensor &g, double scale, bool first) {
   int64_t n = acc.numElements();
   if (acc.dtype() == DType::F32) {
     float *a = acc.data<float>();
     const float *b = g.data<float>();
     for (int64_t i = 0; i < n; ++i)
-      a[i] += float(scale) * b[i];
+      a[i] = (first ? 0.0f : a[i]) + float(scale) * b[i];
   } else if (acc.dtype() == DType::F64) {
     double *a = acc.data<double>();
     const double *b = g.data<double>();
     for (int64_t i = 0; i < n; ++i)
-      a[i] += scale * b[i];
+      a[i] = (first ? 0.0 : a[i]) + scale * b[i];
   } else {
     throw Error("gradients must be f32 or f64");
   }
@@ -124,7 +126,9 @@ private:
   void initialize();
   void resumeFrom(const std::string &checkpoint);
   void fillWindow(Split split, const std::vector<uint64_t> &starts);
-  std::vector<Tensor> callLossAndGrad();
+  /// Runs loss_and_grad on the current windows; the outputs stay in lgOuts_
+  /// (overwritten by the next call).
+  const std::vector<Tensor> &callLossAndGrad();
   double evaluate(std::map<std::string, double> *scalars = nullptr);
   int evalOnly();
   void step(int64_t step);
@@ -160,6 +164,11 @@ private:
   double stepCpuSeconds_ = 0; // CPU time of the process (all threads)
   std::optional<double> valLoss_;
   std::map<std::string, double> extra_;
+  // Kept across steps, so that the gradients (as many bytes as the
+  // parameters) are not allocated, zeroed and faulted in at every step:
+  // loss_and_grad's outputs, and the mean over micro-batches (--accum > 1).
+  std::vector<Tensor> lgOuts_;
+  std::map<std::string, Tensor> gradMean_;
   std::chrono::steady_clock::time_point started_;
   int64_t stepsThisRun_ = 0;
   double secondsThisRun_ = 0;
@@ -329,7 +338,7 @@ void Trainer::fillWindow(Split split, const std::vector<uint64_t> &starts) {
   }
 }
 
-std::vector<Tensor> Trainer::callLossAndGrad() {
+const std::vector<Tensor> &Trainer::callLossAndGrad() {
   std::vector<const Tensor *> inputs;
   for (const TensorSpec &in : lg_->inputs) {
     if (in.isParameter())
@@ -346,7 +355,8 @@ std::vector<Tensor> Trainer::callLossAndGrad() {
       throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" + in.name +
                   "' is not one mod-train knows how to supply");
   }
-  return model_.call(kLossAndGrad, inputs);
+  model_.callInto(kLossAndGrad, inputs, lgOuts_);
+  return lgOuts_;
 }
 
 double Trainer::evaluate(std::map<std::string, double> *scalars) {
@@ -365,7 +375,7 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
     fillWindow(Split::Validation, starts);
     *routingSeed_.data<int64_t>() =
         int64_t(routingSeed(o_.seed, -1 - e, 0)); // fixed draws
-    std::vector<Tensor> outs = callLossAndGrad();
+    const std::vector<Tensor> &outs = callLossAndGrad();
     total += outs[lossIndex].elementAsDouble(0);
     if (scalars)
       for (size_t i = 0; i < outs.size(); ++i)
@@ -378,7 +388,9 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
 }
 
 void Trainer::step(int64_t step) {
-  std::map<std::string, Tensor> grads;
+  // The step's gradient of each parameter: loss_and_grad's output itself
+  // for one micro-batch, else the mean in gradMean_.
+  std::map<std::string, Tensor *> grads;
   extra_.clear();
   double lossSum = 0;
   for (int64_t micro = 0; micro < o_.accum; ++micro) {
@@ -389,7 +401,7 @@ void Trainer::step(int64_t step) {
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
     *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
-    std::vector<Tensor> outs = callLossAndGrad();
+    const std::vector<Tensor> &outs = callLossAndGrad();
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
       if (spec.name == "loss") {
@@ -400,11 +412,17 @@ void Trainer::step(int64_t step) {
                       "; stopping (the last checkpoint is kept)");
         lossSum += l;
       } else if (spec.name.rfind("grad.", 0) == 0) {
-        auto it = grads.find(spec.name);
-        if (it == grads.end())
-          it = grads.emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
+        if (o_.accum == 1) {
+          grads[spec.name] = &lgOuts_[i];
+          continue;
+        }
+        auto it = gradMean_.find(spec.name);
+        if (it == gradMean_.end())
+          it = gradMean_
+                   .emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
                    .first;
-        accumulate(it->second, outs[i], 1.0 / double(o_.accum));
+        accumulate(it->second, outs[i], 1.0 / double(o_.accum), micro == 0);
+        grads[spec.name] = &it->second;
       } else if (spec.shape.empty()) {
         extra_[spec.name] += outs[i].elementAsDouble(0) / double(o_.accum);
       }
@@ -422,7 +440,7 @@ void Trainer::step(int64_t step) {
     if (paramNames_.count(n))
       inputs.push_back(hostOrDevice(n, params_.at(n)));
     else if (n.rfind("grad.", 0) == 0)
-      inputs.push_back(&grads.at(n));
+      inputs.push_back(grads.at(n));
     else if (n.rfind("m.", 0) == 0)
       inputs.push_back(hostOrDevice(n, m_.at(n)));
     else if (n.rfind("v.", 0) == 0)
