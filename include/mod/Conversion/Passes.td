@@ -731,7 +731,15 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     - every argument with `mod.kind = "parameter"` (the weights);
     - every argument a result declares it updates in place
       (`mod.aliases = N`: `@adamw_step`'s parameters and moments, decode
-      caches), and that result.
+      caches), and that result, marked `mod.device_resident = N` (the
+      index tells `--mod-gpu-device-buffers`, once results are
+      out-parameters, that the runtime passes one buffer for both);
+    - every result (aliasing nothing) that another entry point takes as an
+      argument of the same `mod.name` and type, and that argument: the
+      gradients `grad.<p>` of `@loss_and_grad`, read by `@adamw_step`.
+      The runtime keeps them in one device buffer per name, written by
+      one call and read by the next (`modrt::Model::callInPlace` with
+      `keepOnDevice`), so only the loss comes back to the host.
 
     mod-compile records the mark in manifest.json (`"residency": "device"`)
     and in the entry point's signature string; libmodrt then passes device
@@ -740,8 +748,9 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     downloaded only on request (checkpoints, `modrt::Model::download`).
     `--mod-gpu-device-buffers` copies nothing for a resident argument.
     Cost: none on the device; per call it removes one host -> device copy
-    per parameter (and one device -> host copy per in-place result, which
-    becomes a device -> device copy).
+    per parameter and per gradient read, one device -> host copy per
+    gradient written, and one device -> host copy per in-place result
+    (written in place by `--mod-gpu-device-buffers`).
 
     Runs on tensors, before `--mod-read-only-entry-arguments` consumes
     `mod.aliases`. Idempotent. An alias index out of range is an error.
@@ -760,7 +769,7 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     func.func @step(%p: tensor<4xf32> {mod.device_resident,
                                        mod.kind = "parameter"},
                     %g: tensor<4xf32>)
-        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident}) { ... }
+        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident = 0 : i64}) { ... }
     ```
   }];
 }
@@ -789,7 +798,17 @@ def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
       or everything without that list) or copies it into an out-parameter, it
       is first copied device -> device into a fresh buffer, so the caller's
       buffer changes only through the out-parameters. A device-resident
-      out-parameter receives its result device -> device. The argument
+      out-parameter receives its result device -> device, or, when the
+      result is a `memref.alloc` of its type not used after the copy, is
+      that buffer: the result is computed straight into the caller's device
+      buffer, with no copy (the device counterpart of
+      `buffer-results-to-out-params{hoist-static-allocs}`). If the
+      out-parameter updates argument %x in place (`mod.device_resident =
+      N`: the runtime passes %x's buffer for both), this is done only when
+      nothing reads %x after the result's first write, except that write
+      itself when it is an elementwise linalg op reading %x through the same
+      indexing map (each element of %x is read before it is overwritten):
+      `@adamw_step` updates p, m and v in place with no copy. The argument
       attributes are replaced by one function attribute listing their
       indices, `mod.device_resident_args = array<i64: ...>` (the LLVM IR
       translation drops, with a warning, argument attributes it does not
