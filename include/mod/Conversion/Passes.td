@@ -215,9 +215,21 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     sgemm packs all of B even for one row, which made a GPT-2-small decode
     step mostly copies of its weights.
 
+    Sizes may be dynamic, strides may not: a decode step's attention over
+    one row's filled cache slots (`--mod-generate-decode`) is a GEMV whose N
+    (scores) or K (probabilities times values) is the row's length, on
+    subviews of static buffers. Each dynamic size needs a constant upper
+    bound, found through the subview's size operand (a constant, or a min,
+    product or cast with one: `min(length, Smax)`), which the
+    leading-dimension checks use (a leading dimension at least the bound
+    is at least the size); the calls take the size at run time
+    (`memref.dim` of an operand dimension its loop runs over), the slices
+    and loops above are computed from it, and the 2^21 threshold counts
+    the bound. A dynamic dimension never merges with another.
+
     Ops that do not fit (other element types, a body that is not a plain
-    multiply-add, no unit stride in an operand, dynamic shapes or strides)
-    are left alone and become generated loops.
+    multiply-add, no unit stride in an operand, dynamic strides, a dynamic
+    size with no constant bound) are left alone and become generated loops.
 
     Before:
 
