@@ -126,9 +126,12 @@ private:
   void initialize();
   void resumeFrom(const std::string &checkpoint);
   void fillWindow(Split split, const std::vector<uint64_t> &starts);
-  /// Runs loss_and_grad on the current windows; the outputs stay in lgOuts_
-  /// (overwritten by the next call).
-  const std::vector<Tensor> &callLossAndGrad();
+  /// Runs @loss_and_grad on the current windows; the outputs stay in
+  /// lgOuts_ (overwritten by the next call). With `gradsOnDevice`,
+  /// device-resident gradient outputs stay in the model's device buffers
+  /// (for @adamw_step, or to be discarded by an evaluation): their slots are
+  /// empty tensors.
+  const std::vector<Tensor> &callLossAndGrad(bool gradsOnDevice);
   double evaluate(std::map<std::string, double> *scalars = nullptr);
   int evalOnly();
   void step(int64_t step);
@@ -154,6 +157,12 @@ private:
   int64_t batch_ = 0, seq_ = 0;
   std::string artifactHash_;
   std::set<std::string> paramNames_; // the parameters of loss_and_grad
+  /// CUDA models: @loss_and_grad's gradients are device-resident outputs
+  /// that @adamw_step reads as device-resident inputs, so with --accum 1 they
+  /// never leave the device (the gradient norm and its NaN/inf check come
+  /// from @adamw_step's grad_norm). Accumulated micro-batches are summed on
+  /// the host.
+  bool gradsResident_ = false;
   std::map<std::string, Tensor> params_, m_, v_;
   Tensor tokens_, positions_, targets_;
   Tensor routingSeed_{DType::I64, {}}; // stochastic routing's draw
@@ -260,6 +269,17 @@ void Trainer::checkEntryPoints() {
                   "' aliases input '" + adam_->inputs[*out.aliasOf].name +
                   "'; mod-train expects an update to replace the input of "
                   "its own name");
+  // Every gradient @adamw_step takes comes device-resident from
+  // @loss_and_grad into a device-resident input, or none does.
+  gradsResident_ = true;
+  for (const TensorSpec &in : adam_->inputs)
+    if (in.name.rfind("grad.", 0) == 0) {
+      bool fromDevice = in.deviceResident;
+      for (const TensorSpec &out : lg_->outputs)
+        if (out.name == in.name)
+          fromDevice &= out.deviceResident;
+      gradsResident_ &= fromDevice;
+    }
   data_.requireTokens(Split::Train, uint64_t(seq_) + 1);
   if (o_.evalEvery > 0)
     data_.requireTokens(Split::Validation, uint64_t(seq_) + 1);
@@ -338,8 +358,10 @@ void Trainer::fillWindow(Split split, const std::vector<uint64_t> &starts) {
   }
 }
 
-const std::vector<Tensor> &Trainer::callLossAndGrad() {
-  std::vector<const Tensor *> inputs;
+const std::vector<Tensor> &Trainer::callLossAndGrad(bool gradsOnDevice) {
+  // callInPlace writes only inputs an output aliases: @loss_and_grad has
+  // none, so the parameters, tokens, ... are only read.
+  std::vector<Tensor *> inputs;
   for (const TensorSpec &in : lg_->inputs) {
     if (in.isParameter())
       inputs.push_back(hostOrDevice(in.name, params_.at(in.name)));
@@ -355,7 +377,12 @@ const std::vector<Tensor> &Trainer::callLossAndGrad() {
       throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" + in.name +
                   "' is not one mod-train knows how to supply");
   }
-  model_.callInto(kLossAndGrad, inputs, lgOuts_);
+  if (gradsOnDevice)
+    lgOuts_ = model_.callInPlace(kLossAndGrad, inputs, /*keepOnDevice=*/true);
+  else
+    model_.callInto(kLossAndGrad,
+                    std::vector<const Tensor *>(inputs.begin(), inputs.end()),
+                    lgOuts_);
   return lgOuts_;
 }
 
@@ -375,7 +402,7 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
     fillWindow(Split::Validation, starts);
     *routingSeed_.data<int64_t>() =
         int64_t(routingSeed(o_.seed, -1 - e, 0)); // fixed draws
-    const std::vector<Tensor> &outs = callLossAndGrad();
+    const std::vector<Tensor> &outs = callLossAndGrad(/*gradsOnDevice=*/true);
     total += outs[lossIndex].elementAsDouble(0);
     if (scalars)
       for (size_t i = 0; i < outs.size(); ++i)
@@ -393,6 +420,7 @@ void Trainer::step(int64_t step) {
   std::map<std::string, Tensor *> grads;
   extra_.clear();
   double lossSum = 0;
+  const bool gradsOnDevice = gradsResident_ && o_.accum == 1;
   for (int64_t micro = 0; micro < o_.accum; ++micro) {
     std::vector<uint64_t> starts;
     for (int64_t b = 0; b < batch_; ++b)
@@ -401,7 +429,7 @@ void Trainer::step(int64_t step) {
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
     *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
-    const std::vector<Tensor> &outs = callLossAndGrad();
+    const std::vector<Tensor> &outs = callLossAndGrad(gradsOnDevice);
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
       if (spec.name == "loss") {
@@ -412,6 +440,8 @@ void Trainer::step(int64_t step) {
                       "; stopping (the last checkpoint is kept)");
         lossSum += l;
       } else if (spec.name.rfind("grad.", 0) == 0) {
+        if (gradsOnDevice)
+          continue; // in the device buffer @adamw_step reads
         if (o_.accum == 1) {
           grads[spec.name] = &lgOuts_[i];
           continue;
@@ -440,7 +470,9 @@ void Trainer::step(int64_t step) {
     if (paramNames_.count(n))
       inputs.push_back(hostOrDevice(n, params_.at(n)));
     else if (n.rfind("grad.", 0) == 0)
-      inputs.push_back(grads.at(n));
+      // A host sum goes to a device-resident input through a temporary
+      // device buffer (Model::callInPlace).
+      inputs.push_back(gradsOnDevice ? nullptr : grads.at(n));
     else if (n.rfind("m.", 0) == 0)
       inputs.push_back(hostOrDevice(n, m_.at(n)));
     else if (n.rfind("v.", 0) == 0)
