@@ -821,6 +821,25 @@ std::optional<SmallVector<Operation *>> touchingOps(Value buffer,
   return order;
 }
 
+/// Whether `op` may read or write the contents of `root` (a root buffer
+/// that it uses): false only for a linalg op that takes views of `root` as
+/// inputs its body never reads (the adjoint of an add takes the add's
+/// operands but not their values).
+bool usesContents(Operation *op, Value root) {
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  if (!linalgOp || !linalgOp.hasPureBufferSemantics())
+    return true;
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (!isa<MemRefType>(operand.get().getType()) ||
+        rootBuffer(operand.get()) != root)
+      continue;
+    if (!linalgOp.isDpsInput(&operand) ||
+        linalgOp.payloadUsesValueFromOperand(&operand))
+      return true;
+  }
+  return false;
+}
+
 /// Whether `v` is a linalg.fill of +0.0 into the whole of `buffer`.
 bool fillsZero(Operation *op, Value buffer) {
   auto fill = dyn_cast_or_null<linalg::FillOp>(op);
@@ -912,6 +931,8 @@ planEpilogue(linalg::LinalgOp op,
   for (Operation *user : *cUsers) {
     if (user == op.getOperation() || user->isBeforeInBlock(op))
       continue;
+    if (epi.biasAdd && !usesContents(user, c))
+      continue;
     if (!epi.biasAdd) {
       epi.biasAdd = dyn_cast<linalg::GenericOp>(user);
       if (!epi.biasAdd)
@@ -988,7 +1009,7 @@ planEpilogue(linalg::LinalgOp op,
         eRoot == dRoot ||
         (d == dRoot && d.getDefiningOp<memref::AllocOp>() &&
          llvm::none_of(*dUsers, [&](Operation *user) {
-           return gelu->isBeforeInBlock(user);
+           return gelu->isBeforeInBlock(user) && usesContents(user, dRoot);
          }));
     if (dDeadAfter && matrixRowStride(e, m, n)) {
       epi.gelu = gelu;

@@ -435,3 +435,73 @@ func.func @bias_in_place(%a: memref<4x6xf32>, %b: memref<6x8xf32>, %bias: memref
   memref.copy %c, %out : memref<4x8xf32> to memref<4x8xf32>
   return
 }
+
+// -----
+
+// The training graph: the bias add's adjoint takes C and the bias as
+// operands but never reads their values (the derivative of an add is 1), so
+// it does not keep C alive as a value and the bias is fused; the GELU's
+// adjoint does read the pre-activation %d, so the GELU is not fused.
+// CHECK-LABEL: func.func @training_adjoints
+// CHECK: %[[NONE:.*]] = arith.constant 0 : i32
+// CHECK: call @modrt_cublaslt_matmul({{.*}}, %[[NONE]])
+// CHECK: linalg.generic
+// CHECK: math.tanh
+// CHECK: linalg.generic
+// CHECK: math.tanh
+// CHECK: linalg.generic
+// CHECK-NOT: call @modrt_cublas_sgemm_strided_batched
+func.func @training_adjoints(%a: memref<4x6xf32>, %b: memref<6x8xf32>, %bias: memref<8xf32>, %out: memref<4x8xf32>, %dh: memref<4x8xf32>, %dbias: memref<8xf32>) {
+  %zero = arith.constant 0.000000e+00 : f32
+  %cubic = arith.constant 4.471500e-02 : f32
+  %scale = arith.constant 0.797884583 : f32
+  %half = arith.constant 5.000000e-01 : f32
+  %one = arith.constant 1.000000e+00 : f32
+  %c = memref.alloc() : memref<4x8xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<4x8xf32>)
+  linalg.matmul ins(%a, %b : memref<4x6xf32>, memref<6x8xf32>) outs(%c : memref<4x8xf32>)
+  %d = memref.alloc() : memref<4x8xf32>
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (j)>, affine_map<(i, j) -> (i, j)>],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%c, %bias : memref<4x8xf32>, memref<8xf32>) outs(%d : memref<4x8xf32>) {
+  ^bb0(%in: f32, %bv: f32, %o: f32):
+    %s = arith.addf %in, %bv : f32
+    linalg.yield %s : f32
+  }
+  %e = memref.alloc() : memref<4x8xf32>
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%d : memref<4x8xf32>) outs(%e : memref<4x8xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.mulf %in, %in : f32
+    %1 = arith.mulf %0, %in : f32
+    %2 = arith.mulf %1, %cubic : f32
+    %3 = arith.addf %in, %2 : f32
+    %4 = arith.mulf %3, %scale : f32
+    %5 = math.tanh %4 : f32
+    %6 = arith.mulf %in, %half : f32
+    %7 = arith.addf %5, %one : f32
+    %8 = arith.mulf %6, %7 : f32
+    linalg.yield %8 : f32
+  }
+  memref.copy %e, %out : memref<4x8xf32> to memref<4x8xf32>
+  // d gelu / d h at %d (reads the pre-activation).
+  %g = memref.alloc() : memref<4x8xf32>
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%d : memref<4x8xf32>) outs(%g : memref<4x8xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %5 = math.tanh %in : f32
+    linalg.yield %5 : f32
+  }
+  // The add's adjoint: d bias = sum over rows of dh; C and the bias are
+  // operands whose values are not used.
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (j)>, affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (j)>],
+                  iterator_types = ["reduction", "parallel"]}
+      ins(%c, %bias, %dh : memref<4x8xf32>, memref<8xf32>, memref<4x8xf32>) outs(%dbias : memref<8xf32>) {
+  ^bb0(%in: f32, %bv: f32, %gr: f32, %acc: f32):
+    %s = arith.addf %acc, %gr : f32
+    linalg.yield %s : f32
+  }
+  return
+}
