@@ -71,18 +71,20 @@ Tensor scalarTensor(const TensorSpec &spec, double value) {
   return t;
 }
 
-void accumulate(Tensor &acc, const Tensor &g, double scale) {
+/// acc += scale * g, or acc = scale * g when `first` (acc's old contents
+/// are ignored: no zero fill before the first micro-batch).
+void accumulate(Tensor &acc, const Tensor &g, double scale, bool first) {
   int64_t n = acc.numElements();
   if (acc.dtype() == DType::F32) {
     float *a = acc.data<float>();
     const float *b = g.data<float>();
     for (int64_t i = 0; i < n; ++i)
-      a[i] += float(scale) * b[i];
+      a[i] = (first ? 0.0f : a[i]) + float(scale) * b[i];
   } else if (acc.dtype() == DType::F64) {
     double *a = acc.data<double>();
     const double *b = g.data<double>();
     for (int64_t i = 0; i < n; ++i)
-      a[i] += scale * b[i];
+      a[i] = (first ? 0.0 : a[i]) + scale * b[i];
   } else {
     throw Error("gradients must be f32 or f64");
   }
@@ -124,7 +126,12 @@ private:
   void initialize();
   void resumeFrom(const std::string &checkpoint);
   void fillWindow(Split split, const std::vector<uint64_t> &starts);
-  std::vector<Tensor> callLossAndGrad();
+  /// Runs @loss_and_grad on the current windows; the outputs stay in
+  /// lgOuts_ (overwritten by the next call). With `gradsOnDevice`,
+  /// device-resident gradient outputs stay in the model's device buffers
+  /// (for @adamw_step, or to be discarded by an evaluation): their slots are
+  /// empty tensors.
+  const std::vector<Tensor> &callLossAndGrad(bool gradsOnDevice);
   double evaluate(std::map<std::string, double> *scalars = nullptr);
   int evalOnly();
   void step(int64_t step);
@@ -150,6 +157,12 @@ private:
   int64_t batch_ = 0, seq_ = 0;
   std::string artifactHash_;
   std::set<std::string> paramNames_; // the parameters of loss_and_grad
+  /// CUDA models: @loss_and_grad's gradients are device-resident outputs
+  /// that @adamw_step reads as device-resident inputs, so with --accum 1 they
+  /// never leave the device (the gradient norm and its NaN/inf check come
+  /// from @adamw_step's grad_norm). Accumulated micro-batches are summed on
+  /// the host.
+  bool gradsResident_ = false;
   std::map<std::string, Tensor> params_, m_, v_;
   Tensor tokens_, positions_, targets_;
   Tensor routingSeed_{DType::I64, {}}; // stochastic routing's draw
@@ -160,6 +173,11 @@ private:
   double stepCpuSeconds_ = 0; // CPU time of the process (all threads)
   std::optional<double> valLoss_;
   std::map<std::string, double> extra_;
+  // Kept across steps, so that the gradients (as many bytes as the
+  // parameters) are not allocated, zeroed and faulted in at every step:
+  // loss_and_grad's outputs, and the mean over micro-batches (--accum > 1).
+  std::vector<Tensor> lgOuts_;
+  std::map<std::string, Tensor> gradMean_;
   std::chrono::steady_clock::time_point started_;
   int64_t stepsThisRun_ = 0;
   double secondsThisRun_ = 0;
@@ -251,6 +269,17 @@ void Trainer::checkEntryPoints() {
                   "' aliases input '" + adam_->inputs[*out.aliasOf].name +
                   "'; mod-train expects an update to replace the input of "
                   "its own name");
+  // Every gradient @adamw_step takes comes device-resident from
+  // @loss_and_grad into a device-resident input, or none does.
+  gradsResident_ = true;
+  for (const TensorSpec &in : adam_->inputs)
+    if (in.name.rfind("grad.", 0) == 0) {
+      bool fromDevice = in.deviceResident;
+      for (const TensorSpec &out : lg_->outputs)
+        if (out.name == in.name)
+          fromDevice &= out.deviceResident;
+      gradsResident_ &= fromDevice;
+    }
   data_.requireTokens(Split::Train, uint64_t(seq_) + 1);
   if (o_.evalEvery > 0)
     data_.requireTokens(Split::Validation, uint64_t(seq_) + 1);
@@ -329,8 +358,10 @@ void Trainer::fillWindow(Split split, const std::vector<uint64_t> &starts) {
   }
 }
 
-std::vector<Tensor> Trainer::callLossAndGrad() {
-  std::vector<const Tensor *> inputs;
+const std::vector<Tensor> &Trainer::callLossAndGrad(bool gradsOnDevice) {
+  // callInPlace writes only inputs an output aliases: @loss_and_grad has
+  // none, so the parameters, tokens, ... are only read.
+  std::vector<Tensor *> inputs;
   for (const TensorSpec &in : lg_->inputs) {
     if (in.isParameter())
       inputs.push_back(hostOrDevice(in.name, params_.at(in.name)));
@@ -346,7 +377,13 @@ std::vector<Tensor> Trainer::callLossAndGrad() {
       throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" + in.name +
                   "' is not one mod-train knows how to supply");
   }
-  return model_.call(kLossAndGrad, inputs);
+  if (gradsOnDevice)
+    lgOuts_ = model_.callInPlace(kLossAndGrad, inputs, /*keepOnDevice=*/true);
+  else
+    model_.callInto(kLossAndGrad,
+                    std::vector<const Tensor *>(inputs.begin(), inputs.end()),
+                    lgOuts_);
+  return lgOuts_;
 }
 
 double Trainer::evaluate(std::map<std::string, double> *scalars) {
@@ -365,7 +402,7 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
     fillWindow(Split::Validation, starts);
     *routingSeed_.data<int64_t>() =
         int64_t(routingSeed(o_.seed, -1 - e, 0)); // fixed draws
-    std::vector<Tensor> outs = callLossAndGrad();
+    const std::vector<Tensor> &outs = callLossAndGrad(/*gradsOnDevice=*/true);
     total += outs[lossIndex].elementAsDouble(0);
     if (scalars)
       for (size_t i = 0; i < outs.size(); ++i)
@@ -378,9 +415,12 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
 }
 
 void Trainer::step(int64_t step) {
-  std::map<std::string, Tensor> grads;
+  // The step's gradient of each parameter: loss_and_grad's output itself
+  // for one micro-batch, else the mean in gradMean_.
+  std::map<std::string, Tensor *> grads;
   extra_.clear();
   double lossSum = 0;
+  const bool gradsOnDevice = gradsResident_ && o_.accum == 1;
   for (int64_t micro = 0; micro < o_.accum; ++micro) {
     std::vector<uint64_t> starts;
     for (int64_t b = 0; b < batch_; ++b)
@@ -389,7 +429,7 @@ void Trainer::step(int64_t step) {
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
     *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
-    std::vector<Tensor> outs = callLossAndGrad();
+    const std::vector<Tensor> &outs = callLossAndGrad(gradsOnDevice);
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
       if (spec.name == "loss") {
@@ -400,11 +440,19 @@ void Trainer::step(int64_t step) {
                       "; stopping (the last checkpoint is kept)");
         lossSum += l;
       } else if (spec.name.rfind("grad.", 0) == 0) {
-        auto it = grads.find(spec.name);
-        if (it == grads.end())
-          it = grads.emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
+        if (gradsOnDevice)
+          continue; // in the device buffer @adamw_step reads
+        if (o_.accum == 1) {
+          grads[spec.name] = &lgOuts_[i];
+          continue;
+        }
+        auto it = gradMean_.find(spec.name);
+        if (it == gradMean_.end())
+          it = gradMean_
+                   .emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
                    .first;
-        accumulate(it->second, outs[i], 1.0 / double(o_.accum));
+        accumulate(it->second, outs[i], 1.0 / double(o_.accum), micro == 0);
+        grads[spec.name] = &it->second;
       } else if (spec.shape.empty()) {
         extra_[spec.name] += outs[i].elementAsDouble(0) / double(o_.accum);
       }
@@ -422,7 +470,9 @@ void Trainer::step(int64_t step) {
     if (paramNames_.count(n))
       inputs.push_back(hostOrDevice(n, params_.at(n)));
     else if (n.rfind("grad.", 0) == 0)
-      inputs.push_back(&grads.at(n));
+      // A host sum goes to a device-resident input through a temporary
+      // device buffer (Model::callInPlace).
+      inputs.push_back(gradsOnDevice ? nullptr : grads.at(n));
     else if (n.rfind("m.", 0) == 0)
       inputs.push_back(hostOrDevice(n, m_.at(n)));
     else if (n.rfind("v.", 0) == 0)

@@ -143,8 +143,20 @@ def ElideSelfCopies : Pass<"mod-elide-self-copies", "::mlir::func::FuncOp"> {
     target are both arguments of the function's entry block, with the same
     identity-layout type, by a run-time comparison of their aligned
     pointers: equal pointers mean one buffer, and the copy is skipped; a
-    caller that passes two buffers still gets the copy. Other copies are
-    left as they are.
+    caller that passes two buffers still gets the copy.
+
+    Before that, a `memref.copy` whose source holds nothing but one constant
+    at the copy becomes a `linalg.fill` of its target with that constant:
+    the last write to the source (or to any reshape or subview of it) before
+    the copy, in the copy's block, is a `linalg.fill` of all of it, and no
+    use of it could write it in between (uses the pass does not know, or
+    that could alias it, keep the copy). CSE merges the zero (or -inf) inits
+    of many GEMMs and reductions into one filled tensor, and one-shot
+    bufferization copies that buffer before each op that writes into it:
+    the backward pass of GPT-2-small had about 730 such copies in
+    `@loss_and_grad`. A fill writes the same bytes without reading any, and
+    a zero fill right before a GEMM is what `--mod-linalg-to-blas` folds
+    into beta = 0. Other copies are left as they are.
 
     Before:
 
@@ -164,6 +176,20 @@ def ElideSelfCopies : Pass<"mod-elide-self-copies", "::mlir::func::FuncOp"> {
     scf.if %distinct {
       memref.copy %cache, %out : memref<2x16xf32> to memref<2x16xf32>
     }
+    ```
+
+    and
+
+    ```mlir
+    linalg.fill ins(%zero : f32) outs(%shared : memref<4x4xf32>)
+    memref.copy %shared, %c : memref<4x4xf32> to memref<4x4xf32>
+    ```
+
+    becomes
+
+    ```mlir
+    linalg.fill ins(%zero : f32) outs(%shared : memref<4x4xf32>)
+    linalg.fill ins(%zero : f32) outs(%c : memref<4x4xf32>)
     ```
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect",
@@ -293,9 +319,21 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     sgemm packs all of B even for one row, which made a GPT-2-small decode
     step mostly copies of its weights.
 
+    Sizes may be dynamic, strides may not: a decode step's attention over
+    one row's filled cache slots (`--mod-generate-decode`) is a GEMV whose N
+    (scores) or K (probabilities times values) is the row's length, on
+    subviews of static buffers. Each dynamic size needs a constant upper
+    bound, found through the subview's size operand (a constant, or a min,
+    product or cast with one: `min(length, Smax)`), which the
+    leading-dimension checks use (a leading dimension at least the bound
+    is at least the size); the calls take the size at run time
+    (`memref.dim` of an operand dimension its loop runs over), the slices
+    and loops above are computed from it, and the 2^21 threshold counts
+    the bound. A dynamic dimension never merges with another.
+
     Ops that do not fit (other element types, a body that is not a plain
-    multiply-add, no unit stride in an operand, dynamic shapes or strides)
-    are left alone and become generated loops.
+    multiply-add, no unit stride in an operand, dynamic strides, a dynamic
+    size with no constant bound) are left alone and become generated loops.
 
     Before:
 
@@ -599,6 +637,44 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     accumulation; several times faster on sm_80+, about 1e-3 relative
     error per product).
 
+    cuBLASLt epilogues (`fuse-epilogues`, default on): a rank-2
+    `linalg.matmul` into a fresh buffer `C` that only an elementwise bias
+    add reads afterwards, `D[i..., j] = C[i..., j] + bias[j]` (`C` read as it
+    is or through an `expand_shape` that keeps its columns, `bias` a
+    contiguous f32 vector of `n` floats indexed by the last loop), becomes
+    one call of `modrt_cublaslt_matmul` writing `D` with
+    `CUBLASLT_EPILOGUE_BIAS`. When the next op touching `D` is an
+    elementwise `linalg.generic` computing the tanh GELU
+    `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` of all of `D` (any
+    order of factors and addends, or the inner term as
+    `x (1 + 0.044715 x^2)`), in place or into a buffer `E` while `D` is not
+    read again, it is fused too (`CUBLASLT_EPILOGUE_GELU_BIAS`, which
+    computes exactly that approximation). The exact GELU
+    `0.5 x (1 + erf(x / sqrt(2)))` and any other body is not fused: it
+    stays a generated kernel after a bias-only epilogue. The output must not
+    alias `A`, `B` or the bias, and nothing between the GEMM and the last
+    fused op may read or write it or write the bias (the call writes it at
+    the GEMM's place). When `C` is zero before the GEMM (a `linalg.fill` of
+    0.0, or a copy of a buffer a zero fill wrote last), cuBLASLt does not
+    read it (beta = 0) and the zeroing and `C` itself go away. The transpose
+    flags of folded transposes and `allow-tf32` apply to the fused call as
+    to the SGEMM. Backward (DGELU, BGRAD) epilogues are not fused: the
+    adjoint GEMMs stay SGEMM calls.
+
+    Cost of the fused call: the same `2·m·n·k` FLOPs as the SGEMM, plus
+    `n` floats of bias read and one `tanh` per output element in the
+    epilogue, on the GEMM's output tile while it is still in registers. It
+    replaces the zeroing of `C` (a copy kernel or memset, `4·m·n` bytes
+    written), the bias-add kernel (`8·m·n + 4·n` bytes moved) and the GELU
+    kernel (`8·m·n` bytes): up to three launches and `20·m·n` bytes of
+    device memory traffic per linear layer. The wrapper builds the
+    cuBLASLt matmul descriptor, matrix layouts and heuristic algorithm once
+    per distinct problem (sizes, leading dimensions, flags, pointer
+    alignments) and caches them for the process; a call with a cached
+    problem sets the bias pointer and enqueues one `cublasLtMatmul` (plus a
+    stream-ordered workspace allocation when the chosen algorithm needs
+    one) on the caller's stream.
+
     Before:
 
     ```mlir
@@ -618,6 +694,9 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     Option<"allowTF32", "allow-tf32", "bool", /*default=*/"false",
            "Let cuBLAS use TF32 tensor cores for the f32 GEMMs (faster, "
            "inputs rounded to 10 mantissa bits; f32 accumulation)">,
+    Option<"fuseEpilogues", "fuse-epilogues", "bool", /*default=*/"true",
+           "Fuse a bias add (and tanh GELU) after a matmul into a cuBLASLt "
+           "matmul epilogue (modrt_cublaslt_matmul)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::func::FuncDialect",
@@ -797,7 +876,15 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     - every argument with `mod.kind = "parameter"` (the weights);
     - every argument a result declares it updates in place
       (`mod.aliases = N`: `@adamw_step`'s parameters and moments, decode
-      caches), and that result.
+      caches), and that result, marked `mod.device_resident = N` (the
+      index tells `--mod-gpu-device-buffers`, once results are
+      out-parameters, that the runtime passes one buffer for both);
+    - every result (aliasing nothing) that another entry point takes as an
+      argument of the same `mod.name` and type, and that argument: the
+      gradients `grad.<p>` of `@loss_and_grad`, read by `@adamw_step`.
+      The runtime keeps them in one device buffer per name, written by
+      one call and read by the next (`modrt::Model::callInPlace` with
+      `keepOnDevice`), so only the loss comes back to the host.
 
     mod-compile records the mark in manifest.json (`"residency": "device"`)
     and in the entry point's signature string; libmodrt then passes device
@@ -806,8 +893,9 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     downloaded only on request (checkpoints, `modrt::Model::download`).
     `--mod-gpu-device-buffers` copies nothing for a resident argument.
     Cost: none on the device; per call it removes one host -> device copy
-    per parameter (and one device -> host copy per in-place result, which
-    becomes a device -> device copy).
+    per parameter and per gradient read, one device -> host copy per
+    gradient written, and one device -> host copy per in-place result
+    (written in place by `--mod-gpu-device-buffers`).
 
     Runs on tensors, before `--mod-read-only-entry-arguments` consumes
     `mod.aliases`. Idempotent. An alias index out of range is an error.
@@ -826,7 +914,7 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     func.func @step(%p: tensor<4xf32> {mod.device_resident,
                                        mod.kind = "parameter"},
                     %g: tensor<4xf32>)
-        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident}) { ... }
+        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident = 0 : i64}) { ... }
     ```
   }];
 }
@@ -855,7 +943,17 @@ def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
       or everything without that list) or copies it into an out-parameter, it
       is first copied device -> device into a fresh buffer, so the caller's
       buffer changes only through the out-parameters. A device-resident
-      out-parameter receives its result device -> device. The argument
+      out-parameter receives its result device -> device, or, when the
+      result is a `memref.alloc` of its type not used after the copy, is
+      that buffer: the result is computed straight into the caller's device
+      buffer, with no copy (the device counterpart of
+      `buffer-results-to-out-params{hoist-static-allocs}`). If the
+      out-parameter updates argument %x in place (`mod.device_resident =
+      N`: the runtime passes %x's buffer for both), this is done only when
+      nothing reads %x after the result's first write, except that write
+      itself when it is an elementwise linalg op reading %x through the same
+      indexing map (each element of %x is read before it is overwritten):
+      `@adamw_step` updates p, m and v in place with no copy. The argument
       attributes are replaced by one function attribute listing their
       indices, `mod.device_resident_args = array<i64: ...>` (the LLVM IR
       translation drops, with a warning, argument attributes it does not
