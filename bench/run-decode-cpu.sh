@@ -9,12 +9,15 @@
 # routers scaled to 0 (no token routed: the floor of a routed block's cost),
 # each next to its GEMM-FLOP ratio to the dense step.
 # Usage: bench/run-decode-cpu.sh [BUILD_DIR] (default: build);
-#        CONFIG=path, BATCHES="1 8", STEPS=N (default 16), SMAX, PROMPT.
+#        CONFIG=path, BATCHES="1 8", STEPS=N (default 16), SMAX, PROMPT,
+#        TARGET=cpu|cuda (default cpu; bench/run-decode-cuda.sh sets cuda:
+#        the same models compiled for the GPU, caches and parameters kept
+#        on the device between steps).
 set -euo pipefail
 build=${1:-build}
 src=$(cd "$(dirname "$0")" && pwd)
 config=${CONFIG:-$src/../examples/configs/gpt2-small.json}
-smax=${SMAX:-256} prompt=${PROMPT:-128}
+smax=${SMAX:-256} prompt=${PROMPT:-128} target=${TARGET:-cpu}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for b in ${BATCHES:-1 8}; do
@@ -23,9 +26,9 @@ for b in ${BATCHES:-1 8}; do
     --mod-generate-decode="max-seq-len=$smax prefill-len=$prompt" -o "$out/dense$b-decode.mlir"
   "$build/bin/mod-opt" "$out/dense$b.mlir" --mod-dense-to-mod \
     --mod-generate-decode="max-seq-len=$smax prefill-len=$prompt" -o "$out/mod$b-decode.mlir"
-  "$build/bin/mod-compile" "$out/dense$b-decode.mlir" --target=cpu -o "$out/dense$b"
-  "$build/bin/mod-compile" "$out/mod$b-decode.mlir" --target=cpu -o "$out/mod$b"
-  echo "Decode steps, B=$b, Smax=$smax, prompt $prompt (mod-decode-bench, CPU):"
+  "$build/bin/mod-compile" "$out/dense$b-decode.mlir" --target="$target" -o "$out/dense$b"
+  "$build/bin/mod-compile" "$out/mod$b-decode.mlir" --target="$target" -o "$out/mod$b"
+  echo "Decode steps, B=$b, Smax=$smax, prompt $prompt (mod-decode-bench, $target):"
   "$build/bin/mod-decode-bench" "dense=$out/dense$b" "mod=$out/mod$b" \
     "mod-none=$out/mod$b:router-scale=0" --prompt-len="$prompt" \
     --steps="${STEPS:-16}" --warmup=2 --ratio=mod/dense --ratio=mod-none/dense

@@ -158,8 +158,13 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "mod-scatter-add-to-gpu{{block-size={0}},"
              "mod-gpu-device-buffers,"
              "mod-linalg-reductions-to-gpu{{block-size={0}},"
-             "func.func(convert-linalg-to-parallel-loops),"
+             // Canonicalized before the loops exist: canonicalize inlines
+             // an scf.parallel of one iteration (a linalg op on [1, 1],
+             // e.g. a decode step's block copy for one routed row) into
+             // host code, where its loads and stores would touch device
+             // memory.
              "canonicalize,"
+             "func.func(convert-linalg-to-parallel-loops),"
              "mod-parallel-loops-to-gpu{{block-size={0}},"
              // Constants and index computations go into the kernels instead
              // of being passed as kernel parameters (canonicalize hoists

@@ -626,7 +626,7 @@ def MoDHostScalarsToGPU : Pass<"mod-host-scalars-to-gpu", "::mlir::ModuleOp"> {
 }
 
 def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
-  let summary = "Make accumulating host loop nests (scatter-adds) GPU kernels with atomic adds";
+  let summary = "Make host loop nests GPU kernels: scatter-adds with atomic adds, the rest one block in program order";
   let description = [{
     Runs on bufferized host code of the CUDA target, before
     `--mod-gpu-device-buffers`. A scatter-add, such as the embedding-lookup
@@ -658,12 +658,30 @@ def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
     unspecified order, so results agree with the sequential loop to
     rounding and are not bitwise reproducible between runs.
 
+    Any other host loop nest that touches memory (one with a store that is
+    not an accumulation, a `memref.copy` or an `scf.if`: the per-row cache
+    writes of `--mod-generate-decode`'s `@decode_step`, at a slot read from
+    `lengths[b]`, and its routed-row compaction) need not commute, so it
+    becomes `mod_host_loop_<n>`: one block of up to `block-size` threads
+    that runs the nest in program order. Every thread runs the loops and
+    branches (bounds and conditions are the same values in every thread: all
+    reads of memory happen between block barriers); a `memref.store` is
+    done by thread 0 and a `memref.copy` (static shapes) is spread over the
+    threads, each between two `gpu.barrier`s. Allowed in such a nest:
+    `scf.for` (any bounds, loop-carried values used only inside),
+    `scf.if`, `memref.load`/`store`/`copy`, views and side-effect-free ops.
+    Cost: one launch of one block; the iterations run one after the other
+    (B for a decode step's cache writes), each copy parallel over its
+    elements (one cache row: KV heads x head dim), two block barriers per
+    write. A nest with any other op, a copy of dynamic shape, or a result
+    used after it is an error.
+
     Errors (nothing is rewritten): a host loop nest touching memory that is
-    not of this form (loop-carried values, non-constant bounds, a second
-    loop or an op with regions in the nest, an op with other side effects,
-    a store that is not an accumulation, an accumulation into a function
-    argument, a load of an accumulated buffer outside its accumulation),
-    and a block size that is not a multiple of 32 in [32, 1024].
+    neither (for a scatter-add nest: loop-carried values, non-constant
+    bounds, a second loop or an op with regions in the nest, an op with
+    other side effects, an accumulation into a function argument, a load of
+    an accumulated buffer outside its accumulation), and a block size that
+    is not a multiple of 32 in [32, 1024].
 
     Before:
 
@@ -703,7 +721,8 @@ def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
     Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"65536",
            "Most blocks per launch; larger nests use a grid-stride loop">,
   ];
-  let dependentDialects = ["::mlir::arith::ArithDialect",
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect"];
@@ -719,7 +738,9 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     - every argument with `mod.kind = "parameter"` (the weights);
     - every argument a result declares it updates in place
       (`mod.aliases = N`: `@adamw_step`'s parameters and moments, decode
-      caches), and that result.
+      caches), and that result, whose mark is the argument's index
+      (`mod.device_resident = N : i64`), so that `--mod-gpu-device-buffers`
+      can update that argument's buffer in place.
 
     mod-compile records the mark in manifest.json (`"residency": "device"`)
     and in the entry point's signature string; libmodrt then passes device
@@ -748,7 +769,8 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     func.func @step(%p: tensor<4xf32> {mod.device_resident,
                                        mod.kind = "parameter"},
                     %g: tensor<4xf32>)
-        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident}) { ... }
+        -> (tensor<4xf32> {mod.aliases = 0 : i64,
+                           mod.device_resident = 0 : i64}) { ... }
     ```
   }];
 }
@@ -777,7 +799,13 @@ def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
       or everything without that list) or copies it into an out-parameter, it
       is first copied device -> device into a fresh buffer, so the caller's
       buffer changes only through the out-parameters. A device-resident
-      out-parameter receives its result device -> device. The argument
+      out-parameter receives its result device -> device. Except for state
+      updated in place: a resident argument that the body copies into the
+      resident out-parameter marked as its alias (`mod.device_resident = N`,
+      N the argument's index) is written where it is and the copy is
+      dropped, since the runtime binds both to the same device buffer
+      (`modrt::Model::invoke`): a decode step's caches and the optimizer's
+      state cost no copy per call. The argument
       attributes are replaced by one function attribute listing their
       indices, `mod.device_resident_args = array<i64: ...>` (the LLVM IR
       translation drops, with a warning, argument attributes it does not

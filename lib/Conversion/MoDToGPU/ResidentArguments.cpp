@@ -51,7 +51,10 @@ struct MoDGPUResidentArgumentsPass
           return signalPassFailure();
         }
         fn.setArgAttr(arg, kResidentAttr, resident);
-        fn.setResultAttr(r, kResidentAttr, resident);
+        // The result remembers the argument it updates, so that
+        // --mod-gpu-device-buffers can update that buffer in place.
+        fn.setResultAttr(r, kResidentAttr,
+                         IntegerAttr::get(IntegerType::get(ctx, 64), arg));
       }
     }
   }

@@ -1,13 +1,14 @@
 // RUN: mod-opt %s --mod-gpu-resident-arguments -split-input-file -verify-diagnostics | FileCheck %s
 
 // Parameters and the arguments updated in place (with their results) are
-// device-resident; data inputs, gradients and other results are not.
+// device-resident (a result marked with the index of its argument); data
+// inputs, gradients and other results are not.
 // CHECK-LABEL: func.func @adamw_like(
 // CHECK-SAME: %{{.*}}: tensor<4xf32> {mod.device_resident, mod.kind = "parameter", mod.name = "w"}
 // CHECK-SAME: %{{.*}}: tensor<4xf32> {mod.name = "grad.w"}
 // CHECK-SAME: %{{.*}}: tensor<4xf32> {mod.device_resident, mod.name = "m.w"}
 // CHECK-SAME: %{{.*}}: tensor<f32> {mod.name = "lr"}
-// CHECK-SAME: -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident, mod.name = "w"}, tensor<4xf32> {mod.aliases = 2 : i64, mod.device_resident, mod.name = "m.w"}, tensor<f32> {mod.name = "grad_norm"})
+// CHECK-SAME: -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident = 0 : i64, mod.name = "w"}, tensor<4xf32> {mod.aliases = 2 : i64, mod.device_resident = 2 : i64, mod.name = "m.w"}, tensor<f32> {mod.name = "grad_norm"})
 func.func @adamw_like(%w: tensor<4xf32> {mod.kind = "parameter", mod.name = "w"},
                       %g: tensor<4xf32> {mod.name = "grad.w"},
                       %m: tensor<4xf32> {mod.name = "m.w"},
