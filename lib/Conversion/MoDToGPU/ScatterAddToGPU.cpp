@@ -16,6 +16,7 @@
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
 #include "mlir/Dialect/Affine/Utils.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -286,11 +287,14 @@ struct BlockNest {
 FailureOr<int64_t> copyElements(memref::CopyOp copy) {
   auto src = dyn_cast<MemRefType>(copy.getSource().getType());
   auto dst = dyn_cast<MemRefType>(copy.getTarget().getType());
-  if (!src || !dst || !src.hasStaticShape() || !dst.hasStaticShape() ||
-      src.getShape() != dst.getShape())
+  if (!src || !dst || src.getRank() != dst.getRank())
     return copy.emitOpError()
-           << "in a host loop nest needs static, equal shapes to become part "
-              "of a GPU kernel";
+           << "in a host loop nest needs ranked memrefs of one rank to "
+              "become part of a GPU kernel";
+  // A dynamic shape (the filled slots of one row) is read at run time and
+  // gets the whole block.
+  if (!src.hasStaticShape())
+    return int64_t(1) << 30;
   return src.getNumElements();
 }
 
@@ -306,10 +310,12 @@ FailureOr<int64_t> parallelLinalgElements(linalg::LinalgOp op) {
     return refuse("it is not on buffers");
   if (op.getNumParallelLoops() != op.getNumLoops())
     return refuse("it has a reduction loop");
+  // A dynamic range (a decode step's copy of the filled slots of one row)
+  // is read at run time; such an op gets the whole block.
   int64_t total = 1;
   for (int64_t range : op.getStaticLoopRanges()) {
     if (ShapedType::isDynamic(range))
-      return refuse("its loop ranges are not static");
+      return int64_t(1) << 30;
     total *= range;
   }
   for (OpOperand &out : op.getDpsInitsMutable())
@@ -377,23 +383,26 @@ FailureOr<BlockNest> analyzeBlockNest(scf::ForOp outer, int64_t blockSize) {
 void distributeLinalg(OpBuilder &b, linalg::LinalgOp op, Value tid,
                       int64_t threads) {
   Location loc = op.getLoc();
-  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-  int64_t total = 1;
-  for (int64_t r : ranges)
-    total *= r;
+  // Loop sizes as values (memref.dim of the operands where dynamic).
+  SmallVector<Value> ranges;
+  for (Range range : op.createLoopRanges(b, loc))
+    ranges.push_back(getValueOrCreateConstantIndexOp(b, loc, range.size));
   auto c = [&](OpBuilder &ob, int64_t v) {
     return arith::ConstantIndexOp::create(ob, loc, v);
   };
-  auto loop = scf::ForOp::create(b, loc, tid, c(b, total), c(b, threads));
+  Value total = c(b, 1);
+  for (Value r : ranges)
+    total = arith::MulIOp::create(b, loc, total, r);
+  auto loop = scf::ForOp::create(b, loc, tid, total, c(b, threads));
   OpBuilder lb = OpBuilder::atBlockBegin(loop.getBody());
   SmallVector<Value> ivs(ranges.size());
   Value rest = loop.getInductionVar();
   for (int64_t d = int64_t(ranges.size()) - 1; d >= 0; --d) {
     ivs[d] = d == 0 ? rest
-                    : arith::RemUIOp::create(lb, loc, rest, c(lb, ranges[d]))
+                    : arith::RemUIOp::create(lb, loc, rest, ranges[d])
                           .getResult();
     if (d > 0)
-      rest = arith::DivUIOp::create(lb, loc, rest, c(lb, ranges[d]));
+      rest = arith::DivUIOp::create(lb, loc, rest, ranges[d]);
   }
   auto indicesOf = [&](OpOperand *operand) {
     auto indices = affine::expandAffineMap(
@@ -494,14 +503,19 @@ LogicalResult rewriteBlockNest(BlockNest &nest, StringRef name) {
     } else {
       auto copy = cast<memref::CopyOp>(op);
       auto type = cast<MemRefType>(copy.getSource().getType());
-      auto loop = scf::ForOp::create(wb, wloc, tid,
-                                     c(type.getNumElements()),
-                                     c(nest.threads));
+      SmallVector<Value> sizes;
+      Value total = c(1);
+      for (OpFoldResult size :
+           memref::getMixedSizes(wb, wloc, copy.getSource())) {
+        sizes.push_back(getValueOrCreateConstantIndexOp(wb, wloc, size));
+        total = arith::MulIOp::create(wb, wloc, total, sizes.back());
+      }
+      auto loop = scf::ForOp::create(wb, wloc, tid, total, c(nest.threads));
       OpBuilder lb = OpBuilder::atBlockBegin(loop.getBody());
       SmallVector<Value> indices(type.getRank());
       Value rest = loop.getInductionVar();
       for (int64_t d = type.getRank() - 1; d >= 0; --d) {
-        Value size = arith::ConstantIndexOp::create(lb, wloc, type.getDimSize(d));
+        Value size = sizes[d];
         indices[d] = d == 0 ? rest
                             : arith::RemUIOp::create(lb, wloc, rest, size)
                                   .getResult();

@@ -25,15 +25,19 @@ func.func @ordered_with_call(%idx: memref<8xindex>, %v: memref<8xf32>) -> memref
 
 // -----
 
-func.func @dynamic_copy(%src: memref<?xf32>, %lens: memref<4xindex>, %cache: memref<4x?xf32>) {
+func.func @row_contraction(%q: memref<4x8xf32>, %k: memref<4x8x16xf32>, %s: memref<4x16xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
   scf.for %b = %c0 to %c4 step %c1 {
-    %l = memref.load %lens[%b] : memref<4xindex>
-    %row = memref.subview %cache[%b, 0] [1, %l] [1, 1] : memref<4x?xf32> to memref<?xf32, strided<[1], offset: ?>>
-    // expected-error @+1 {{'memref.copy' op in a host loop nest needs static, equal shapes to become part of a GPU kernel}}
-    memref.copy %src, %row : memref<?xf32> to memref<?xf32, strided<[1], offset: ?>>
+    %qb = memref.subview %q[%b, 0] [1, 8] [1, 1] : memref<4x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %kb = memref.subview %k[%b, 0, 0] [1, 8, 16] [1, 1, 1] : memref<4x8x16xf32> to memref<8x16xf32, strided<[16, 1], offset: ?>>
+    %sb = memref.subview %s[%b, 0] [1, 16] [1, 1] : memref<4x16xf32> to memref<1x16xf32, strided<[16, 1], offset: ?>>
+    // A per-row contraction (attention over one row's filled slots).
+    // expected-error @+1 {{'linalg.matmul' op in a host loop nest cannot run in a GPU kernel: it has a reduction loop}}
+    linalg.matmul ins(%qb, %kb : memref<1x8xf32, strided<[8, 1], offset: ?>>, memref<8x16xf32, strided<[16, 1], offset: ?>>) outs(%sb : memref<1x16xf32, strided<[16, 1], offset: ?>>)
+    %l = memref.load %q[%b, %c0] : memref<4x8xf32>
+    memref.store %l, %q[%b, %c1] : memref<4x8xf32>
   }
   return
 }
