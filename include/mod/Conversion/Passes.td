@@ -521,6 +521,30 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     accumulation; several times faster on sm_80+, about 1e-3 relative
     error per product).
 
+    Mixed precision (`precision=bf16`, `mod-compile --cuda-precision=bf16`):
+    the GEMMs take bf16 operands with f32 accumulation and an f32 result.
+    Each becomes a call to `modrt_cublas_gemm_bf16_strided_batched` (same
+    parameters; `cublasGemmStridedBatchedEx` with `CUDA_R_16BF` A and B,
+    `CUDA_R_32F` C and `CUBLAS_COMPUTE_32F`, bf16 tensor cores on sm_80+).
+    A and B are read from bf16 copies of the buffers they are taken from
+    (the whole root buffer, so views, folded transposes and batch strides
+    keep their element offsets): a `memref.alloc` of bf16 and a
+    `linalg.generic` of `arith.truncf` (round to nearest even) before the
+    call, which later passes turn into a device buffer and a generated
+    elementwise kernel (cost: one launch, 6 bytes of traffic per element
+    of the buffer). A copy is reused by every later GEMM in the same block
+    that reads the same buffer as long as nothing may write that buffer in
+    between (e.g. the tied embedding / LM head weight read by the forward
+    and the backward GEMMs of `@loss_and_grad` is converted once per call).
+    Nothing else changes precision: parameters, gradients and optimizer
+    state stay f32 (the master weights, updated in f32 by `@adamw_step`),
+    and elementwise ops, softmax, normalization and the loss run in f32 on
+    the f32 GEMM results. A GEMM whose operand's root buffer has a dynamic
+    shape or a non-identity layout stays an f32 SGEMM. Relative error per
+    GEMM: about `2^-8` (bf16's 8-bit significand) of the operands'
+    magnitude, versus about 1e-6 for f32. `allow-tf32` cannot be combined
+    with `precision=bf16`.
+
     Before:
 
     ```mlir
@@ -540,6 +564,11 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     Option<"allowTF32", "allow-tf32", "bool", /*default=*/"false",
            "Let cuBLAS use TF32 tensor cores for the f32 GEMMs (faster, "
            "inputs rounded to 10 mantissa bits; f32 accumulation)">,
+    Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
+           "GEMM operand precision: f32 (default, exact SGEMM) or bf16 "
+           "(mixed precision: operands converted to bf16 by generated "
+           "kernels, f32 accumulation and result; parameters, gradients "
+           "and all other ops stay f32)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::func::FuncDialect",
