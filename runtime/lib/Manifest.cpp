@@ -194,12 +194,25 @@ public:
     }
     for (size_t i = 0; i < entry.outputs.size(); ++i) {
       const TensorSpec &out = entry.outputs[i];
-      bool inputResident = out.aliasOf && entry.inputs[*out.aliasOf].deviceResident;
-      if (out.deviceResident != inputResident)
-        fail(where + ": outputs[" + std::to_string(i) + "]",
+      std::string itemWhere = where + ": outputs[" + std::to_string(i) + "]";
+      if (!out.aliasOf) {
+        // A device-resident output that aliases nothing stays in the
+        // model's device buffer of its name (gradients for adamw_step):
+        // reading and writing one buffer in a call needs "alias_of".
+        if (out.deviceResident)
+          for (const TensorSpec &in : entry.inputs)
+            if (in.name == out.name)
+              fail(itemWhere, "output '" + out.name + "' has \"residency\": "
+                   "\"device\" and the name of an input it does not alias "
+                   "(they would share one device buffer)");
+        continue;
+      }
+      if (out.deviceResident != entry.inputs[*out.aliasOf].deviceResident)
+        fail(itemWhere,
              out.deviceResident
                  ? "output '" + out.name + "' has \"residency\": \"device\" "
-                   "but does not alias a device-resident input"
+                   "but aliases input '" + entry.inputs[*out.aliasOf].name +
+                   "', which is not device-resident"
                  : "output '" + out.name + "' updates device-resident input '" +
                        entry.inputs[*out.aliasOf].name +
                        "' in place but is not \"residency\": \"device\"");
@@ -291,20 +304,24 @@ Manifest Manifest::parse(std::string_view text, const std::string &source) {
   // Device-resident tensors are one buffer per name for the whole model.
   std::map<std::string, const TensorSpec *> resident;
   for (const EntryPoint &entry : manifest.entryPoints)
-    for (const TensorSpec &spec : entry.inputs) {
-      if (!spec.deviceResident) continue;
-      if (manifest.target != "cuda")
-        reader.fail("entry point '" + entry.name + "'",
-                    "input '" + spec.name + "' has \"residency\": \"device\" "
-                    "but the target is \"" + manifest.target + "\"");
-      auto [it, inserted] = resident.emplace(spec.name, &spec);
-      if (!inserted &&
-          (it->second->dtype != spec.dtype || it->second->shape != spec.shape))
-        reader.fail("entry point '" + entry.name + "'",
-                    "device-resident input '" + spec.name + "' is " +
-                        spec.str() + " here but " + it->second->str() +
-                        " in another entry point (they share one buffer)");
-    }
+    for (const auto *specs : {&entry.inputs, &entry.outputs})
+      for (const TensorSpec &spec : *specs) {
+        if (!spec.deviceResident) continue;
+        const char *role = specs == &entry.inputs ? "input" : "output";
+        if (manifest.target != "cuda")
+          reader.fail("entry point '" + entry.name + "'",
+                      std::string(role) + " '" + spec.name +
+                          "' has \"residency\": \"device\" but the target "
+                          "is \"" + manifest.target + "\"");
+        auto [it, inserted] = resident.emplace(spec.name, &spec);
+        if (!inserted &&
+            (it->second->dtype != spec.dtype || it->second->shape != spec.shape))
+          reader.fail("entry point '" + entry.name + "'",
+                      "device-resident " + std::string(role) + " '" +
+                          spec.name + "' is " + spec.str() + " here but " +
+                          it->second->str() +
+                          " elsewhere (they share one buffer)");
+      }
   return manifest;
 }
 

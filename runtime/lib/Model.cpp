@@ -207,8 +207,9 @@ Model Model::load(const std::string &dir) {
     std::memcpy(&model.takeCUDAError_, &symbol, sizeof symbol);
   bool anyResident = false;
   for (const EntryPoint &entry : model.manifest_.entryPoints)
-    for (const TensorSpec &spec : entry.inputs)
-      anyResident |= spec.deviceResident;
+    for (const auto *specs : {&entry.inputs, &entry.outputs})
+      for (const TensorSpec &spec : *specs)
+        anyResident |= spec.deviceResident;
   if (anyResident) {
     auto resolve = [&](const char *name, auto &slot) {
       void *symbol = ::dlsym(model.handle_, name);
@@ -311,9 +312,30 @@ void Model::throwIfCUDAError(const std::string &what) const {
 
 const TensorSpec *Model::residentSpec(std::string_view name) const {
   for (const EntryPoint &entry : manifest_.entryPoints)
-    for (const TensorSpec &spec : entry.inputs)
-      if (spec.deviceResident && spec.name == name) return &spec;
+    for (const auto *specs : {&entry.inputs, &entry.outputs})
+      for (const TensorSpec &spec : *specs)
+        if (spec.deviceResident && spec.name == name) return &spec;
   return nullptr;
+}
+
+void *Model::residentBuffer(const TensorSpec &spec,
+                            const std::string &where) const {
+  auto it = deviceBuffers_.find(spec.name);
+  if (it == deviceBuffers_.end()) {
+    DeviceBuffer buffer{nullptr, spec.dtype, spec.shape,
+                        dtypeSize(spec.dtype)};
+    for (int64_t dim : spec.shape) buffer.bytes *= size_t(dim);
+    if (buffer.bytes) {
+      buffer.ptr = device_.alloc(buffer.bytes);
+      if (!buffer.ptr) {
+        throwIfCUDAError(where + ": allocating '" + spec.name + "'");
+        throw Error(where + ": allocating '" + spec.name +
+                    "': no device memory");
+      }
+    }
+    it = deviceBuffers_.emplace(spec.name, std::move(buffer)).first;
+  }
+  return it->second.ptr;
 }
 
 bool Model::isDeviceResident(std::string_view name) const {
@@ -375,6 +397,7 @@ void Model::invoke(size_t index, const std::vector<const Tensor *> &inputs,
     }
   } temporaries{device_, {}};
   std::vector<void *> deviceInputs(inputs.size(), nullptr);
+  std::vector<void *> deviceOutputs(outputs.size(), nullptr);
   std::vector<std::vector<int64_t>> descriptors;
   descriptors.reserve(inputs.size() + outputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -398,11 +421,15 @@ void Model::invoke(size_t index, const std::vector<const Tensor *> &inputs,
   }
   for (size_t o = 0; o < outputs.size(); ++o) {
     const TensorSpec &spec = entry.outputs[o];
-    // A device-resident output updates its input's device buffer in place.
+    // A device-resident output updates its input's device buffer in place,
+    // or, aliasing none, writes the model's device buffer of its name (which
+    // another entry point reads as a device-resident input).
+    if (spec.deviceResident)
+      deviceOutputs[o] = spec.aliasOf ? deviceInputs[*spec.aliasOf]
+                                      : residentBuffer(spec, where);
     descriptors.push_back(
-        spec.deviceResident
-            ? descriptorFor(deviceInputs[*spec.aliasOf], spec.shape)
-            : makeMemRefDescriptor(*outputs[o]));
+        spec.deviceResident ? descriptorFor(deviceOutputs[o], spec.shape)
+                            : makeMemRefDescriptor(*outputs[o]));
   }
   std::vector<void *> args;
   args.reserve(descriptors.size());
@@ -410,12 +437,13 @@ void Model::invoke(size_t index, const std::vector<const Tensor *> &inputs,
     args.push_back(descriptor.data());
   functions_[index](args.data());
   throwIfCUDAError(where);
-  // Results for host tensors the caller passed for device-resident inputs.
+  // Results for host tensors the caller passed for device-resident inputs,
+  // and host copies of device-resident outputs the caller asked for.
   for (size_t o = 0; o < outputs.size(); ++o) {
     const TensorSpec &spec = entry.outputs[o];
     if (!spec.deviceResident || !outputs[o] || !outputs[o]->byteSize())
       continue;
-    if (!device_.download(outputs[o]->rawData(), deviceInputs[*spec.aliasOf],
+    if (!device_.download(outputs[o]->rawData(), deviceOutputs[o],
                           outputs[o]->byteSize()))
       throwIfCUDAError(where + ": downloading '" + spec.name + "'");
   }
@@ -450,19 +478,26 @@ std::vector<Tensor> Model::call(std::string_view entryName,
 }
 
 std::vector<Tensor> Model::callInPlace(std::string_view entryName,
-                                       const std::vector<Tensor *> &inputs) const {
+                                       const std::vector<Tensor *> &inputs,
+                                       bool keepOnDevice) const {
   const size_t index =
       checkCall(entryName, std::vector<const Tensor *>(inputs.begin(), inputs.end()));
   const EntryPoint &entry = manifest_.entryPoints[index];
+  auto staysOnDevice = [&](const TensorSpec &spec) {
+    return keepOnDevice && spec.deviceResident && !spec.aliasOf;
+  };
   std::vector<Tensor> fresh;
   fresh.reserve(entry.outputs.size());
   for (const TensorSpec &spec : entry.outputs)
     if (!spec.aliasOf)
-      fresh.emplace_back(spec.dtype, spec.shape);
+      fresh.push_back(staysOnDevice(spec) ? Tensor(spec.dtype, {0})
+                                          : Tensor(spec.dtype, spec.shape));
   std::vector<Tensor *> outs;
   size_t next = 0;
-  for (const TensorSpec &spec : entry.outputs)
-    outs.push_back(spec.aliasOf ? inputs[*spec.aliasOf] : &fresh[next++]);
+  for (const TensorSpec &spec : entry.outputs) {
+    Tensor *out = spec.aliasOf ? inputs[*spec.aliasOf] : &fresh[next++];
+    outs.push_back(staysOnDevice(spec) ? nullptr : out);
+  }
   invoke(index, std::vector<const Tensor *>(inputs.begin(), inputs.end()), outs);
   return fresh;
 }

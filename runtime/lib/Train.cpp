@@ -124,7 +124,10 @@ private:
   void initialize();
   void resumeFrom(const std::string &checkpoint);
   void fillWindow(Split split, const std::vector<uint64_t> &starts);
-  std::vector<Tensor> callLossAndGrad();
+  /// Runs @loss_and_grad. With `gradsOnDevice`, device-resident gradient
+  /// outputs stay in the model's device buffers (for @adamw_step, or to be
+  /// discarded by an evaluation): their slots are empty tensors.
+  std::vector<Tensor> callLossAndGrad(bool gradsOnDevice);
   double evaluate(std::map<std::string, double> *scalars = nullptr);
   int evalOnly();
   void step(int64_t step);
@@ -150,6 +153,12 @@ private:
   int64_t batch_ = 0, seq_ = 0;
   std::string artifactHash_;
   std::set<std::string> paramNames_; // the parameters of loss_and_grad
+  /// CUDA models: @loss_and_grad's gradients are device-resident outputs
+  /// that @adamw_step reads as device-resident inputs, so with --accum 1 they
+  /// never leave the device (the gradient norm and its NaN/inf check come
+  /// from @adamw_step's grad_norm). Accumulated micro-batches are summed on
+  /// the host.
+  bool gradsResident_ = false;
   std::map<std::string, Tensor> params_, m_, v_;
   Tensor tokens_, positions_, targets_;
   Tensor routingSeed_{DType::I64, {}}; // stochastic routing's draw
@@ -251,6 +260,17 @@ void Trainer::checkEntryPoints() {
                   "' aliases input '" + adam_->inputs[*out.aliasOf].name +
                   "'; mod-train expects an update to replace the input of "
                   "its own name");
+  // Every gradient @adamw_step takes comes device-resident from
+  // @loss_and_grad into a device-resident input, or none does.
+  gradsResident_ = true;
+  for (const TensorSpec &in : adam_->inputs)
+    if (in.name.rfind("grad.", 0) == 0) {
+      bool fromDevice = in.deviceResident;
+      for (const TensorSpec &out : lg_->outputs)
+        if (out.name == in.name)
+          fromDevice &= out.deviceResident;
+      gradsResident_ &= fromDevice;
+    }
   data_.requireTokens(Split::Train, uint64_t(seq_) + 1);
   if (o_.evalEvery > 0)
     data_.requireTokens(Split::Validation, uint64_t(seq_) + 1);
@@ -329,8 +349,10 @@ void Trainer::fillWindow(Split split, const std::vector<uint64_t> &starts) {
   }
 }
 
-std::vector<Tensor> Trainer::callLossAndGrad() {
-  std::vector<const Tensor *> inputs;
+std::vector<Tensor> Trainer::callLossAndGrad(bool gradsOnDevice) {
+  // callInPlace writes only inputs an output aliases: @loss_and_grad has
+  // none, so the parameters, tokens, ... are only read.
+  std::vector<Tensor *> inputs;
   for (const TensorSpec &in : lg_->inputs) {
     if (in.isParameter())
       inputs.push_back(hostOrDevice(in.name, params_.at(in.name)));
@@ -346,7 +368,7 @@ std::vector<Tensor> Trainer::callLossAndGrad() {
       throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" + in.name +
                   "' is not one mod-train knows how to supply");
   }
-  return model_.call(kLossAndGrad, inputs);
+  return model_.callInPlace(kLossAndGrad, inputs, gradsOnDevice);
 }
 
 double Trainer::evaluate(std::map<std::string, double> *scalars) {
@@ -365,7 +387,7 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
     fillWindow(Split::Validation, starts);
     *routingSeed_.data<int64_t>() =
         int64_t(routingSeed(o_.seed, -1 - e, 0)); // fixed draws
-    std::vector<Tensor> outs = callLossAndGrad();
+    std::vector<Tensor> outs = callLossAndGrad(/*gradsOnDevice=*/true);
     total += outs[lossIndex].elementAsDouble(0);
     if (scalars)
       for (size_t i = 0; i < outs.size(); ++i)
@@ -381,6 +403,7 @@ void Trainer::step(int64_t step) {
   std::map<std::string, Tensor> grads;
   extra_.clear();
   double lossSum = 0;
+  const bool gradsOnDevice = gradsResident_ && o_.accum == 1;
   for (int64_t micro = 0; micro < o_.accum; ++micro) {
     std::vector<uint64_t> starts;
     for (int64_t b = 0; b < batch_; ++b)
@@ -389,7 +412,7 @@ void Trainer::step(int64_t step) {
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
     *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
-    std::vector<Tensor> outs = callLossAndGrad();
+    std::vector<Tensor> outs = callLossAndGrad(gradsOnDevice);
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
       if (spec.name == "loss") {
@@ -400,6 +423,8 @@ void Trainer::step(int64_t step) {
                       "; stopping (the last checkpoint is kept)");
         lossSum += l;
       } else if (spec.name.rfind("grad.", 0) == 0) {
+        if (gradsOnDevice)
+          continue; // in the device buffer @adamw_step reads
         auto it = grads.find(spec.name);
         if (it == grads.end())
           it = grads.emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
@@ -422,7 +447,9 @@ void Trainer::step(int64_t step) {
     if (paramNames_.count(n))
       inputs.push_back(hostOrDevice(n, params_.at(n)));
     else if (n.rfind("grad.", 0) == 0)
-      inputs.push_back(&grads.at(n));
+      // A host sum goes to a device-resident input through a temporary
+      // device buffer (Model::callInPlace).
+      inputs.push_back(gradsOnDevice ? nullptr : &grads.at(n));
     else if (n.rfind("m.", 0) == 0)
       inputs.push_back(hostOrDevice(n, m_.at(n)));
     else if (n.rfind("v.", 0) == 0)

@@ -61,7 +61,12 @@ const char kResidentManifest[] = R"({
     {"name": "update", "symbol": "_modrt_update",
      "inputs": [{"name": "w", "dtype": "f32", "shape": [4], "residency": "device"}],
      "outputs": [{"name": "w", "dtype": "f32", "shape": [4], "alias_of": "w",
-                  "residency": "device"}]}]
+                  "residency": "device"}]},
+    {"name": "produce", "symbol": "_modrt_produce", "inputs": [],
+     "outputs": [{"name": "g", "dtype": "f32", "shape": [4], "residency": "device"}]},
+    {"name": "consume", "symbol": "_modrt_consume",
+     "inputs": [{"name": "g", "dtype": "f32", "shape": [4], "residency": "device"}],
+     "outputs": [{"name": "y", "dtype": "f32", "shape": [4]}]}]
 })";
 
 std::vector<float> values(const Tensor &t) {
@@ -120,6 +125,41 @@ TEST(CudaErrorTest, DeviceResidentTensors) {
   Tensor host = Tensor::fromValues<float>(DType::F32, {4}, {0, 0, 0, 0});
   model.callInPlace("update", {&host});
   EXPECT_EQ(values(host), (std::vector<float>{5, 6, 7, 8}));
+}
+
+TEST(CudaErrorTest, DeviceResidentOutputPassedToAnotherEntryPoint) {
+  TempDir dir;
+  modrt::test::writeModelDirectory(dir.path(), kResidentManifest,
+                                   MODRT_CUDA_ERROR_TEST_MODEL_LIBRARY);
+  Model model = Model::load(dir.path());
+  // Written by @produce, read by @consume (gradients from @loss_and_grad to
+  // @adamw_step): one device buffer, allocated by the first call that
+  // writes it.
+  EXPECT_TRUE(model.isDeviceResident("g"));
+  EXPECT_FALSE(model.hasDeviceBuffer("g"));
+  EXPECT_TRUE(throwsError([&] { model.call("consume", {nullptr}); },
+                          {"input 0 ('g') is device-resident and was never "
+                           "uploaded"}));
+  char why[256];
+  if (modrt_cuda_device_count(why, sizeof why) <= 0) {
+    EXPECT_TRUE(throwsError([&] { model.callInPlace("produce", {}, true); },
+                            {"entry point 'produce'", "allocating 'g'",
+                             "CUDA error"}));
+    return;
+  }
+  // Kept on the device: an empty placeholder comes back.
+  std::vector<Tensor> kept = model.callInPlace("produce", {}, true);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].numElements(), 0);
+  EXPECT_TRUE(model.hasDeviceBuffer("g"));
+  EXPECT_EQ(values(model.download("g")), (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(values(model.call("consume", {nullptr}).at(0)),
+            (std::vector<float>{1, 2, 3, 4}));
+  // call() (and callInPlace without keepOnDevice) also copy it to the host.
+  model.upload("g", Tensor::fromValues<float>(DType::F32, {4}, {0, 0, 0, 0}));
+  EXPECT_EQ(values(model.call("produce", {}).at(0)),
+            (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(values(model.download("g")), (std::vector<float>{1, 2, 3, 4}));
 }
 
 TEST(CudaErrorTest, TakeErrorTruncatesAndClears) {

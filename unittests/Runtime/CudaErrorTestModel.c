@@ -53,3 +53,27 @@ void _modrt_update(void **args) {
   mgpuStreamDestroy(stream);
 }
 const char _modrtsig_update[] = "in:f32[4]@device;out:f32[4]@device";
+
+/* A device-resident output that aliases no input (CudaErrorTest.cpp's
+ * DeviceResidentOutputPassedToAnotherEntryPoint): @produce writes 1, 2, 3, 4
+ * into the device buffer libmodrt passes for `g`; @consume reads `g` from its
+ * device buffer and copies it to the host output. */
+void _modrt_produce(void **args) {
+  static float values[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+  MemRefF32x1 *g = (MemRefF32x1 *)args[0];
+  void *stream = mgpuStreamCreate();
+  mgpuMemcpy(g->aligned, values, sizeof values, stream);
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+}
+const char _modrtsig_produce[] = "in:;out:f32[4]@device";
+
+void _modrt_consume(void **args) {
+  MemRefF32x1 *g = (MemRefF32x1 *)args[0];
+  MemRefF32x1 *out = (MemRefF32x1 *)args[1];
+  void *stream = mgpuStreamCreate();
+  mgpuMemcpy(out->aligned, g->aligned, 4 * sizeof(float), stream);
+  mgpuStreamSynchronize(stream);
+  mgpuStreamDestroy(stream);
+}
+const char _modrtsig_consume[] = "in:f32[4]@device;out:f32[4]";

@@ -193,13 +193,39 @@ TEST(ManifestTest, DeviceResidency) {
       edited(R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8])",
              R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "device")"),
       {"input 'x' has \"residency\": \"device\" but the target is \"cpu\""}));
-  // A resident output must update a resident input, and the update of a
-  // resident input must be resident.
+  // A resident output that aliases nothing stays in the model's device
+  // buffer of its name (gradients passed from @loss_and_grad to
+  // @adamw_step), here read by the other entry point as a resident input.
+  Manifest g = Manifest::parse(
+      cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "residency": "device"})",
+                  edited(R"("inputs": [], "outputs")",
+                         R"("inputs": [{"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "residency": "device"}], "outputs")"))),
+      "test.json");
+  EXPECT_TRUE(g.entryPoints[0].outputs[0].deviceResident);
+  EXPECT_FALSE(g.entryPoints[0].outputs[0].aliasOf);
+  EXPECT_TRUE(g.entryPoints[1].inputs[0].deviceResident);
+  // One buffer per name: the reader must agree on dtype and shape.
   EXPECT_TRUE(rejects(
       cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
-                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "residency": "device"})")),
-      {"output 'result0' has \"residency\": \"device\" but does not alias a "
-       "device-resident input"}));
+                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "residency": "device"})",
+                  edited(R"("inputs": [], "outputs")",
+                         R"("inputs": [{"name": "result0", "dtype": "f32", "shape": [4, 8], "residency": "device"}], "outputs")"))),
+      {"device-resident input 'result0' is f32[4x8] here but f32[1x4x8] "
+       "elsewhere"}));
+  // Not the name of an input of the same call that it does not alias.
+  EXPECT_TRUE(rejects(
+      cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                  R"({"name": "x", "dtype": "f32", "shape": [1, 4, 8], "residency": "device"})")),
+      {"outputs[0]", "output 'x' has \"residency\": \"device\" and the name "
+       "of an input it does not alias"}));
+  // An output that updates an input in place is resident exactly when the
+  // input is.
+  EXPECT_TRUE(rejects(
+      cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
+                  R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x", "residency": "device"})")),
+      {"output 'result0' has \"residency\": \"device\" but aliases input "
+       "'x', which is not device-resident"}));
   EXPECT_TRUE(rejects(
       cuda(edited(R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8]})",
                   R"({"name": "result0", "dtype": "f32", "shape": [1, 4, 8], "alias_of": "x"})",

@@ -215,9 +215,21 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     sgemm packs all of B even for one row, which made a GPT-2-small decode
     step mostly copies of its weights.
 
+    Sizes may be dynamic, strides may not: a decode step's attention over
+    one row's filled cache slots (`--mod-generate-decode`) is a GEMV whose N
+    (scores) or K (probabilities times values) is the row's length, on
+    subviews of static buffers. Each dynamic size needs a constant upper
+    bound, found through the subview's size operand (a constant, or a min,
+    product or cast with one: `min(length, Smax)`), which the
+    leading-dimension checks use (a leading dimension at least the bound
+    is at least the size); the calls take the size at run time
+    (`memref.dim` of an operand dimension its loop runs over), the slices
+    and loops above are computed from it, and the 2^21 threshold counts
+    the bound. A dynamic dimension never merges with another.
+
     Ops that do not fit (other element types, a body that is not a plain
-    multiply-add, no unit stride in an operand, dynamic shapes or strides)
-    are left alone and become generated loops.
+    multiply-add, no unit stride in an operand, dynamic strides, a dynamic
+    size with no constant bound) are left alone and become generated loops.
 
     Before:
 
@@ -748,7 +760,15 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     - every argument with `mod.kind = "parameter"` (the weights);
     - every argument a result declares it updates in place
       (`mod.aliases = N`: `@adamw_step`'s parameters and moments, decode
-      caches), and that result.
+      caches), and that result, marked `mod.device_resident = N` (the
+      index tells `--mod-gpu-device-buffers`, once results are
+      out-parameters, that the runtime passes one buffer for both);
+    - every result (aliasing nothing) that another entry point takes as an
+      argument of the same `mod.name` and type, and that argument: the
+      gradients `grad.<p>` of `@loss_and_grad`, read by `@adamw_step`.
+      The runtime keeps them in one device buffer per name, written by
+      one call and read by the next (`modrt::Model::callInPlace` with
+      `keepOnDevice`), so only the loss comes back to the host.
 
     mod-compile records the mark in manifest.json (`"residency": "device"`)
     and in the entry point's signature string; libmodrt then passes device
@@ -757,8 +777,9 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     downloaded only on request (checkpoints, `modrt::Model::download`).
     `--mod-gpu-device-buffers` copies nothing for a resident argument.
     Cost: none on the device; per call it removes one host -> device copy
-    per parameter (and one device -> host copy per in-place result, which
-    becomes a device -> device copy).
+    per parameter and per gradient read, one device -> host copy per
+    gradient written, and one device -> host copy per in-place result
+    (written in place by `--mod-gpu-device-buffers`).
 
     Runs on tensors, before `--mod-read-only-entry-arguments` consumes
     `mod.aliases`. Idempotent. An alias index out of range is an error.
@@ -777,7 +798,7 @@ def MoDGPUResidentArguments : Pass<"mod-gpu-resident-arguments", "::mlir::Module
     func.func @step(%p: tensor<4xf32> {mod.device_resident,
                                        mod.kind = "parameter"},
                     %g: tensor<4xf32>)
-        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident}) { ... }
+        -> (tensor<4xf32> {mod.aliases = 0 : i64, mod.device_resident = 0 : i64}) { ... }
     ```
   }];
 }
@@ -806,7 +827,17 @@ def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
       or everything without that list) or copies it into an out-parameter, it
       is first copied device -> device into a fresh buffer, so the caller's
       buffer changes only through the out-parameters. A device-resident
-      out-parameter receives its result device -> device. The argument
+      out-parameter receives its result device -> device, or, when the
+      result is a `memref.alloc` of its type not used after the copy, is
+      that buffer: the result is computed straight into the caller's device
+      buffer, with no copy (the device counterpart of
+      `buffer-results-to-out-params{hoist-static-allocs}`). If the
+      out-parameter updates argument %x in place (`mod.device_resident =
+      N`: the runtime passes %x's buffer for both), this is done only when
+      nothing reads %x after the result's first write, except that write
+      itself when it is an elementwise linalg op reading %x through the same
+      indexing map (each element of %x is read before it is overwritten):
+      `@adamw_step` updates p, m and v in place with no copy. The argument
       attributes are replaced by one function attribute listing their
       indices, `mod.device_resident_args = array<i64: ...>` (the LLVM IR
       translation drops, with a warning, argument attributes it does not

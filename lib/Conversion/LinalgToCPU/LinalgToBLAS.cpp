@@ -24,6 +24,13 @@
 // linalg::inferContractionDims; which operand dimension has unit stride
 // decides the transpose flags.
 //
+// Sizes may be dynamic (strides must be static): a decode step's attention
+// over a row's filled cache slots is a GEMV of N or K = the row's length, a
+// subview of a static buffer. A dynamic size needs a constant upper bound
+// (from the subview's size operand: a constant, or a min with one) for the
+// leading-dimension checks; the calls then take the size at run time
+// (memref.dim). A dynamic dimension never merges with another.
+//
 //===----------------------------------------------------------------------===//
 
 #include "mod/Conversion/Passes.h"
@@ -67,13 +74,17 @@ constexpr int32_t kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 /// One loop dimension of the contraction: its trip count and its stride in
 /// A, B and C (0 where the operand does not depend on it).
 struct LoopDim {
-  int64_t size = 1;
+  /// ShapedType::kDynamic when only known at run time; `ub` bounds it.
+  int64_t size = 1, ub = 1;
+  /// The loop of the linalg op (for a dynamic size).
+  int loop = -1;
   int64_t stride[3] = {0, 0, 0};
 };
 
 /// A GEMM dimension after merging: size and stride in each operand.
 struct GemmDim {
-  int64_t size = 1;
+  int64_t size = 1, ub = 1;
+  int loop = -1;
   int64_t stride[3] = {0, 0, 0};
 };
 
@@ -86,7 +97,7 @@ struct OperandLayout {
 /// The plan for one linalg op: GEMM sizes, operand layouts, and the loop
 /// dimensions the calls are nested in.
 struct GemmPlan {
-  int64_t m = 1, n = 1, k = 1;
+  GemmDim m, n, k;
   /// Element strides of the M and N dimensions in each original operand
   /// (A, B, C), for splitting the call into row or column tiles.
   int64_t mStride[3] = {0, 0, 0}, nStride[3] = {0, 0, 0};
@@ -97,10 +108,64 @@ struct GemmPlan {
   SmallVector<LoopDim> loops;
 };
 
+/// A constant upper bound of an index value: a constant, or a min, product
+/// or cast of values with one.
+std::optional<int64_t> upperBound(Value v, int depth = 0) {
+  if (depth > 8)
+    return std::nullopt;
+  if (std::optional<int64_t> c = getConstantIntValue(v))
+    return *c;
+  Operation *def = v.getDefiningOp();
+  if (!def)
+    return std::nullopt;
+  if (isa<arith::MinSIOp, arith::MinUIOp>(def)) {
+    std::optional<int64_t> a = upperBound(def->getOperand(0), depth + 1),
+                           b = upperBound(def->getOperand(1), depth + 1);
+    if (a && b)
+      return std::min(*a, *b);
+    // min(a, b) is at most either's bound.
+    return a ? a : b;
+  }
+  if (isa<arith::MulIOp>(def)) {
+    std::optional<int64_t> a = upperBound(def->getOperand(0), depth + 1),
+                           b = upperBound(def->getOperand(1), depth + 1);
+    if (a && b && *a >= 0 && *b >= 0)
+      return *a * *b;
+  }
+  if (isa<arith::IndexCastOp>(def))
+    return upperBound(def->getOperand(0), depth + 1);
+  return std::nullopt;
+}
+
+/// A constant upper bound of dimension `d` of memref `v`.
+std::optional<int64_t> dimUpperBound(Value v, unsigned d) {
+  auto type = cast<MemRefType>(v.getType());
+  if (!type.isDynamicDim(d))
+    return type.getDimSize(d);
+  if (auto cast = v.getDefiningOp<memref::CastOp>())
+    return dimUpperBound(cast.getSource(), d);
+  auto subview = v.getDefiningOp<memref::SubViewOp>();
+  if (!subview)
+    return std::nullopt;
+  llvm::SmallBitVector dropped = subview.getDroppedDims();
+  SmallVector<OpFoldResult> sizes = subview.getMixedSizes();
+  unsigned seen = 0;
+  for (unsigned i = 0; i < sizes.size(); ++i) {
+    if (dropped.test(i))
+      continue;
+    if (seen++ != d)
+      continue;
+    if (auto value = dyn_cast<Value>(sizes[i]))
+      return upperBound(value);
+    return getConstantIntValue(sizes[i]);
+  }
+  return std::nullopt;
+}
+
 /// Static strides of an f32 memref, or failure.
 FailureOr<SmallVector<int64_t>> staticF32Strides(Value v) {
   auto type = dyn_cast<MemRefType>(v.getType());
-  if (!type || !type.getElementType().isF32() || !type.hasStaticShape())
+  if (!type || !type.getElementType().isF32())
     return failure();
   SmallVector<int64_t> strides;
   int64_t offset;
@@ -112,14 +177,17 @@ FailureOr<SmallVector<int64_t>> staticF32Strides(Value v) {
 
 /// Chooses plain or transposed storage for a [rows, cols] operand whose
 /// row and column strides are given; BLAS wants one of them to be 1.
-std::optional<OperandLayout> chooseLayout(int64_t rows, int64_t cols,
+/// (Sizes are only 1 when static; bounds are upper bounds of the sizes, and
+/// a leading dimension at least the bound is one at least the size.)
+std::optional<OperandLayout> chooseLayout(const GemmDim &r, const GemmDim &c,
                                           int64_t rowStride,
                                           int64_t colStride) {
-  if ((cols == 1 || colStride == 1) && (rows == 1 || rowStride >= cols))
-    return OperandLayout{false, rows == 1 ? std::max<int64_t>(cols, 1)
+  int64_t rows = r.size, cols = c.size;
+  if ((cols == 1 || colStride == 1) && (rows == 1 || rowStride >= c.ub))
+    return OperandLayout{false, rows == 1 ? std::max<int64_t>(c.ub, 1)
                                           : rowStride};
-  if ((rows == 1 || rowStride == 1) && (cols == 1 || colStride >= rows))
-    return OperandLayout{true, cols == 1 ? std::max<int64_t>(rows, 1)
+  if ((rows == 1 || rowStride == 1) && (cols == 1 || colStride >= r.ub))
+    return OperandLayout{true, cols == 1 ? std::max<int64_t>(r.ub, 1)
                                          : colStride};
   return std::nullopt;
 }
@@ -139,17 +207,23 @@ GemmDim mergeRole(SmallVector<LoopDim> dims, ArrayRef<unsigned> operands,
   dims.pop_back();
   while (!dims.empty()) {
     const LoopDim &outer = dims.back();
-    bool mergeable = llvm::all_of(operands, [&](unsigned o) {
-      return outer.stride[o] == inner.stride[o] * inner.size;
-    });
+    bool mergeable =
+        !ShapedType::isDynamic(inner.size) &&
+        !ShapedType::isDynamic(outer.size) &&
+        llvm::all_of(operands, [&](unsigned o) {
+          return outer.stride[o] == inner.stride[o] * inner.size;
+        });
     if (!mergeable)
       break;
     inner.size *= outer.size;
+    inner.ub = inner.size;
     dims.pop_back();
   }
   loops.append(dims.begin(), dims.end());
   GemmDim g;
   g.size = inner.size;
+  g.ub = inner.ub;
+  g.loop = inner.loop;
   for (int o = 0; o < 3; ++o)
     g.stride[o] = inner.stride[o];
   return g;
@@ -179,14 +253,26 @@ std::optional<GemmPlan> planGemm(linalg::LinalgOp op) {
       numLoops)
     return std::nullopt;
   SmallVector<LoopDim> dims(numLoops);
-  for (unsigned d = 0; d < numLoops; ++d) {
-    if (ShapedType::isDynamic(sizes[d]))
-      return std::nullopt;
-    dims[d].size = sizes[d];
-  }
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   SmallVector<Value> operands{op.getDpsInputs()[0], op.getDpsInputs()[1],
                               op.getDpsInits()[0]};
+  for (unsigned d = 0; d < numLoops; ++d) {
+    dims[d].size = dims[d].ub = sizes[d];
+    dims[d].loop = d;
+    if (!ShapedType::isDynamic(sizes[d]))
+      continue;
+    // The smallest bound of the operand dimensions this loop runs over.
+    std::optional<int64_t> ub;
+    for (unsigned o = 0; o < 3; ++o)
+      for (auto [r, expr] : llvm::enumerate(maps[o].getResults()))
+        if (auto dim = dyn_cast<AffineDimExpr>(expr);
+            dim && dim.getPosition() == d)
+          if (std::optional<int64_t> b = dimUpperBound(operands[o], r))
+            ub = ub ? std::min(*ub, *b) : *b;
+    if (!ub)
+      return std::nullopt;
+    dims[d].ub = std::max<int64_t>(*ub, 0);
+  }
   for (unsigned o = 0; o < 3; ++o) {
     FailureOr<SmallVector<int64_t>> strides = staticF32Strides(operands[o]);
     if (failed(strides) || !maps[o].isProjectedPermutation())
@@ -221,26 +307,27 @@ std::optional<GemmPlan> planGemm(linalg::LinalgOp op) {
     plan.lhs = 1;
     plan.rhs = 0;
   }
-  if (!(m.size == 1 || m.stride[2] >= n.size))
+  if (!(m.size == 1 || m.stride[2] >= n.ub))
     return std::nullopt;
-  plan.ldc = m.size == 1 ? std::max<int64_t>(n.size, 1) : m.stride[2];
+  plan.ldc = m.size == 1 ? std::max<int64_t>(n.ub, 1) : m.stride[2];
   std::optional<OperandLayout> la =
-      chooseLayout(m.size, k.size, m.stride[plan.lhs], k.stride[plan.lhs]);
+      chooseLayout(m, k, m.stride[plan.lhs], k.stride[plan.lhs]);
   std::optional<OperandLayout> lb =
-      chooseLayout(k.size, n.size, k.stride[plan.rhs], n.stride[plan.rhs]);
+      chooseLayout(k, n, k.stride[plan.rhs], n.stride[plan.rhs]);
   if (!la || !lb)
     return std::nullopt;
   plan.a = *la;
   plan.b = *lb;
-  plan.m = m.size;
-  plan.n = n.size;
-  plan.k = k.size;
+  plan.m = m;
+  plan.n = n;
+  plan.k = k;
   for (int o = 0; o < 3; ++o) {
     plan.mStride[o] = m.stride[o];
     plan.nStride[o] = n.stride[o];
   }
   constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
-  for (int64_t v : {plan.m, plan.n, plan.k, plan.a.ld, plan.b.ld, plan.ldc})
+  for (int64_t v : {plan.m.ub, plan.n.ub, plan.k.ub, plan.a.ld, plan.b.ld,
+                    plan.ldc})
     if (v > kMaxInt)
       return std::nullopt;
   return plan;
@@ -347,7 +434,7 @@ Operation *zeroInitBefore(linalg::LinalgOp op) {
 void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
              func::FuncOp sgemv, func::FuncOp maxThreads) {
   // One row of C: y = x·B as a matrix-vector product.
-  const bool gemv = plan.m == 1;
+  const bool gemv = plan.m.size == 1;
   OpBuilder b(op);
   Location loc = op.getLoc();
   auto cst = [&](int64_t v) -> Value {
@@ -355,6 +442,22 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   };
   Value operands[3] = {op.getDpsInputs()[0], op.getDpsInputs()[1],
                        op.getDpsInits()[0]};
+  // The run-time size of a dimension: its constant, or memref.dim of an
+  // operand dimension its loop runs over.
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  auto sizeOf = [&](int64_t size, int loop) -> Value {
+    if (!ShapedType::isDynamic(size))
+      return cst(size);
+    for (unsigned o = 0; o < 3; ++o)
+      for (auto [r, expr] : llvm::enumerate(maps[o].getResults()))
+        if (auto dim = dyn_cast<AffineDimExpr>(expr);
+            dim && int(dim.getPosition()) == loop)
+          return memref::DimOp::create(b, loc, operands[o], r);
+    llvm_unreachable("a dynamic GEMM dimension with no operand dimension");
+  };
+  Value mSize = sizeOf(plan.m.size, plan.m.loop);
+  Value nSize = sizeOf(plan.n.size, plan.n.loop);
+  Value kSize = sizeOf(plan.k.size, plan.k.loop);
   SmallVector<Value> addr;
   for (Value v : operands)
     addr.push_back(baseAddress(b, loc, v));
@@ -382,14 +485,24 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   // omp_get_max_threads()). A slice is a multiple of kTileAlign rows or
   // columns; slicing M re-packs B in every slice, slicing N re-packs A,
   // so the larger dimension is the cheaper one to slice.
-  int64_t calls = 1;
-  for (const LoopDim &loop : outer)
-    calls *= loop.size;
-  bool splitM = plan.m >= plan.n;
-  int64_t extent = splitM ? plan.m : plan.n;
-  int64_t macs = calls * plan.m * plan.n * plan.k;
+  // (Dynamic sizes count at their upper bounds.)
+  int64_t calls = 1, staticCalls = 1;
+  SmallVector<Value> dynamicCalls;
+  for (const LoopDim &loop : outer) {
+    calls *= loop.ub;
+    if (ShapedType::isDynamic(loop.size))
+      dynamicCalls.push_back(sizeOf(loop.size, loop.loop));
+    else
+      staticCalls *= loop.size;
+  }
+  Value callsValue = cst(staticCalls);
+  for (Value v : dynamicCalls)
+    callsValue = arith::MulIOp::create(b, loc, callsValue, v);
+  bool splitM = plan.m.ub >= plan.n.ub;
+  Value extent = splitM ? mSize : nSize;
+  int64_t macs = calls * plan.m.ub * plan.n.ub * plan.k.ub;
   for (const LoopDim &loop : inner)
-    macs *= loop.size;
+    macs *= loop.ub;
   bool parallel = macs >= kMinParallelMacs;
   Value threads =
       parallel
@@ -399,18 +512,26 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
                     .getResult(0))
                 .getResult()
           : cst(1);
-  Value tiles = arith::CeilDivSIOp::create(b, loc, threads, cst(calls));
-  Value chunk = arith::CeilDivSIOp::create(b, loc, cst(extent), tiles);
+  // (With dynamic sizes, an empty loop or extent makes no tile: the
+  // divisors are kept at least 1.)
+  bool dynamic = !dynamicCalls.empty() || !getConstantIntValue(extent);
+  Value tiles = arith::CeilDivSIOp::create(
+      b, loc, threads,
+      dynamic ? arith::MaxSIOp::create(b, loc, callsValue, cst(1)).getResult()
+              : cst(calls));
+  Value chunk = arith::CeilDivSIOp::create(b, loc, extent, tiles);
   chunk = arith::MulIOp::create(
       b, loc, arith::CeilDivSIOp::create(b, loc, chunk, cst(kTileAlign)),
       cst(kTileAlign));
-  chunk = arith::MinSIOp::create(b, loc, chunk, cst(extent));
-  tiles = arith::CeilDivSIOp::create(b, loc, cst(extent), chunk);
+  chunk = arith::MinSIOp::create(b, loc, chunk, extent);
+  if (dynamic)
+    chunk = arith::MaxSIOp::create(b, loc, chunk, cst(1));
+  tiles = arith::CeilDivSIOp::create(b, loc, extent, chunk);
 
   SmallVector<Value> lbs, ubs, steps;
   for (const LoopDim &loop : outer) {
     lbs.push_back(cst(0));
-    ubs.push_back(cst(loop.size));
+    ubs.push_back(sizeOf(loop.size, loop.loop));
     steps.push_back(cst(1));
   }
   lbs.push_back(cst(0));
@@ -434,12 +555,13 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
       advance(o, iv, loop.stride[o]);
   Value start = arith::MulIOp::create(b, loc, ivs.back(), chunk);
   Value size = arith::MinSIOp::create(
-      b, loc, chunk, arith::SubIOp::create(b, loc, cst(extent), start));
+      b, loc, chunk, arith::SubIOp::create(b, loc, extent, start));
   const int64_t *strides = splitM ? plan.mStride : plan.nStride;
   for (unsigned o : {splitM ? plan.lhs : plan.rhs, 2u})
     advance(o, start, strides[o]);
   for (const LoopDim &loop : inner) {
-    auto forOp = scf::ForOp::create(b, loc, cst(0), cst(loop.size), cst(1));
+    auto forOp = scf::ForOp::create(b, loc, cst(0),
+                                    sizeOf(loop.size, loop.loop), cst(1));
     b.setInsertionPointToStart(forOp.getBody());
     for (int o = 0; o < 3; ++o)
       advance(o, forOp.getInductionVar(), loop.stride[o]);
@@ -454,24 +576,29 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
     return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
   };
   Value size32 = arith::IndexCastOp::create(b, loc, b.getI32Type(), size);
+  auto i32of = [&](Value v) -> Value {
+    if (std::optional<int64_t> c = getConstantIntValue(v))
+      return i32(*c);
+    return arith::IndexCastOp::create(b, loc, b.getI32Type(), v);
+  };
   auto f32 = [&](float v) -> Value {
     return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(v));
   };
   if (gemv) {
     // x: A's one row; B is [k][n] (y = Bᵀx) or stored transposed, [n][k]
     // (y = Bx); y: C's row, unit stride.
-    Value n = splitM ? i32(plan.n) : size32;
+    Value n = splitM ? i32of(nSize) : size32;
     Value incx = i32(plan.a.transposed ? plan.a.ld : 1);
     if (plan.b.transposed)
       func::CallOp::create(
           b, loc, sgemv,
-          ValueRange{i32(kRowMajor), i32(kNoTrans), n, i32(plan.k), f32(1.0f),
-                     ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs), incx,
-                     f32(beta), ptr(2), i32(1)});
+          ValueRange{i32(kRowMajor), i32(kNoTrans), n, i32of(kSize),
+                     f32(1.0f), ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs),
+                     incx, f32(beta), ptr(2), i32(1)});
     else
       func::CallOp::create(
           b, loc, sgemv,
-          ValueRange{i32(kRowMajor), i32(kTrans), i32(plan.k), n, f32(1.0f),
+          ValueRange{i32(kRowMajor), i32(kTrans), i32of(kSize), n, f32(1.0f),
                      ptr(plan.rhs), i32(plan.b.ld), ptr(plan.lhs), incx,
                      f32(beta), ptr(2), i32(1)});
     op->erase();
@@ -481,8 +608,8 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
       b, loc, sgemm,
       ValueRange{i32(kRowMajor), i32(plan.a.transposed ? kTrans : kNoTrans),
                  i32(plan.b.transposed ? kTrans : kNoTrans),
-                 splitM ? size32 : i32(plan.m), splitM ? i32(plan.n) : size32,
-                 i32(plan.k), f32(1.0f), ptr(plan.lhs), i32(plan.a.ld),
+                 splitM ? size32 : i32of(mSize), splitM ? i32of(nSize) : size32,
+                 i32of(kSize), f32(1.0f), ptr(plan.lhs), i32(plan.a.ld),
                  ptr(plan.rhs), i32(plan.b.ld), f32(beta), ptr(2),
                  i32(plan.ldc)});
   op->erase();
@@ -491,7 +618,7 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
 struct LinalgToBLASPass : mod::impl::LinalgToBLASBase<LinalgToBLASPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<std::pair<linalg::LinalgOp, GemmPlan>> candidates;
+    std::vector<std::pair<linalg::LinalgOp, GemmPlan>> candidates;
     module.walk([&](linalg::LinalgOp op) {
       if (std::optional<GemmPlan> plan = planGemm(op))
         candidates.emplace_back(op, std::move(*plan));
@@ -499,9 +626,9 @@ struct LinalgToBLASPass : mod::impl::LinalgToBLASBase<LinalgToBLASPass> {
     if (candidates.empty())
       return;
     bool anyGemm = llvm::any_of(
-        candidates, [](const auto &c) { return c.second.m != 1; });
+        candidates, [](const auto &c) { return c.second.m.size != 1; });
     bool anyGemv = llvm::any_of(
-        candidates, [](const auto &c) { return c.second.m == 1; });
+        candidates, [](const auto &c) { return c.second.m.size == 1; });
     func::FuncOp sgemm = anyGemm ? getOrDeclareSgemm(module) : nullptr;
     func::FuncOp sgemv = anyGemv ? getOrDeclareSgemv(module) : nullptr;
     func::FuncOp maxThreads = getOrDeclareMaxThreads(module);

@@ -20,6 +20,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::mod {
@@ -101,6 +103,142 @@ bool mayWrite(Value buffer) {
     }
   }
   return false;
+}
+
+/// The ops of `body` (top level) that use `buffer`, a view of it, or an
+/// address taken from it; `direct` collects the uses of `buffer` itself.
+SmallVector<Operation *> topLevelUsers(Value buffer, Block &body,
+                                       SmallVectorImpl<OpOperand *> *direct =
+                                           nullptr) {
+  SmallVector<Operation *> users;
+  SmallVector<Value> worklist{buffer};
+  llvm::SmallPtrSet<Value, 16> seen{buffer};
+  while (!worklist.empty()) {
+    Value v = worklist.pop_back_val();
+    bool isAddress = !isa<BaseMemRefType>(v.getType());
+    for (OpOperand &use : v.getUses()) {
+      Operation *user = use.getOwner();
+      if (direct && v == buffer)
+        direct->push_back(&use);
+      bool derives =
+          isAddress || isa<memref::ExtractAlignedPointerAsIndexOp>(user);
+      if (auto view = dyn_cast<ViewLikeOpInterface>(user);
+          view && view.getViewSource() == v)
+        derives = true;
+      if (derives)
+        for (Value result : user->getResults())
+          if (seen.insert(result).second)
+            worklist.push_back(result);
+      if (Operation *top = body.findAncestorOpInBlock(*user))
+        users.push_back(top);
+    }
+  }
+  return users;
+}
+
+/// Whether `op` computes each element of its outputs from the same element
+/// of its inputs only (all loops parallel), reading `input` and writing
+/// `init` through the same indexing map: a kernel thread then reads an
+/// element of `input` before it writes that element of `init`, so the two
+/// may be one buffer.
+bool readsBeforeWritingElementwise(Operation *op, Value input, Value init) {
+  auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
+  if (!linalgOp || linalgOp.getNumLoops() != linalgOp.getNumParallelLoops())
+    return false;
+  std::optional<AffineMap> inputMap, initMap;
+  for (OpOperand &operand : op->getOpOperands()) {
+    if (operand.get() != input && operand.get() != init)
+      continue;
+    if (!linalgOp.isDpsInput(&operand) && !linalgOp.isDpsInit(&operand))
+      return false; // e.g. an index operand of something else
+    AffineMap map = linalgOp.getMatchingIndexingMap(&operand);
+    std::optional<AffineMap> &slot =
+        operand.get() == input ? inputMap : initMap;
+    if (operand.get() == input && !linalgOp.isDpsInput(&operand))
+      return false; // the input is also written
+    if (operand.get() == init && !linalgOp.isDpsInit(&operand))
+      return false; // the result buffer is also read as an input
+    if (slot && *slot != map)
+      return false;
+    slot = map;
+  }
+  return inputMap && initMap && *inputMap == *initMap;
+}
+
+/// Device-resident out-parameter index -> the argument it updates in place
+/// (`mod.device_resident = N` on it, from the result's `mod.aliases = N`
+/// through --mod-gpu-resident-arguments and buffer-results-to-out-params).
+using ResidentAliases = llvm::DenseMap<unsigned, unsigned>;
+
+/// Writes the results of a public function straight into its
+/// device-resident out-parameters (device buffers the runtime owns) instead
+/// of into a fresh buffer copied there at the end, the device counterpart of
+/// buffer-results-to-out-params' hoist-static-allocs: a `memref.copy %t,
+/// %out` whose source is a `memref.alloc` of the same identity-layout type,
+/// not used after the copy, makes %t the out-parameter. When the
+/// out-parameter updates argument %x in place (the runtime passes one buffer
+/// for both), %t's writes land in %x: done only when nothing reads %x after
+/// the first write of %t, except an elementwise op that reads an element of
+/// %x before writing that element of %t (@adamw_step's update).
+/// Returns the out-parameters that became result buffers.
+llvm::SmallDenseSet<unsigned> writeResultsInPlace(func::FuncOp fn,
+                                                  ArrayRef<int64_t> resident,
+                                                  const ResidentAliases &aliases) {
+  llvm::SmallDenseSet<unsigned> written;
+  Block &body = fn.getBody().front();
+  for (BlockArgument out : fn.getArguments()) {
+    if (!llvm::is_contained(resident, out.getArgNumber()) ||
+        !out.hasOneUse())
+      continue;
+    auto copy = dyn_cast<memref::CopyOp>(*out.getUsers().begin());
+    if (!copy || copy.getTarget() != out || copy->getBlock() != &body)
+      continue;
+    auto alloc = copy.getSource().getDefiningOp<memref::AllocOp>();
+    if (!alloc || alloc->getBlock() != &body ||
+        alloc.getType() != out.getType() ||
+        !alloc.getType().getLayout().isIdentity())
+      continue;
+    SmallVector<Operation *> users = topLevelUsers(alloc, body);
+    Operation *first = nullptr;
+    bool usedAfterCopy = false;
+    for (Operation *user : users) {
+      if (user == copy)
+        continue;
+      if (user->hasTrait<OpTrait::IsTerminator>() ||
+          copy->isBeforeInBlock(user))
+        usedAfterCopy = true;
+      if (!first || user->isBeforeInBlock(first))
+        first = user;
+    }
+    if (usedAfterCopy)
+      continue;
+    if (auto aliased = aliases.find(out.getArgNumber());
+        aliased != aliases.end() && first) {
+      Value x = fn.getArgument(aliased->second);
+      bool hazard = false;
+      SmallVector<OpOperand *> direct;
+      for (Operation *user : topLevelUsers(x, body, &direct)) {
+        if (user->isBeforeInBlock(first))
+          continue;
+        // Read by the op that first writes %t: only elementwise, directly.
+        bool directUse = llvm::any_of(direct, [&](OpOperand *use) {
+          return use->getOwner() == user;
+        });
+        if (user == first && directUse &&
+            readsBeforeWritingElementwise(user, x, alloc))
+          continue;
+        hazard = true;
+        break;
+      }
+      if (hazard)
+        continue;
+    }
+    alloc.replaceAllUsesWith(out);
+    copy->erase();
+    alloc->erase();
+    written.insert(out.getArgNumber());
+  }
+  return written;
 }
 
 /// A fresh identity-layout device buffer of `type`'s shape.
@@ -192,19 +330,30 @@ LogicalResult convertFunction(func::FuncOp fn) {
   // argument: the LLVM IR translation warns about (and drops) argument
   // attributes it does not know, not about function attributes.
   SmallVector<int64_t> resident;
-  for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i)
+  ResidentAliases aliases;
+  for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i) {
+    if (auto alias = fn.getArgAttrOfType<IntegerAttr>(i, kResidentAttr);
+        alias && alias.getInt() >= 0 && alias.getInt() < int64_t(e) &&
+        alias.getInt() != int64_t(i))
+      aliases[i] = unsigned(alias.getInt());
     if (fn.removeArgAttr(i, kResidentAttr))
       resident.push_back(i);
+  }
   if (!resident.empty())
     fn->setAttr(kResidentArgsAttr,
                 DenseI64ArrayAttr::get(fn.getContext(), resident));
+
+  llvm::SmallDenseSet<unsigned> resultBuffers;
+  if (fn.isPublic() && !resident.empty())
+    resultBuffers = writeResultsInPlace(fn, resident, aliases);
 
   // Entry points receive host buffers: copy inputs in once.
   if (fn.isPublic()) {
     b.setInsertionPointToStart(&body);
     for (BlockArgument arg : fn.getArguments()) {
       auto type = dyn_cast<MemRefType>(arg.getType());
-      if (!type || arg.use_empty() || isOutParam(arg))
+      if (!type || arg.use_empty() || isOutParam(arg) ||
+          resultBuffers.contains(arg.getArgNumber()))
         continue;
       if (!type.getLayout().isIdentity())
         return fn.emitOpError() << "argument " << arg.getArgNumber()

@@ -21,6 +21,7 @@ using namespace mlir;
 
 namespace {
 constexpr llvm::StringLiteral kKindAttr = "mod.kind",
+                              kNameAttr = "mod.name",
                               kAliasesAttr = "mod.aliases",
                               kResidentAttr = "mod.device_resident";
 
@@ -51,9 +52,42 @@ struct MoDGPUResidentArgumentsPass
           return signalPassFailure();
         }
         fn.setArgAttr(arg, kResidentAttr, resident);
-        fn.setResultAttr(r, kResidentAttr, resident);
+        // The index of the argument it updates: once results are
+        // out-parameters, --mod-gpu-device-buffers knows from it that the
+        // runtime passes one buffer for both.
+        fn.setResultAttr(r, kResidentAttr, alias);
       }
     }
+    markPassedAlong();
+  }
+
+  /// A result another entry point takes as an argument of the same name and
+  /// type (@loss_and_grad's `grad.<p>`, @adamw_step's inputs) is passed
+  /// from one call to the other in a device buffer: both are marked.
+  void markPassedAlong() {
+    MLIRContext *ctx = &getContext();
+    auto resident = UnitAttr::get(ctx);
+    SmallVector<func::FuncOp> entries;
+    for (auto fn : getOperation().getOps<func::FuncOp>())
+      if (!fn.isPrivate() && !fn.isExternal())
+        entries.push_back(fn);
+    for (func::FuncOp producer : entries)
+      for (unsigned r = 0, e = producer.getNumResults(); r < e; ++r) {
+        auto name = producer.getResultAttrOfType<StringAttr>(r, kNameAttr);
+        if (!name || producer.getResultAttr(r, kAliasesAttr))
+          continue;
+        Type type = producer.getResultTypes()[r];
+        for (func::FuncOp consumer : entries) {
+          if (consumer == producer)
+            continue;
+          for (unsigned i = 0, n = consumer.getNumArguments(); i < n; ++i)
+            if (consumer.getArgAttrOfType<StringAttr>(i, kNameAttr) == name &&
+                consumer.getArgumentTypes()[i] == type) {
+              consumer.setArgAttr(i, kResidentAttr, resident);
+              producer.setResultAttr(r, kResidentAttr, resident);
+            }
+        }
+      }
   }
 };
 } // namespace

@@ -25,7 +25,8 @@
 // master weights); absent means f32.
 // In a CUDA model, an input or output may carry "residency": "device" (the
 // default is "host"): the parameters and the tensors updated in place live
-// in device buffers that libmodrt uploads once (see Model::upload).
+// in device buffers that libmodrt uploads once (see Model::upload), and the
+// gradients stay in device buffers from @loss_and_grad to @adamw_step.
 //
 // Keys this runtime does not know are ignored so that newer compilers can add
 // information (B, S, capacities, schedule, init) without breaking it; the full
@@ -82,10 +83,13 @@ struct TensorSpec {
   /// write it into that input's buffer; Model::callInPlace makes it do so.
   std::optional<size_t> aliasOf;
   /// "residency": "device" (CUDA models, see Model::upload): the compiled
-  /// code takes a device pointer for this tensor. An output is resident
-  /// exactly when it aliases a resident input (an in-place update of the
-  /// device buffer); every resident tensor of a given name has the same
-  /// dtype and shape in all entry points, since they share one buffer.
+  /// code takes a device pointer for this tensor. An output that aliases
+  /// an input is resident exactly when that input is (an in-place update of
+  /// the device buffer); a resident output that aliases nothing is written
+  /// into the model's device buffer of its name, for another entry point
+  /// to read as a resident input (@loss_and_grad's gradients, read by
+  /// @adamw_step). Every resident tensor of a given name has the same dtype
+  /// and shape in all entry points, since they share one buffer.
   bool deviceResident = false;
 
   bool isParameter() const { return kind == InputKind::Parameter; }

@@ -105,7 +105,8 @@ public:
   // is copied to a temporary device buffer for the call (and, for
   // callInPlace, back). Not thread-safe with calls that use the buffers.
 
-  /// Whether some entry point takes `name` as a device-resident input.
+  /// Whether some entry point takes `name` as a device-resident input or
+  /// writes it as a device-resident output.
   bool isDeviceResident(std::string_view name) const;
   /// Copies `value` into the device buffer of `name` (allocated on the first
   /// upload). Throws Error for an unknown name, a dtype or shape other than
@@ -122,8 +123,16 @@ public:
   /// input and as the output, so e.g. adamw_step updates the parameters and
   /// the optimizer state without copies. Returns the other outputs, in
   /// manifest order. Inputs no output aliases are not written.
+  ///
+  /// With `keepOnDevice`, a device-resident output that aliases no input
+  /// (a CUDA model's gradients: @loss_and_grad writes them, @adamw_step
+  /// reads them as device-resident inputs of the same name) stays in the
+  /// Model's device buffer of its name, not copied to the host (download()
+  /// reads it); its slot in the result is an empty tensor (shape [0]).
+  /// Without it (and in call) such outputs are copied to the host as well.
   std::vector<Tensor> callInPlace(std::string_view entryName,
-                                  const std::vector<Tensor *> &inputs) const;
+                                  const std::vector<Tensor *> &inputs,
+                                  bool keepOnDevice = false) const;
 
 private:
   Model() = default;
@@ -156,9 +165,14 @@ private:
     std::vector<int64_t> shape;
     size_t bytes = 0;
   };
-  std::map<std::string, DeviceBuffer, std::less<>> deviceBuffers_;
-  /// The spec of device-resident input `name` (any entry point), or null.
+  /// Mutable: a call allocates the buffer of a device-resident output on
+  /// first use.
+  mutable std::map<std::string, DeviceBuffer, std::less<>> deviceBuffers_;
+  /// The spec of device-resident tensor `name` (an input or output of any
+  /// entry point), or null.
   const TensorSpec *residentSpec(std::string_view name) const;
+  /// The device buffer of `spec`'s name, allocated on first use.
+  void *residentBuffer(const TensorSpec &spec, const std::string &where) const;
   /// Throws Error("<what>: CUDA error: ...") if a CUDA error is pending.
   void throwIfCUDAError(const std::string &what) const;
 };

@@ -282,3 +282,70 @@ func.func @one_row_batched_transposed(%q: memref<3x1x4xf32>, %k: memref<3x16x4xf
   }
   return
 }
+
+// -----
+
+// Dynamic sizes (a decode step's attention over one row's filled cache
+// slots, --mod-generate-decode): views of static buffers with static
+// strides whose size is min(len, 16). Scores = q·Kᵀ over the first `len`
+// keys: one sgemv per head, N = the slice of the run-time length
+// (memref.dim); the leading dimension is the buffer's row stride 16, which
+// the bound 16 of the length shows is enough.
+// CHECK-LABEL: func.func @scores_filled_slots
+// CHECK:         %[[L:.*]] = arith.minsi %{{.*}}, %{{.*}} : index
+// CHECK:         %[[DIM:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<4x8x?xf32, strided<[128, 16, 1], offset: ?>>
+// CHECK:         %[[CHUNK:.*]] = arith.minsi %{{.*}}, %[[DIM]] : index
+// CHECK:         scf.parallel (%{{.*}}, %[[S:.*]]) =
+// CHECK:           %[[START:.*]] = arith.muli %[[S]], %{{.*}} : index
+// CHECK:           %[[LEFT:.*]] = arith.subi %[[DIM]], %[[START]] : index
+// CHECK:           %[[SIZE:.*]] = arith.minsi %{{.*}}, %[[LEFT]] : index
+// CHECK:           %[[SIZE32:.*]] = arith.index_cast %[[SIZE]] : index to i32
+// CHECK-DAG:       %[[T:.*]] = arith.constant 112 : i32
+// CHECK-DAG:       %[[C8:.*]] = arith.constant 8 : i32
+// CHECK-DAG:       %[[C16:.*]] = arith.constant 16 : i32
+// CHECK:           call @cblas_sgemv(%{{.*}}, %[[T]], %[[C8]], %[[SIZE32]], %{{.*}}, %{{.*}}, %[[C16]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NOT:     linalg.batch_matmul
+func.func @scores_filled_slots(%q: memref<8x1x8xf32>, %k: memref<8x8x16xf32>, %s: memref<8x1x16xf32>, %row: index, %len: index) {
+  %c16 = arith.constant 16 : index
+  %l = arith.minsi %len, %c16 : index
+  %qr = memref.subview %q[%row, 0, 0] [4, 1, 8] [1, 1, 1] : memref<8x1x8xf32> to memref<4x1x8xf32, strided<[8, 8, 1], offset: ?>>
+  %kr = memref.subview %k[%row, 0, 0] [4, 8, %l] [1, 1, 1] : memref<8x8x16xf32> to memref<4x8x?xf32, strided<[128, 16, 1], offset: ?>>
+  %sr = memref.subview %s[%row, 0, 0] [4, 1, %l] [1, 1, 1] : memref<8x1x16xf32> to memref<4x1x?xf32, strided<[16, 16, 1], offset: ?>>
+  linalg.batch_matmul ins(%qr, %kr : memref<4x1x8xf32, strided<[8, 8, 1], offset: ?>>, memref<4x8x?xf32, strided<[128, 16, 1], offset: ?>>) outs(%sr : memref<4x1x?xf32, strided<[16, 16, 1], offset: ?>>)
+  return
+}
+
+// -----
+
+// Probabilities times values over the first `len` slots: K is the run-time
+// length (memref.dim of an operand dimension its loop runs over).
+// CHECK-LABEL: func.func @values_filled_slots
+// CHECK:         %[[DIM:.*]] = memref.dim %{{.*}}, %{{.*}} : memref<4x{{.*}}x?xf32, strided<[16, 16, 1], offset: ?>>
+// CHECK:         scf.parallel
+// CHECK:           %[[K32:.*]] = arith.index_cast %[[DIM]] : index to i32
+// CHECK:           call @cblas_sgemv(%{{.*}}, %{{.*}}, %[[K32]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}})
+// CHECK-NOT:     linalg.batch_matmul
+func.func @values_filled_slots(%p: memref<8x1x16xf32>, %v: memref<8x16x8xf32>, %o: memref<8x1x8xf32>, %row: index, %len: index) {
+  %c16 = arith.constant 16 : index
+  %l = arith.minsi %len, %c16 : index
+  %pr = memref.subview %p[%row, 0, 0] [4, 1, %l] [1, 1, 1] : memref<8x1x16xf32> to memref<4x1x?xf32, strided<[16, 16, 1], offset: ?>>
+  %vr = memref.subview %v[%row, 0, 0] [4, %l, 8] [1, 1, 1] : memref<8x16x8xf32> to memref<4x?x8xf32, strided<[128, 8, 1], offset: ?>>
+  %or = memref.subview %o[%row, 0, 0] [4, 1, 8] [1, 1, 1] : memref<8x1x8xf32> to memref<4x1x8xf32, strided<[8, 8, 1], offset: ?>>
+  linalg.batch_matmul ins(%pr, %vr : memref<4x1x?xf32, strided<[16, 16, 1], offset: ?>>, memref<4x?x8xf32, strided<[128, 8, 1], offset: ?>>) outs(%or : memref<4x1x8xf32, strided<[8, 8, 1], offset: ?>>)
+  return
+}
+
+// -----
+
+// A dynamic size with no constant bound cannot be checked against the
+// leading dimensions: the op stays.
+// CHECK-LABEL: func.func @unbounded
+// CHECK:         linalg.batch_matmul
+// CHECK-NOT:     cblas_sgemv
+func.func @unbounded(%q: memref<8x1x8xf32>, %k: memref<8x8x16xf32>, %s: memref<8x1x16xf32>, %l: index) {
+  %kr = memref.subview %k[0, 0, 0] [4, 8, %l] [1, 1, 1] : memref<8x8x16xf32> to memref<4x8x?xf32, strided<[128, 16, 1]>>
+  %sr = memref.subview %s[0, 0, 0] [4, 1, %l] [1, 1, 1] : memref<8x1x16xf32> to memref<4x1x?xf32, strided<[16, 16, 1]>>
+  %qr = memref.subview %q[0, 0, 0] [4, 1, 8] [1, 1, 1] : memref<8x1x8xf32> to memref<4x1x8xf32, strided<[8, 8, 1]>>
+  linalg.batch_matmul ins(%qr, %kr : memref<4x1x8xf32, strided<[8, 8, 1]>>, memref<4x8x?xf32, strided<[128, 16, 1]>>) outs(%sr : memref<4x1x?xf32, strided<[16, 16, 1]>>)
+  return
+}

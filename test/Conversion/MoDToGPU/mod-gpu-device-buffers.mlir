@@ -129,22 +129,25 @@ func.func @resident_weight(%x: memref<6x4xf32>, %w: memref<4x8xf32> {mod.device_
 
 // -----
 
-// An in-place update (adamw_step's parameter): the resident out-parameter
-// receives the new value device -> device; the resident input is read by a
-// kernel and not copied.
+// An in-place update (adamw_step's parameter, `mod.device_resident = 0`:
+// the runtime passes %p's buffer as %pout): the elementwise kernel reads
+// each element of %p before it writes that element, so it writes the
+// out-parameter directly; no copy of %p, no result buffer, no copy out.
 // CHECK-LABEL: func.func @resident_update
 // CHECK-SAME: (%[[P:.*]]: memref<4xf32>, %[[G:.*]]: memref<4xf32>, %[[POUT:.*]]: memref<4xf32>) attributes {mod.device_resident_args = array<i64: 0, 2>}
 // CHECK: %[[DG:.*]] = gpu.alloc () : memref<4xf32>
 // CHECK-NEXT: gpu.memcpy %[[DG]], %[[G]]
 // CHECK-NOT: gpu.memcpy
-// CHECK: %[[T:.*]] = gpu.alloc () : memref<4xf32>
-// CHECK: linalg.generic {{.*}} ins(%[[P]], %[[DG]] : memref<4xf32>, memref<4xf32>) outs(%[[T]] : memref<4xf32>)
-// CHECK: gpu.memcpy %[[POUT]], %[[T]] : memref<4xf32>, memref<4xf32>
-// CHECK-NEXT: gpu.dealloc %[[T]]
-// CHECK-NOT: gpu.memcpy
-// CHECK: return
+// CHECK-NOT: gpu.alloc
+// CHECK: linalg.generic {{.*}} ins(%[[P]], %[[DG]] : memref<4xf32>, memref<4xf32>) outs(%[[POUT]] : memref<4xf32>)
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: arith.subf
+// CHECK-NEXT: linalg.yield
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.dealloc %[[DG]]
+// CHECK-NEXT: return
 #id = affine_map<(d0) -> (d0)>
-func.func @resident_update(%p: memref<4xf32> {mod.device_resident}, %g: memref<4xf32>, %pout: memref<4xf32> {mod.device_resident}) {
+func.func @resident_update(%p: memref<4xf32> {mod.device_resident}, %g: memref<4xf32>, %pout: memref<4xf32> {mod.device_resident = 0 : i64}) {
   %t = memref.alloc() : memref<4xf32>
   linalg.generic {indexing_maps = [#id, #id, #id], iterator_types = ["parallel"]}
       ins(%p, %g : memref<4xf32>, memref<4xf32>) outs(%t : memref<4xf32>) {
@@ -183,5 +186,88 @@ func.func @resident_written(%p: memref<4xf32> {mod.device_resident}, %q: memref<
   func.call @opaque(%addr) : (index) -> ()
   memref.copy %p, %pout : memref<4xf32> to memref<4xf32>
   memref.copy %q, %qout : memref<4xf32> to memref<4xf32>
+  return
+}
+
+// -----
+
+// Not in place when the update is not elementwise: the result reads %p at
+// another index (a reversal) than it writes, so writing %p's buffer while
+// reading it would read overwritten elements. The result is computed in a
+// fresh buffer and copied device -> device at the end.
+// CHECK-LABEL: func.func @resident_update_reversed
+// CHECK: %[[T:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK: linalg.generic {{.*}} outs(%[[T]] : memref<4xf32>)
+// CHECK: gpu.memcpy %{{.*}}, %[[T]] : memref<4xf32>, memref<4xf32>
+// CHECK-NEXT: gpu.dealloc %[[T]]
+#id = affine_map<(d0) -> (d0)>
+#rev = affine_map<(d0) -> (3 - d0)>
+func.func @resident_update_reversed(%p: memref<4xf32> {mod.device_resident}, %pout: memref<4xf32> {mod.device_resident = 0 : i64}) {
+  %t = memref.alloc() : memref<4xf32>
+  linalg.generic {indexing_maps = [#rev, #id], iterator_types = ["parallel"]}
+      ins(%p : memref<4xf32>) outs(%t : memref<4xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  memref.copy %t, %pout : memref<4xf32> to memref<4xf32>
+  return
+}
+
+// -----
+
+// Nor when %p is read after the result's first write: a later op reading
+// %p would see the new values.
+// CHECK-LABEL: func.func @resident_read_after_write
+// CHECK: %[[T:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[T]] : memref<4xf32>)
+// CHECK: gpu.memcpy %{{.*}}, %[[T]] : memref<4xf32>, memref<4xf32>
+#id = affine_map<(d0) -> (d0)>
+func.func @resident_read_after_write(%p: memref<4xf32> {mod.device_resident}, %pout: memref<4xf32> {mod.device_resident = 0 : i64}, %sum: memref<4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %t = memref.alloc() : memref<4xf32>
+  linalg.fill ins(%zero : f32) outs(%t : memref<4xf32>)
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel"]}
+      ins(%p : memref<4xf32>) outs(%t : memref<4xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %s = arith.addf %a, %o : f32
+    linalg.yield %s : f32
+  }
+  %s = memref.alloc() : memref<4xf32>
+  linalg.copy ins(%p : memref<4xf32>) outs(%s : memref<4xf32>)
+  memref.copy %t, %pout : memref<4xf32> to memref<4xf32>
+  memref.copy %s, %sum : memref<4xf32> to memref<4xf32>
+  return
+}
+
+// -----
+
+// A device-resident result that updates no argument (a gradient the
+// runtime keeps on the device for @adamw_step) is computed in the
+// out-parameter itself, even when it is written several times; a host
+// result (the loss) still goes out through a device -> host copy.
+// CHECK-LABEL: func.func @resident_gradient
+// CHECK-SAME: (%[[X:.*]]: memref<4xf32>, %[[GOUT:.*]]: memref<4xf32>, %[[LOUT:.*]]: memref<f32>)
+// CHECK-NOT: gpu.alloc () : memref<4xf32>
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[GOUT]] : memref<4xf32>)
+// CHECK: linalg.generic {{.*}} ins(%[[X]] : memref<4xf32>) outs(%[[GOUT]] : memref<4xf32>)
+// CHECK: %[[L:.*]] = gpu.alloc () : memref<f32>
+// CHECK: gpu.memcpy %[[LOUT]], %[[L]] : memref<f32>, memref<f32>
+// CHECK-NOT: gpu.memcpy
+// CHECK: return
+#id = affine_map<(d0) -> (d0)>
+func.func @resident_gradient(%x: memref<4xf32> {mod.device_resident}, %gout: memref<4xf32> {mod.device_resident}, %lout: memref<f32>) {
+  %zero = arith.constant 0.0 : f32
+  %g = memref.alloc() : memref<4xf32>
+  linalg.fill ins(%zero : f32) outs(%g : memref<4xf32>)
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel"]}
+      ins(%x : memref<4xf32>) outs(%g : memref<4xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %s = arith.addf %a, %o : f32
+    linalg.yield %s : f32
+  }
+  %l = memref.alloc() : memref<f32>
+  linalg.fill ins(%zero : f32) outs(%l : memref<f32>)
+  memref.copy %g, %gout : memref<4xf32> to memref<4xf32>
+  memref.copy %l, %lout : memref<f32> to memref<f32>
   return
 }

@@ -110,6 +110,18 @@ struct RoutedPlan;
 struct RoutingRule {
   bool predictor = false;
   int64_t predictorHidden = 32;
+  /// Decode steps compute the key side row by row over each row's filled
+  /// slots only (see buildRowwise); false: over all Smax slots, masked.
+  bool rowwiseKeys = true;
+};
+
+/// Row `row` of a value of a per-row decode step: the box it spans, its key
+/// atoms cut to the row's filled slots.
+struct RowBox {
+  /// The value has neither a batch nor a key atom: every row reads it all.
+  bool whole = true;
+  SmallVector<OpFoldResult> offsets, sizes, strides;
+  SmallVector<int64_t> shape;
 };
 
 class Incrementalizer {
@@ -163,6 +175,13 @@ private:
                                  int64_t smax) const;
   RankedTensorType formType(Value v, StringRef form, int64_t t,
                             int64_t smax) const;
+  FailureOr<func::FuncOp> buildStep(OpBuilder &b, StringRef name,
+                                    const StepKind &kind, bool rowwise);
+  FailureOr<RowBox> rowBox(OpBuilder &b, Location loc, Value v,
+                           StringRef form, int64_t t, int64_t smax, Value row,
+                           Value extent) const;
+  /// Whether a loop of `op` runs over a batch atom.
+  bool loopRunsOverBatch(linalg::LinalgOp op, unsigned loop) const;
 
   func::FuncOp func;
   const TokenAxisAnalysis &axes;
@@ -182,6 +201,9 @@ private:
   // Values read from a cache on their key side, in program order.
   llvm::SetVector<Value> caches;
   std::map<std::pair<void *, Form>, double> costMemo;
+  /// Set while building a per-row step that the value layouts do not allow
+  /// (the step is then built over the whole cache instead).
+  bool rowwiseInfeasible = false;
 };
 
 unsigned Incrementalizer::numTokenAtoms(Value v) const {
@@ -1245,8 +1267,110 @@ RankedTensorType Incrementalizer::cacheType(unsigned i, int64_t smax,
   return type;
 }
 
+FailureOr<RowBox> Incrementalizer::rowBox(OpBuilder &b, Location loc,
+                                           Value v, StringRef form, int64_t t,
+                                           int64_t smax, Value row,
+                                           Value extent) const {
+  RowBox box;
+  unsigned next = 0;
+  for (const auto &dim : axes.getLayout(v)) {
+    // Sizes of the dimension's atoms in this function; which is the batch
+    // (1) or a key (2) atom.
+    SmallVector<int64_t> sizes;
+    int special = -1, kind = 0;
+    for (const AxisAtom &a : dim) {
+      int k = 0;
+      if (!a.token) {
+        sizes.push_back(a.batch && batchSize ? batchSize : a.size);
+        k = a.batch ? 1 : 0;
+      } else {
+        bool key = form[next++] == kKey;
+        sizes.push_back(key ? smax : t);
+        k = key ? 2 : 0;
+      }
+      if (!k)
+        continue;
+      if (special >= 0)
+        return failure(); // Two of them in one dimension.
+      special = sizes.size() - 1;
+      kind = k;
+    }
+    int64_t inner = 1, full = 1;
+    for (auto [i, size] : llvm::enumerate(sizes)) {
+      full *= size;
+      if (special >= 0 && int(i) > special)
+        inner *= size;
+      // A row is one box only if nothing non-unit encloses its atom.
+      if (special >= 0 && int(i) < special && size != 1)
+        return failure();
+    }
+    box.strides.push_back(b.getIndexAttr(1));
+    if (special < 0) {
+      box.offsets.push_back(b.getIndexAttr(0));
+      box.sizes.push_back(b.getIndexAttr(full));
+      box.shape.push_back(full);
+      continue;
+    }
+    box.whole = false;
+    if (kind == 1) {
+      Value offset = arith::MulIOp::create(
+          b, loc, row, arith::ConstantIndexOp::create(b, loc, inner));
+      box.offsets.push_back(offset);
+      box.sizes.push_back(b.getIndexAttr(inner));
+      box.shape.push_back(inner);
+      continue;
+    }
+    box.offsets.push_back(b.getIndexAttr(0));
+    Value size = extent;
+    if (inner != 1)
+      size = arith::MulIOp::create(
+          b, loc, extent, arith::ConstantIndexOp::create(b, loc, inner));
+    box.sizes.push_back(size);
+    box.shape.push_back(ShapedType::kDynamic);
+  }
+  if (next != form.size())
+    return failure();
+  return box;
+}
+
+bool Incrementalizer::loopRunsOverBatch(linalg::LinalgOp op,
+                                        unsigned loop) const {
+  for (OpOperand &operand : op->getOpOperands()) {
+    AffineMap m = op.getMatchingIndexingMap(&operand);
+    AxisLayout layout = axes.getLayout(operand.get());
+    for (auto [d, expr] : llvm::enumerate(m.getResults())) {
+      auto dimExpr = dyn_cast<AffineDimExpr>(expr);
+      if (!dimExpr || dimExpr.getPosition() != loop || d >= layout.size())
+        continue;
+      for (const AxisAtom &a : layout[d])
+        if (a.batch)
+          return true;
+    }
+  }
+  return false;
+}
+
 FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
                                                const StepKind &kind) {
+  // A decode step reads each row's filled slots only, when every value on
+  // the key side has its row as one box; otherwise it runs over the whole
+  // cache with the unfilled slots masked.
+  if (kind.decode && kind.t == 1 && rule.rowwiseKeys) {
+    rowwiseInfeasible = false;
+    FailureOr<func::FuncOp> fn = buildStep(b, name, kind, /*rowwise=*/true);
+    if (!rowwiseInfeasible)
+      return fn;
+    if (succeeded(fn))
+      fn->erase();
+    rowwiseInfeasible = false;
+  }
+  return buildStep(b, name, kind, /*rowwise=*/false);
+}
+
+FailureOr<func::FuncOp> Incrementalizer::buildStep(OpBuilder &b,
+                                                   StringRef name,
+                                                   const StepKind &kind,
+                                                   bool rowwise) {
   MLIRContext *ctx = func.getContext();
   Location loc = func.getLoc();
   const int64_t t = kind.t, smax = kind.smax, batch = kind.batch;
@@ -1427,6 +1551,26 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
           })
           .getResult(0);
 
+  // Per-row steps: row `row` holds its cache's slots [0, extent), extent =
+  // min(offsets[row] + counts[row], Smax) (the new token included).
+  Value c0 = arith::ConstantIndexOp::create(fb, loc, 0);
+  Value c1 = arith::ConstantIndexOp::create(fb, loc, 1);
+  Value cB = arith::ConstantIndexOp::create(fb, loc, batch);
+  auto keyExtent = [&](OpBuilder &nb, Location nl, Value row) -> Value {
+    Value end = arith::AddIOp::create(
+        nb, nl, tensor::ExtractOp::create(nb, nl, offsets, ValueRange{row}),
+        tensor::ExtractOp::create(nb, nl, counts, ValueRange{row}));
+    Value extent =
+        arith::IndexCastOp::create(nb, nl, nb.getIndexType(), end);
+    return arith::MinSIOp::create(nb, nl, extent,
+                                  arith::ConstantIndexOp::create(nb, nl, smax));
+  };
+  auto giveUpRowwise = [&]() -> FailureOr<func::FuncOp> {
+    rowwiseInfeasible = true;
+    fn.erase();
+    return failure();
+  };
+
   SmallVector<Value> updatedCaches(caches.size());
   auto cacheValue = [&](Value v) -> LogicalResult {
     unsigned index = caches.getArrayRef().size();
@@ -1459,6 +1603,46 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
               ValueRange{tensor::EmptyOp::create(
                   fb, v.getLoc(), ArrayRef<int64_t>{batch}, et)})
               .getResult(0);
+    }
+    if (rowwise) {
+      // Each row reads its filled slots only, so the cache is read as it
+      // is; the compacted rows of a routed block's step copy their filled
+      // slots out of the whole batch's cache.
+      Value keys = written;
+      if (gatherRows) {
+        SmallVector<int64_t> shape(type.getShape());
+        shape[0] = batch;
+        Value init = tensor::EmptyOp::create(fb, v.getLoc(), shape,
+                                             type.getElementType());
+        auto copy = scf::ForOp::create(
+            fb, v.getLoc(), c0, cB, c1, ValueRange{init},
+            [&](OpBuilder &nb, Location nl, Value row, ValueRange iter) {
+              Value extent = keyExtent(nb, nl, row);
+              Value from = arith::IndexCastOp::create(
+                  nb, nl, nb.getIndexType(),
+                  tensor::ExtractOp::create(nb, nl, gatherRows,
+                                            ValueRange{row}));
+              int64_t rank = type.getRank();
+              SmallVector<OpFoldResult> offs(rank, nb.getIndexAttr(0)),
+                  sizes, ones(rank, nb.getIndexAttr(1));
+              sizes.push_back(nb.getIndexAttr(1));
+              sizes.push_back(extent);
+              for (int64_t d = 2; d < rank; ++d)
+                sizes.push_back(nb.getIndexAttr(type.getDimSize(d)));
+              offs[0] = from;
+              Value piece = tensor::ExtractSliceOp::create(
+                  nb, nl, written, offs, sizes, ones);
+              offs[0] = row;
+              scf::YieldOp::create(
+                  nb, nl,
+                  tensor::InsertSliceOp::create(nb, nl, piece, iter[0], offs,
+                                                sizes, ones)
+                      .getResult());
+            });
+        keys = copy.getResult(0);
+      }
+      realized[{v.getAsOpaquePointer(), Form(1, kKey)}] = keys;
+      return success();
     }
     realized[{v.getAsOpaquePointer(), Form(1, kKey)}] =
         readCache(fb, v.getLoc(), written, offsets, counts, emptyValue,
@@ -1526,6 +1710,129 @@ FailureOr<func::FuncOp> Incrementalizer::build(OpBuilder &b, StringRef name,
     if (it == opForms.end())
       continue;
     for (const OpForm &of : it->second) {
+      bool keyLoops = llvm::any_of(
+          of, [](const std::string &l) { return l.find(kKey) != l.npos; });
+      if (rowwise && keyLoops) {
+        auto linalgOp = dyn_cast<linalg::LinalgOp>(&op);
+        // Views and buffers keep the whole cache's shape; every linalg op
+        // on the key side runs per row on the filled slots.
+        if (!linalgOp) {
+          if (!isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp,
+                   tensor::ExtractSliceOp, tensor::EmptyOp,
+                   arith::ConstantOp>(op))
+            return giveUpRowwise();
+        } else {
+          bool batchIndex = false;
+          op.walk([&](linalg::IndexOp index) {
+            batchIndex |= loopRunsOverBatch(linalgOp, index.getDim());
+          });
+          if (batchIndex)
+            return giveUpRowwise();
+          SmallVector<Value> fullOperands;
+          for (OpOperand &operand : op.getOpOperands()) {
+            Value v = operand.get();
+            Value mapped =
+                numTokenAtoms(v) ? lookup(v, operandForm(&op, of, operand))
+                                 : shared.lookupOrNull(v);
+            if (!mapped)
+              return op.emitError(
+                  "internal error: an operand of this op was not computed in "
+                  "the form the decode step needs");
+            fullOperands.push_back(mapped);
+          }
+          unsigned numInputs = linalgOp.getNumDpsInputs();
+          // An init that a linalg.fill makes is filled per row in the loop
+          // (on the fill's own init), so that every row's op writes its
+          // rows of a buffer of its own (no copy of a fill shared by CSE)
+          // and a GEMM sees the zero fill right before it.
+          SmallVector<Value> fillValues(op.getNumOperands());
+          for (OpOperand &operand : op.getOpOperands()) {
+            unsigned i = operand.getOperandNumber();
+            auto fill = operand.get().getDefiningOp<linalg::FillOp>();
+            if (i < numInputs || !fill)
+              continue;
+            Value fillInit = fill.getDpsInits()[0];
+            Value value = shared.lookupOrNull(fill.getDpsInputs()[0]);
+            Value init = numTokenAtoms(fillInit)
+                             ? lookup(fillInit, operandForm(&op, of, operand))
+                             : shared.lookupOrNull(fillInit);
+            if (!value || !init || init.getType() != fullOperands[i].getType())
+              continue;
+            fillValues[i] = value;
+            fullOperands[i] = init;
+          }
+          SmallVector<Value> inits(fullOperands.begin() + numInputs,
+                                   fullOperands.end());
+          bool boxed = true;
+          auto loop = scf::ForOp::create(
+              fb, op.getLoc(), c0, cB, c1, inits,
+              [&](OpBuilder &nb, Location nl, Value row, ValueRange iter) {
+                Value extent = keyExtent(nb, nl, row);
+                SmallVector<Value> sliced;
+                std::vector<RowBox> boxes;
+                for (OpOperand &operand : op.getOpOperands()) {
+                  unsigned i = operand.getOperandNumber();
+                  Value full = i < numInputs ? fullOperands[i]
+                                             : iter[i - numInputs];
+                  Form form = numTokenAtoms(operand.get())
+                                  ? operandForm(&op, of, operand)
+                                  : Form();
+                  FailureOr<RowBox> box = rowBox(nb, nl, operand.get(), form,
+                                                 t, smax, row, extent);
+                  if (failed(box)) {
+                    boxed = false;
+                    box = RowBox();
+                  }
+                  if (!box->whole)
+                    full = tensor::ExtractSliceOp::create(
+                        nb, nl,
+                        RankedTensorType::get(
+                            box->shape,
+                            cast<RankedTensorType>(full.getType())
+                                .getElementType()),
+                        full, box->offsets, box->sizes, box->strides);
+                  if (fillValues[i])
+                    full = linalg::FillOp::create(nb, nl, fillValues[i],
+                                                  ValueRange{full})
+                               .getResult(0);
+                  sliced.push_back(full);
+                  boxes.push_back(*box);
+                }
+                IRMapping mapping;
+                llvm::SetVector<Value> above;
+                getUsedValuesDefinedAbove(op.getRegions(), above);
+                for (Value v : above)
+                  if (Value m = shared.lookupOrNull(v))
+                    mapping.map(v, m);
+                Operation *clone = nb.clone(op, mapping);
+                for (auto [i, v] : llvm::enumerate(sliced))
+                  clone->setOperand(i, v);
+                SmallVector<Value> yields;
+                for (unsigned r = 0; r < op.getNumResults(); ++r) {
+                  Value res = clone->getResult(r);
+                  res.setType(sliced[numInputs + r].getType());
+                  const RowBox &box = boxes[numInputs + r];
+                  yields.push_back(
+                      box.whole ? res
+                                : tensor::InsertSliceOp::create(
+                                      nb, nl, res, iter[r], box.offsets,
+                                      box.sizes, box.strides)
+                                      .getResult());
+                }
+                scf::YieldOp::create(nb, nl, yields);
+              });
+          if (!boxed)
+            return giveUpRowwise();
+          loop->setAttr("mod.key_rows", fb.getUnitAttr());
+          for (unsigned r = 0; r < op.getNumResults(); ++r) {
+            Value res = op.getResult(r);
+            if (numTokenAtoms(res))
+              realized[{res.getAsOpaquePointer(), resultForm(&op, of, r)}] =
+                  loop.getResult(r);
+          }
+          continue;
+        }
+      }
       // One value may be read in two forms by one op (the mask reads the
       // positions on its query and its key side), so operands are set one
       // by one after cloning.
@@ -1746,6 +2053,7 @@ struct GenerateDecodePass
       }
 
     RoutingRule rule;
+    rule.rowwiseKeys = !fullCacheAttention;
     if (routing == "predictor") {
       rule.predictor = true;
       if (predictorHidden < 1) {

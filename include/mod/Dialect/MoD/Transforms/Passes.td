@@ -617,6 +617,31 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     (RoPE angles, the query side of the mask) are computed from the new
     positions.
 
+    **Cost of a decode step: the filled slots only.** Every linalg op of
+    `@decode_step` that loops over keys (the keys' and values' transposes,
+    the attention scores, the mask, the softmax, probabilities times
+    values: any op with a key loop, found by the labels above, not by name)
+    becomes an `scf.for` over the batch rows (marked `mod.key_rows`) whose
+    body runs the op on row b's slices, its key atoms cut to
+    `L_b = min(lengths[b] + 1, Smax)` slots (the tokens the cache held and
+    the new one): `tensor.extract_slice` with a dynamic size of the caches
+    (read as they are) and of the whole-batch buffers the row's results are
+    inserted back into (a zero-filled init is filled per row in the loop).
+    The length thus reaches the kernels as the dynamic size of their
+    operands: `--mod-linalg-to-blas` makes the scores and the
+    probabilities-times-values GEMMs `cblas_sgemv` calls of N = L_b and
+    K = L_b (`memref.dim`), and the elementwise ops and reductions become
+    loops to L_b. A step then costs O(sum_b L_b) per attention layer
+    (plus the position-wise work, independent of the lengths), not
+    O(B * Smax); slots past L_b are never read. A routed block's step does
+    the same over its rows' routed lengths (`routed_lengths[rows[i]] + 1`),
+    first copying those slots of each row out of the whole batch's caches.
+    This needs each row's part of every key-side value to be one box (the
+    batch atom and the key atom outermost in their dimensions, as in
+    `[B*H, d, Smax]`) and no `linalg.index` over the batch; otherwise, or
+    with `full-cache-attention`, the step runs over all Smax slots with the
+    unfilled ones masked as `@prefill` does:
+
     Unwritten cache slots read position `max(new positions) + 1` (so the
     position-causal mask hides them) and 0 in float caches (so stale memory
     cannot become NaN through a masked probability). A forward whose mask
@@ -657,8 +682,8 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
       same slots). The step gathers its rows' hidden states, positions and
       routed lengths, writes each row's new keys and values in place at its
       slot `routed_lengths[row]` of the whole batch's caches (one
-      `tensor.insert_slice` per row), reads the caches through the row
-      indices, and the routed rows' outputs and lengths are then written back
+      `tensor.insert_slice` per row), reads the caches' filled slots through
+      the row indices, and the routed rows' outputs and lengths are then written back
       in an `scf.for` to n. The dynamic row count n thus reaches the kernels
       as the static M = k of every GEMM of the selected copy: one
       `cblas_sgemm` (`cblas_sgemv` for k = 1) per projection on the CPU, one
@@ -690,7 +715,13 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
            "parameters)">,
     Option<"predictorHidden", "predictor-hidden", "int64_t", /*default=*/"32",
            "Hidden width of the predictor MLP (as in training) with "
-           "routing=predictor">
+           "routing=predictor">,
+    Option<"fullCacheAttention", "full-cache-attention", "bool",
+           /*default=*/"false",
+           "Compute @decode_step's key side over all Smax slots of every "
+           "cache, the unfilled ones masked (the cost of a step then does "
+           "not depend on the filled length; for comparison), instead of "
+           "per row over its filled slots">
   ];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
