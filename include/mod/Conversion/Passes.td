@@ -533,6 +533,44 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     accumulation; several times faster on sm_80+, about 1e-3 relative
     error per product).
 
+    cuBLASLt epilogues (`fuse-epilogues`, default on): a rank-2
+    `linalg.matmul` into a fresh buffer `C` that only an elementwise bias
+    add reads afterwards, `D[i..., j] = C[i..., j] + bias[j]` (`C` read as it
+    is or through an `expand_shape` that keeps its columns, `bias` a
+    contiguous f32 vector of `n` floats indexed by the last loop), becomes
+    one call of `modrt_cublaslt_matmul` writing `D` with
+    `CUBLASLT_EPILOGUE_BIAS`. When the next op touching `D` is an
+    elementwise `linalg.generic` computing the tanh GELU
+    `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` of all of `D` (any
+    order of factors and addends, or the inner term as
+    `x (1 + 0.044715 x^2)`), in place or into a buffer `E` while `D` is not
+    read again, it is fused too (`CUBLASLT_EPILOGUE_GELU_BIAS`, which
+    computes exactly that approximation). The exact GELU
+    `0.5 x (1 + erf(x / sqrt(2)))` and any other body is not fused: it
+    stays a generated kernel after a bias-only epilogue. The output must not
+    alias `A`, `B` or the bias, and nothing between the GEMM and the last
+    fused op may read or write it or write the bias (the call writes it at
+    the GEMM's place). When `C` is zero before the GEMM (a `linalg.fill` of
+    0.0, or a copy of a buffer a zero fill wrote last), cuBLASLt does not
+    read it (beta = 0) and the zeroing and `C` itself go away. The transpose
+    flags of folded transposes and `allow-tf32` apply to the fused call as
+    to the SGEMM. Backward (DGELU, BGRAD) epilogues are not fused: the
+    adjoint GEMMs stay SGEMM calls.
+
+    Cost of the fused call: the same `2·m·n·k` FLOPs as the SGEMM, plus
+    `n` floats of bias read and one `tanh` per output element in the
+    epilogue, on the GEMM's output tile while it is still in registers. It
+    replaces the zeroing of `C` (a copy kernel or memset, `4·m·n` bytes
+    written), the bias-add kernel (`8·m·n + 4·n` bytes moved) and the GELU
+    kernel (`8·m·n` bytes): up to three launches and `20·m·n` bytes of
+    device memory traffic per linear layer. The wrapper builds the
+    cuBLASLt matmul descriptor, matrix layouts and heuristic algorithm once
+    per distinct problem (sizes, leading dimensions, flags, pointer
+    alignments) and caches them for the process; a call with a cached
+    problem sets the bias pointer and enqueues one `cublasLtMatmul` (plus a
+    stream-ordered workspace allocation when the chosen algorithm needs
+    one) on the caller's stream.
+
     Mixed precision (`precision=bf16`, `mod-compile --cuda-precision=bf16`):
     the GEMMs take bf16 operands with f32 accumulation and an f32 result.
     Each becomes a call to `modrt_cublas_gemm_bf16_strided_batched` (same
@@ -555,7 +593,8 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     shape or a non-identity layout stays an f32 SGEMM. Relative error per
     GEMM: about `2^-8` (bf16's 8-bit significand) of the operands'
     magnitude, versus about 1e-6 for f32. `allow-tf32` cannot be combined
-    with `precision=bf16`.
+    with `precision=bf16`, and with `precision=bf16` no epilogue is fused
+    (the cuBLASLt wrapper is f32): the bias and GELU stay generated kernels.
 
     Before:
 
@@ -576,6 +615,9 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     Option<"allowTF32", "allow-tf32", "bool", /*default=*/"false",
            "Let cuBLAS use TF32 tensor cores for the f32 GEMMs (faster, "
            "inputs rounded to 10 mantissa bits; f32 accumulation)">,
+    Option<"fuseEpilogues", "fuse-epilogues", "bool", /*default=*/"true",
+           "Fuse a bias add (and tanh GELU) after a matmul into a cuBLASLt "
+           "matmul epilogue (modrt_cublaslt_matmul)">,
     Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
            "GEMM operand precision: f32 (default, exact SGEMM) or bf16 "
            "(mixed precision: operands converted to bf16 by generated "
