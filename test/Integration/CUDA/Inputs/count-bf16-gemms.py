@@ -9,7 +9,8 @@ and prints, for every public func.func with a body, one line
          converted_weights=N max_per_weight=N bf16_arguments=N
 
 bf16_gemms / f32_gemms: calls of modrt_cublas_gemm_bf16_strided_batched /
-modrt_cublas_sgemm_strided_batched. conversions: linalg.generic ops whose
+modrt_cublas_sgemm_strided_batched or modrt_cublaslt_matmul (an f32 GEMM
+with a fused epilogue). conversions: linalg.generic ops whose
 output is a bf16 buffer (the f32 -> bf16 conversion kernels).
 weight_conversions: those whose input is a function argument (a parameter
 or another input buffer), converted_weights: how many distinct arguments
@@ -44,7 +45,8 @@ def main():
         depth += line.count("{") - line.count("}")
         if "call @modrt_cublas_gemm_bf16_strided_batched(" in line:
             current["bf16"] += 1
-        if "call @modrt_cublas_sgemm_strided_batched(" in line:
+        if ("call @modrt_cublas_sgemm_strided_batched(" in line or
+                "call @modrt_cublaslt_matmul(" in line):
             current["f32"] += 1
         c = CONVERT.search(line)
         if c:
