@@ -13,7 +13,8 @@ does not list (the runtime passes host buffers for those) or a
 memref.alloca (the host staging buffer of a count the host reads, e.g. a
 decode step's routed rows), device memory otherwise (gpu.alloc results,
 views of them, device-resident arguments).
-launches: gpu.launch_func ops. cublas: calls of modrt_cublas_* functions.
+launches: gpu.launch_func ops. cublas: calls of modrt_cublas_* and
+modrt_cublaslt_* functions (cuBLAS and cuBLASLt).
 syncs: host synchronizations, i.e. blocking gpu.wait ops (without `async`).
 host-reads: memref.load of a host memref.alloca (a value copied device ->
 host). device-accesses: any other memref.load/store/atomic_rmw in host code
@@ -78,7 +79,7 @@ def main():
                 current["device"] += 1
         if "gpu.launch_func" in line:
             current["launches"] += 1
-        if re.search(r"call @modrt_cublas_", line):
+        if re.search(r"call @modrt_cublas(lt)?_", line):
             current["cublas"] += 1
         if re.search(r"\bgpu\.wait\b", line) and "async" not in line:
             current["syncs"] += 1
