@@ -477,6 +477,43 @@ std::vector<Tensor> Model::call(std::string_view entryName,
   return outputs;
 }
 
+void Model::callInto(std::string_view entryName,
+                     const std::vector<const Tensor *> &inputs,
+                     std::vector<Tensor> &outputs) const {
+  const size_t index = checkCall(entryName, inputs);
+  const EntryPoint &entry = manifest_.entryPoints[index];
+  bool reuse = outputs.size() == entry.outputs.size();
+  for (size_t o = 0; reuse && o < outputs.size(); ++o)
+    reuse = outputs[o].dtype() == entry.outputs[o].dtype &&
+            outputs[o].shape() == entry.outputs[o].shape;
+  if (!reuse) {
+    outputs.clear();
+    outputs.reserve(entry.outputs.size());
+    for (const TensorSpec &spec : entry.outputs)
+      outputs.emplace_back(spec.dtype, spec.shape);
+  }
+  std::vector<const Tensor *> args = inputs;
+  std::vector<Tensor *> outs;
+  for (size_t o = 0; o < entry.outputs.size(); ++o) {
+    const TensorSpec &spec = entry.outputs[o];
+    if (spec.aliasOf) {
+      const Tensor *input = inputs[*spec.aliasOf];
+      if (!input)
+        throw Error("entry point '" + entry.name + "': output '" + spec.name +
+                    "' would update the device buffer of '" +
+                    entry.inputs[*spec.aliasOf].name +
+                    "'; pass a host tensor, or use callInPlace");
+      // Computed in place of a copy, so the caller's input stays as it was.
+      if (input->byteSize())
+        std::memcpy(outputs[o].rawData(), input->rawData(),
+                    input->byteSize());
+      args[*spec.aliasOf] = &outputs[o];
+    }
+    outs.push_back(&outputs[o]);
+  }
+  invoke(index, args, outs);
+}
+
 std::vector<Tensor> Model::callInPlace(std::string_view entryName,
                                        const std::vector<Tensor *> &inputs,
                                        bool keepOnDevice) const {

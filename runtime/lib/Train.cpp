@@ -71,18 +71,20 @@ Tensor scalarTensor(const TensorSpec &spec, double value) {
   return t;
 }
 
-void accumulate(Tensor &acc, const Tensor &g, double scale) {
+/// acc += scale * g, or acc = scale * g when `first` (acc's old contents
+/// are ignored: no zero fill before the first micro-batch).
+void accumulate(Tensor &acc, const Tensor &g, double scale, bool first) {
   int64_t n = acc.numElements();
   if (acc.dtype() == DType::F32) {
     float *a = acc.data<float>();
     const float *b = g.data<float>();
     for (int64_t i = 0; i < n; ++i)
-      a[i] += float(scale) * b[i];
+      a[i] = (first ? 0.0f : a[i]) + float(scale) * b[i];
   } else if (acc.dtype() == DType::F64) {
     double *a = acc.data<double>();
     const double *b = g.data<double>();
     for (int64_t i = 0; i < n; ++i)
-      a[i] += scale * b[i];
+      a[i] = (first ? 0.0 : a[i]) + scale * b[i];
   } else {
     throw Error("gradients must be f32 or f64");
   }
@@ -124,10 +126,12 @@ private:
   void initialize();
   void resumeFrom(const std::string &checkpoint);
   void fillWindow(Split split, const std::vector<uint64_t> &starts);
-  /// Runs @loss_and_grad. With `gradsOnDevice`, device-resident gradient
-  /// outputs stay in the model's device buffers (for @adamw_step, or to be
-  /// discarded by an evaluation): their slots are empty tensors.
-  std::vector<Tensor> callLossAndGrad(bool gradsOnDevice);
+  /// Runs @loss_and_grad on the current windows; the outputs stay in
+  /// lgOuts_ (overwritten by the next call). With `gradsOnDevice`,
+  /// device-resident gradient outputs stay in the model's device buffers
+  /// (for @adamw_step, or to be discarded by an evaluation): their slots are
+  /// empty tensors.
+  const std::vector<Tensor> &callLossAndGrad(bool gradsOnDevice);
   double evaluate(std::map<std::string, double> *scalars = nullptr);
   int evalOnly();
   void step(int64_t step);
@@ -169,6 +173,11 @@ private:
   double stepCpuSeconds_ = 0; // CPU time of the process (all threads)
   std::optional<double> valLoss_;
   std::map<std::string, double> extra_;
+  // Kept across steps, so that the gradients (as many bytes as the
+  // parameters) are not allocated, zeroed and faulted in at every step:
+  // loss_and_grad's outputs, and the mean over micro-batches (--accum > 1).
+  std::vector<Tensor> lgOuts_;
+  std::map<std::string, Tensor> gradMean_;
   std::chrono::steady_clock::time_point started_;
   int64_t stepsThisRun_ = 0;
   double secondsThisRun_ = 0;
@@ -349,7 +358,7 @@ void Trainer::fillWindow(Split split, const std::vector<uint64_t> &starts) {
   }
 }
 
-std::vector<Tensor> Trainer::callLossAndGrad(bool gradsOnDevice) {
+const std::vector<Tensor> &Trainer::callLossAndGrad(bool gradsOnDevice) {
   // callInPlace writes only inputs an output aliases: @loss_and_grad has
   // none, so the parameters, tokens, ... are only read.
   std::vector<Tensor *> inputs;
@@ -368,7 +377,13 @@ std::vector<Tensor> Trainer::callLossAndGrad(bool gradsOnDevice) {
       throw Error(o_.modelDir + ": '" + kLossAndGrad + "' input '" + in.name +
                   "' is not one mod-train knows how to supply");
   }
-  return model_.callInPlace(kLossAndGrad, inputs, gradsOnDevice);
+  if (gradsOnDevice)
+    lgOuts_ = model_.callInPlace(kLossAndGrad, inputs, /*keepOnDevice=*/true);
+  else
+    model_.callInto(kLossAndGrad,
+                    std::vector<const Tensor *>(inputs.begin(), inputs.end()),
+                    lgOuts_);
+  return lgOuts_;
 }
 
 double Trainer::evaluate(std::map<std::string, double> *scalars) {
@@ -387,7 +402,7 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
     fillWindow(Split::Validation, starts);
     *routingSeed_.data<int64_t>() =
         int64_t(routingSeed(o_.seed, -1 - e, 0)); // fixed draws
-    std::vector<Tensor> outs = callLossAndGrad(/*gradsOnDevice=*/true);
+    const std::vector<Tensor> &outs = callLossAndGrad(/*gradsOnDevice=*/true);
     total += outs[lossIndex].elementAsDouble(0);
     if (scalars)
       for (size_t i = 0; i < outs.size(); ++i)
@@ -400,7 +415,9 @@ double Trainer::evaluate(std::map<std::string, double> *scalars) {
 }
 
 void Trainer::step(int64_t step) {
-  std::map<std::string, Tensor> grads;
+  // The step's gradient of each parameter: loss_and_grad's output itself
+  // for one micro-batch, else the mean in gradMean_.
+  std::map<std::string, Tensor *> grads;
   extra_.clear();
   double lossSum = 0;
   const bool gradsOnDevice = gradsResident_ && o_.accum == 1;
@@ -412,7 +429,7 @@ void Trainer::step(int64_t step) {
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
     *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
-    std::vector<Tensor> outs = callLossAndGrad(gradsOnDevice);
+    const std::vector<Tensor> &outs = callLossAndGrad(gradsOnDevice);
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
       if (spec.name == "loss") {
@@ -425,11 +442,17 @@ void Trainer::step(int64_t step) {
       } else if (spec.name.rfind("grad.", 0) == 0) {
         if (gradsOnDevice)
           continue; // in the device buffer @adamw_step reads
-        auto it = grads.find(spec.name);
-        if (it == grads.end())
-          it = grads.emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
+        if (o_.accum == 1) {
+          grads[spec.name] = &lgOuts_[i];
+          continue;
+        }
+        auto it = gradMean_.find(spec.name);
+        if (it == gradMean_.end())
+          it = gradMean_
+                   .emplace(spec.name, Tensor(outs[i].dtype(), outs[i].shape()))
                    .first;
-        accumulate(it->second, outs[i], 1.0 / double(o_.accum));
+        accumulate(it->second, outs[i], 1.0 / double(o_.accum), micro == 0);
+        grads[spec.name] = &it->second;
       } else if (spec.shape.empty()) {
         extra_[spec.name] += outs[i].elementAsDouble(0) / double(o_.accum);
       }
@@ -449,7 +472,7 @@ void Trainer::step(int64_t step) {
     else if (n.rfind("grad.", 0) == 0)
       // A host sum goes to a device-resident input through a temporary
       // device buffer (Model::callInPlace).
-      inputs.push_back(gradsOnDevice ? nullptr : &grads.at(n));
+      inputs.push_back(gradsOnDevice ? nullptr : grads.at(n));
     else if (n.rfind("m.", 0) == 0)
       inputs.push_back(hostOrDevice(n, m_.at(n)));
     else if (n.rfind("v.", 0) == 0)
@@ -662,6 +685,9 @@ int Trainer::run() {
                static_cast<long long>(o_.steps),
                static_cast<long long>(o_.accum), o_.dataPath.c_str(),
                static_cast<unsigned long long>(data_.size(Split::Train)));
+  if (model_.manifest().gemmPrecision != "f32")
+    std::fprintf(stderr, "mod-train: GEMM precision %s\n",
+                 model_.manifest().gemmPrecisionDescription().c_str());
 
   for (int64_t s = startStep_; s < o_.steps; ++s) {
     auto t0 = std::chrono::steady_clock::now();

@@ -71,6 +71,31 @@ TEST(ModelTest, CallsEntryPoints) {
   EXPECT_EQ(moved.call("iota", {})[0].data<int64_t>()[3], 3);
 }
 
+TEST(ModelTest, CallIntoReusesTheCallersOutputs) {
+  TempDir dir;
+  writeTestModel(dir);
+  Model model = Model::load(dir.path());
+  Tensor a = f32({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = f32({2, 3}, {10, 20, 30, 40, 50, 60});
+  // Not the manifest's outputs: replaced by tensors of the right type.
+  std::vector<Tensor> outs;
+  outs.emplace_back(DType::F32, std::vector<int64_t>{3, 2});
+  model.callInto("add", {&a, &b}, outs);
+  ASSERT_EQ(outs.size(), 1u);
+  EXPECT_EQ(outs[0].shape(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(outs[0].data<float>()[5], 66.0f);
+  // Right type: the same buffer is overwritten, whatever it held.
+  const void *buffer = outs[0].rawData();
+  outs[0].data<float>()[0] = 1e9f;
+  model.callInto("add", {&b, &b}, outs);
+  EXPECT_EQ(outs[0].rawData(), buffer);
+  const float expected[] = {20, 40, 60, 80, 100, 120};
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(outs[0].data<float>()[i], expected[i]) << i;
+  // Inputs are checked as in call.
+  EXPECT_TRUE(throwsError([&] { model.callInto("add", {&a}, outs); },
+                          {"expected 2 inputs, got 1"}));
+}
+
 TEST(ModelTest, ValidatesInputs) {
   TempDir dir;
   writeTestModel(dir);

@@ -393,14 +393,29 @@ bool leavesBuffersAlone(Operation *op) {
   });
 }
 
+/// `v` without the reshapes on top (the same elements, all of them).
+Value stripReshapes(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (!isa<memref::ExpandShapeOp, memref::CollapseShapeOp>(def))
+      break;
+    v = def->getOperand(0);
+  }
+  return v;
+}
+
+/// Whether `a` and `b` are all of one buffer, each possibly reshaped.
+bool isSameWholeBuffer(Value a, Value b) {
+  return stripReshapes(a) == stripReshapes(b);
+}
+
 /// The op that last wrote `buffer` before `op` in its block, when nothing
 /// between them can have changed any buffer; null otherwise.
 Operation *lastWriterBefore(Operation *op, Value buffer) {
   for (Operation *prev = op->getPrevNode(); prev; prev = prev->getPrevNode()) {
     if (auto fill = dyn_cast<linalg::FillOp>(prev))
-      return fill.getDpsInits()[0] == buffer ? prev : nullptr;
+      return isSameWholeBuffer(fill.getDpsInits()[0], buffer) ? prev : nullptr;
     if (auto copy = dyn_cast<memref::CopyOp>(prev))
-      return copy.getTarget() == buffer ? prev : nullptr;
+      return isSameWholeBuffer(copy.getTarget(), buffer) ? prev : nullptr;
     if (!leavesBuffersAlone(prev))
       return nullptr;
   }
@@ -410,7 +425,7 @@ Operation *lastWriterBefore(Operation *op, Value buffer) {
 bool isZeroFillOf(Operation *op, Value buffer) {
   auto fill = dyn_cast_or_null<linalg::FillOp>(op);
   FloatAttr value;
-  return fill && fill.getDpsInits()[0] == buffer &&
+  return fill && isSameWholeBuffer(fill.getDpsInits()[0], buffer) &&
          matchPattern(fill.getDpsInputs()[0], m_Constant(&value)) &&
          value.getValue().isPosZero();
 }

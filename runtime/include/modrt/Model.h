@@ -134,6 +134,19 @@ public:
                                   const std::vector<Tensor *> &inputs,
                                   bool keepOnDevice = false) const;
 
+  /// Like call, but the outputs go into `outputs`, which a caller keeps
+  /// across calls: when it already holds one tensor per output of the
+  /// manifest's dtype and shape, those buffers are overwritten (every entry
+  /// point writes each element of its results, so they need not be zero);
+  /// otherwise it is replaced by new zeroed tensors. A training loop calls
+  /// loss_and_grad on about as many gradient bytes as parameters every step:
+  /// reusing them saves allocating, zero-filling and page-faulting them in
+  /// every time. An output that aliases an input starts as a copy of it, as
+  /// in call; the inputs are never written.
+  void callInto(std::string_view entryName,
+                const std::vector<const Tensor *> &inputs,
+                std::vector<Tensor> &outputs) const;
+
 private:
   Model() = default;
   void release();

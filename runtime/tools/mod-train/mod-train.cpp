@@ -41,6 +41,13 @@ every step (a hash of --seed, the step and the micro-batch), so each step
 routes a new random set of tokens, and the same fixed values for the
 validation batches of every evaluation.
 
+A model compiled with --target=cuda keeps its parameters and the AdamW
+moments on the GPU (uploaded once, updated in place by @adamw_step,
+downloaded for checkpoints) and, with --accum=1, the gradients too: only
+the loss, the other scalars and the gradient norm come back each step (the
+NaN/inf check uses the gradient norm). With --accum > 1 each micro-batch's
+gradients are copied to the host and summed there.
+
 Options:
   --data=FILE          Token file written by mod-tokenize.
   --out=DIR            Run directory: metrics.jsonl and checkpoints/.

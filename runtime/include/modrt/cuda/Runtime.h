@@ -99,6 +99,9 @@ enum {
   /// row-major matrix, with leading dimension lda (ldb) of that matrix.
   MODRT_CUBLAS_TRANSPOSE_A = 2,
   MODRT_CUBLAS_TRANSPOSE_B = 4,
+  /// modrt_cublaslt_matmul only: apply GELU (the tanh approximation
+  /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), after the bias).
+  MODRT_CUBLAS_GELU = 8,
 };
 
 /// C[b] = op(A[b]) * op(B[b]) + C[b] for b < batch, row-major f32 on device
@@ -114,6 +117,32 @@ void modrt_cublas_sgemm_strided_batched(int64_t batch, int64_t m, int64_t n,
                                         int64_t ldb, int64_t strideB, float *c,
                                         int64_t ldc, int64_t strideC,
                                         int32_t flags);
+
+/// Mixed precision (mod-compile --cuda-precision=bf16): as
+/// modrt_cublas_sgemm_strided_batched, but A and B hold bf16 values (the
+/// raw 16-bit patterns; generated kernels convert the f32 buffers), C is
+/// f32 and the products are accumulated in f32 (cublasGemmStridedBatchedEx
+/// with CUDA_R_16BF A/B, CUDA_R_32F C, CUBLAS_COMPUTE_32F). MODRT_CUBLAS_TF32
+/// is ignored; the transpose flags apply.
+void modrt_cublas_gemm_bf16_strided_batched(
+    int64_t batch, int64_t m, int64_t n, int64_t k, const uint16_t *a,
+    int64_t lda, int64_t strideA, const uint16_t *b, int64_t ldb,
+    int64_t strideB, float *c, int64_t ldc, int64_t strideC, int32_t flags);
+
+/// D = epilogue(op(A) * op(B) + C), row-major f32 on device pointers, with
+/// op(A) m x k (lda), op(B) k x n (ldb), C and D m x n (ldc, ldd; C may be
+/// D; C null: nothing is added, D is overwritten). The epilogue adds
+/// `bias` (n floats, one per column; null: none) to every row, then, with
+/// MODRT_CUBLAS_GELU, applies the tanh GELU. `flags`: MODRT_CUBLAS_TF32,
+/// _TRANSPOSE_A, _TRANSPOSE_B (as for the SGEMM above) and _GELU. Runs
+/// cublasLtMatmul (libcublasLt.so.13 or .12, loaded at first use) on the
+/// calling function's stream; the descriptor, layouts and algorithm of each
+/// distinct problem (sizes, leading dimensions, flags, pointer alignments)
+/// are built once and cached for the process.
+void modrt_cublaslt_matmul(int64_t m, int64_t n, int64_t k, const float *a,
+                           int64_t lda, const float *b, int64_t ldb,
+                           const float *c, int64_t ldc, float *d, int64_t ldd,
+                           const float *bias, int32_t flags);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,8 @@ h2d/d2h/d2d: gpu.memcpy ops by direction. A memcpy operand is host memory
 when it is an argument of the function that its mod.device_resident_args
 does not list (the runtime passes host buffers for those), device memory
 otherwise (gpu.alloc results, views of them, device-resident arguments).
-launches: gpu.launch_func ops. cublas: calls of modrt_cublas_* functions.
+launches: gpu.launch_func ops. cublas: calls of modrt_cublas_* and
+modrt_cublaslt_* functions (cuBLAS and cuBLASLt).
 syncs: host synchronizations, i.e. blocking gpu.wait ops (without `async`).
 """
 import re
@@ -61,7 +62,7 @@ def main():
                 sys.exit("host-to-host gpu.memcpy: " + line.strip())
         if "gpu.launch_func" in line:
             current["launches"] += 1
-        if re.search(r"call @modrt_cublas_", line):
+        if re.search(r"call @modrt_cublas(lt)?_", line):
             current["cublas"] += 1
         if re.search(r"\bgpu\.wait\b", line) and "async" not in line:
             current["syncs"] += 1
