@@ -18,7 +18,9 @@
 // every `*.mod.router.weight` (0: no token is routed) of the cases named
 // after it, `:router-scale=X` after a case's directory of that case alone.
 // Each --ratio=A/B
-// prints median(A) / median(B) next to the FLOP ratio.
+// prints median(A) / median(B) next to the FLOP ratio. The cases' timed steps
+// are interleaved (one step of each case in turn), so that a shared
+// machine's changing load falls on every case alike.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -59,67 +62,91 @@ bool endsWith(const std::string &s, const std::string &suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-void run(Case &c, int64_t promptLen, int warmup, int steps, uint64_t seed,
-         double routerScale) {
-  modrt::Model model = modrt::Model::load(c.dir);
-  std::map<std::string, modrt::Tensor> params = modrt::loadParameters(
-      model.entry("prefill"), "", /*initMissing=*/true, seed);
-  for (auto &[name, t] : params)
-    if (endsWith(name, ".mod.router.weight"))
-      for (int64_t i = 0, n = t.numElements(); i < n; ++i)
-        t.data<float>()[i] *= float(routerScale);
-  modrt::Decoder decoder(model, params);
-  c.batch = decoder.batch();
-  if (promptLen < 1 || promptLen > decoder.prefillLen() ||
-      promptLen + warmup + steps > decoder.maxSeqLen())
-    usage(c.name + ": --prompt-len must be in [1, " +
-          std::to_string(decoder.prefillLen()) + "] and prompt + steps at most " +
-          std::to_string(decoder.maxSeqLen()));
-  std::mt19937 rng{static_cast<uint32_t>(seed)};
-  std::uniform_int_distribution<int32_t> token(0, int32_t(decoder.vocabSize() - 1));
-  std::vector<std::vector<int32_t>> prompts(size_t(c.batch));
-  for (auto &p : prompts)
-    for (int64_t i = 0; i < promptLen; ++i) p.push_back(token(rng));
-  decoder.prefill(prompts);
-  auto next = [&] {
+/// One case, loaded and prefilled, stepped by the caller: the cases' steps
+/// are interleaved (one step of each in turn), so that the load of a shared
+/// machine falls on all of them alike.
+struct Runner {
+  Case &c;
+  modrt::Model model;
+  std::map<std::string, modrt::Tensor> params;
+  std::unique_ptr<modrt::Decoder> decoder;
+  std::mt19937 rng;
+  std::uniform_int_distribution<int32_t> token;
+  std::vector<std::string> blocks;
+  std::map<std::string, int64_t> before;
+  int64_t tokensBefore = 0;
+  std::vector<double> ms;
+
+  Runner(Case &c, int64_t promptLen, int warmup, int steps, uint64_t seed)
+      : c(c), model(modrt::Model::load(c.dir)),
+        rng(static_cast<uint32_t>(seed)) {
+    params = modrt::loadParameters(model.entry("prefill"), "",
+                                   /*initMissing=*/true, seed);
+    for (auto &[name, t] : params)
+      if (endsWith(name, ".mod.router.weight"))
+        for (int64_t i = 0, n = t.numElements(); i < n; ++i)
+          t.data<float>()[i] *= float(c.routerScale);
+    decoder = std::make_unique<modrt::Decoder>(model, params);
+    c.batch = decoder->batch();
+    if (promptLen < 1 || promptLen > decoder->prefillLen() ||
+        promptLen + warmup + steps > decoder->maxSeqLen())
+      usage(c.name + ": --prompt-len must be in [1, " +
+            std::to_string(decoder->prefillLen()) +
+            "] and prompt + steps at most " +
+            std::to_string(decoder->maxSeqLen()));
+    token = std::uniform_int_distribution<int32_t>(
+        0, int32_t(decoder->vocabSize() - 1));
+    std::vector<std::vector<int32_t>> prompts(size_t(c.batch));
+    for (auto &p : prompts)
+      for (int64_t i = 0; i < promptLen; ++i) p.push_back(token(rng));
+    decoder->prefill(prompts);
+    for (int i = 0; i < warmup; ++i) decoder->step(next());
+    blocks = decoder->routedBlocks();
+    for (const std::string &b : blocks)
+      before[b] = decoder->routedDecodedTokens(b);
+    tokensBefore = decoder->decodedTokens();
+  }
+
+  std::vector<int32_t> next() {
     std::vector<int32_t> t(size_t(c.batch));
     for (auto &v : t) v = token(rng);
     return t;
-  };
-  for (int i = 0; i < warmup; ++i) decoder.step(next());
-  std::vector<std::string> blocks = decoder.routedBlocks();
-  std::map<std::string, int64_t> before;
-  for (const std::string &b : blocks) before[b] = decoder.routedDecodedTokens(b);
-  int64_t tokensBefore = decoder.decodedTokens();
-  std::vector<double> ms;
-  for (int i = 0; i < steps; ++i) {
+  }
+
+  void timedStep() {
     std::vector<int32_t> t = next();
     auto start = std::chrono::steady_clock::now();
-    decoder.step(t);
+    decoder->step(t);
     auto stop = std::chrono::steady_clock::now();
-    ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(stop - start).count());
   }
-  std::sort(ms.begin(), ms.end());
-  c.median = ms[ms.size() / 2];
-  c.min = ms.front();
-  c.max = ms.back();
-  int64_t tokens = decoder.decodedTokens() - tokensBefore;
-  std::map<std::string, double> fraction;
-  for (const std::string &b : blocks) {
-    fraction[b] = double(decoder.routedDecodedTokens(b) - before[b]) / double(tokens);
-    c.fractions.push_back({b, fraction[b]});
+
+  void finish() {
+    std::sort(ms.begin(), ms.end());
+    c.median = ms[ms.size() / 2];
+    c.min = ms.front();
+    c.max = ms.back();
+    int64_t tokens = decoder->decodedTokens() - tokensBefore;
+    std::map<std::string, double> fraction;
+    for (const std::string &b : blocks) {
+      fraction[b] = double(decoder->routedDecodedTokens(b) - before[b]) /
+                    double(tokens);
+      c.fractions.push_back({b, fraction[b]});
+    }
+    // GEMM FLOPs per step.
+    for (const modrt::TensorSpec &spec : model.entry("decode_step").inputs) {
+      if (!spec.isParameter() || spec.shape.size() != 2 ||
+          spec.name.find("wpe") != std::string::npos)
+        continue;
+      double f = 1.0;
+      for (const std::string &b : blocks)
+        if (spec.name.rfind(b + ".", 0) == 0) f = fraction[b];
+      c.flops +=
+          2.0 * double(spec.shape[0] * spec.shape[1]) * f * double(c.batch);
+    }
   }
-  // GEMM FLOPs per step.
-  for (const modrt::TensorSpec &spec : model.entry("decode_step").inputs) {
-    if (!spec.isParameter() || spec.shape.size() != 2 ||
-        spec.name.find("wpe") != std::string::npos)
-      continue;
-    double f = 1.0;
-    for (const std::string &b : blocks)
-      if (spec.name.rfind(b + ".", 0) == 0) f = fraction[b];
-    c.flops += 2.0 * double(spec.shape[0] * spec.shape[1]) * f * double(c.batch);
-  }
-}
+};
 } // namespace
 
 int main(int argc, char **argv) {
@@ -161,7 +188,13 @@ int main(int argc, char **argv) {
     }
     if (cases.empty()) usage("no model given");
     if (steps < 1) usage("--steps must be positive");
-    for (Case &c : cases) run(c, promptLen, warmup, steps, seed, c.routerScale);
+    std::vector<std::unique_ptr<Runner>> runners;
+    for (Case &c : cases)
+      runners.push_back(
+          std::make_unique<Runner>(c, promptLen, warmup, steps, seed));
+    for (int i = 0; i < steps; ++i)
+      for (auto &r : runners) r->timedStep();
+    for (auto &r : runners) r->finish();
     std::printf("%-10s %3s %10s %10s %10s %10s %12s  %s\n", "case", "B",
                 "median ms", "min ms", "max ms", "tokens/s", "GEMM GFLOP",
                 "routed fraction per block");

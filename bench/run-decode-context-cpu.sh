@@ -7,11 +7,13 @@
 # full-cache-attention (over all Smax slots, the unfilled ones masked,
 # "full": a step's cost does not depend on the filled length). For each
 # filled length L in LENGTHS, mod-decode-bench prefills random prompts of L
-# tokens and times decode steps (medians of STEPS) of the four models in one
-# run, printing filled/full and MoD/dense ratios side by side.
+# tokens and times decode steps (medians of STEPS, the four models' steps
+# interleaved) in one run, printing filled/full and MoD/dense ratios side by
+# side.
 # Usage: bench/run-decode-context-cpu.sh [BUILD_DIR] (default: build);
 #        CONFIG=path, BATCH (default 1), SMAX (1024), LENGTHS ("16 256 1000"),
-#        STEPS (default 16).
+#        STEPS (default 16), WORK=dir (keep the compiled models there, and
+#        reuse them).
 set -euo pipefail
 build=${1:-build}
 src=$(cd "$(dirname "$0")" && pwd)
@@ -26,12 +28,22 @@ for l in $lengths; do
     exit 2
   fi
 done
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-"$build/bin/mod-import" "$config" --batch="$b" --seq="$prefill" -o "$out/dense.mlir"
-"$build/bin/mod-opt" "$out/dense.mlir" --mod-dense-to-mod -o "$out/mod.mlir"
+if [[ -n ${WORK:-} ]]; then
+  # Compiled models are kept there and reused by a later run with the same
+  # settings.
+  out=$WORK/b$b-smax$smax-p$prefill
+  mkdir -p "$out"
+else
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
+[[ -f $out/dense.mlir ]] ||
+  "$build/bin/mod-import" "$config" --batch="$b" --seq="$prefill" -o "$out/dense.mlir"
+[[ -f $out/mod.mlir ]] ||
+  "$build/bin/mod-opt" "$out/dense.mlir" --mod-dense-to-mod -o "$out/mod.mlir"
 for m in dense mod; do
   for a in filled full; do
+    [[ -f $out/$m-$a/manifest.json ]] && continue
     opt="max-seq-len=$smax prefill-len=$prefill"
     [[ $a == full ]] && opt="$opt full-cache-attention"
     "$build/bin/mod-opt" "$out/$m.mlir" --mod-generate-decode="$opt" -o "$out/$m-$a.mlir"

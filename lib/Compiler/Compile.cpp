@@ -51,6 +51,7 @@ static CUDAOptions getCUDAOptions(const CompileOptions &options) {
   cudaOptions.sm = options.cudaSM;
   cudaOptions.cudaRoot = options.cudaRoot;
   cudaOptions.allowTF32 = options.cudaTF32;
+  cudaOptions.precision = options.cudaPrecision;
   return cudaOptions;
 }
 
@@ -62,6 +63,12 @@ LogicalResult mlir::mod::verifyCompileOptions(const CompileOptions &options) {
     std::string error;
     if (failed(checkCUDAOptions(getCUDAOptions(options), error)))
       return fail(options, error);
+  } else if (options.cudaPrecision != "f32" || options.cudaTF32) {
+    // The CPU target's GEMMs are OpenBLAS SGEMMs (Debian's OpenBLAS has no
+    // cblas_sbgemm).
+    return fail(options, std::string(options.cudaTF32 ? "--cuda-tf32"
+                                                      : "--cuda-precision") +
+                             " applies to --target=cuda only");
   }
   if (!createTargetMachine(options))
     return failure();
@@ -189,6 +196,10 @@ LogicalResult mlir::mod::compileModule(ModuleOp module, StringRef outputDir,
     return failure();
   ManifestInfo info;
   info.target = options.target;
+  if (options.target == "cuda")
+    info.gemmPrecision = options.cudaPrecision == "bf16" ? "bf16"
+                         : options.cudaTF32             ? "tf32"
+                                                        : "f32";
   info.librarySha256 = *sha256;
   if (failed(staged->writeFile("manifest.json", buildManifest(*entries, info))))
     return failure();

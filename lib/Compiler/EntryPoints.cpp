@@ -193,6 +193,8 @@ std::string mlir::mod::buildManifest(ArrayRef<EntryPoint> entries,
                               {"entry_points", std::move(entryArray)}};
   if (!info.librarySha256.empty())
     manifest["library_sha256"] = info.librarySha256;
+  if (!info.gemmPrecision.empty())
+    manifest["gemm_precision"] = info.gemmPrecision;
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest))) << "\n";

@@ -95,6 +95,25 @@ LogicalResult mlir::mod::checkCUDAOptions(const CUDAOptions &options,
                 .str();
     return failure();
   }
+  if (options.precision != "f32" && options.precision != "bf16") {
+    error = llvm::formatv("unknown GEMM precision '{0}' (supported: f32, "
+                          "bf16)",
+                          options.precision)
+                .str();
+    return failure();
+  }
+  if (options.precision == "bf16" && options.sm < 80) {
+    error = llvm::formatv("bf16 GEMMs need compute capability 8.0 or newer "
+                          "(bf16 tensor cores); sm_{0} has none",
+                          options.sm)
+                .str();
+    return failure();
+  }
+  if (options.precision == "bf16" && options.allowTF32) {
+    error = "TF32 applies to f32 GEMMs; it cannot be combined with bf16 "
+            "GEMM precision";
+    return failure();
+  }
   if (options.optLevel > 3) {
     error = llvm::formatv("kernel optimization level {0} is not in 0-3",
                           options.optLevel)
@@ -153,13 +172,18 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "function-boundary-type-conversion=identity-layout-map},"
              "buffer-results-to-out-params{{modify-public-functions},"
              "canonicalize,"
-             "mod-linalg-to-cublas{{allow-tf32={5}},"
+             "mod-linalg-to-cublas{{allow-tf32={5} precision={7}},"
              "mod-host-scalars-to-gpu,"
              "mod-scatter-add-to-gpu{{block-size={0}},"
              "mod-gpu-device-buffers,"
              "mod-linalg-reductions-to-gpu{{block-size={0}},"
-             "func.func(convert-linalg-to-parallel-loops),"
+             // Canonicalized before the loops exist: canonicalize inlines
+             // an scf.parallel of one iteration (a linalg op on [1, 1],
+             // e.g. a decode step's block copy for one routed row) into
+             // host code, where its loads and stores would touch device
+             // memory.
              "canonicalize,"
+             "func.func(convert-linalg-to-parallel-loops),"
              "mod-parallel-loops-to-gpu{{block-size={0}},"
              // Constants and index computations go into the kernels instead
              // of being passed as kernel parameters (canonicalize hoists
@@ -190,7 +214,8 @@ mlir::mod::getCUDALoweringPipeline(const CUDAOptions &options,
              "reconcile-unrealized-casts",
              options.blockSize, chip, features, options.optLevel,
              quoteOption(toolkit), options.allowTF32 ? "true" : "false",
-             options.deviceResident ? "mod-gpu-resident-arguments," : "")
+             options.deviceResident ? "mod-gpu-resident-arguments," : "",
+             options.precision)
       .str();
 }
 
@@ -247,6 +272,13 @@ struct CUDAPipelineOptions : PassPipelineOptions<CUDAPipelineOptions> {
                     llvm::cl::desc("Let cuBLAS use TF32 tensor cores for f32 "
                                    "GEMMs (default: off, exact f32)"),
                     llvm::cl::init(false)};
+  Option<std::string> precision{
+      *this, "precision",
+      llvm::cl::desc("GEMM operand precision: f32 (default) or bf16 (mixed "
+                     "precision: bf16 operands converted by generated "
+                     "kernels, f32 accumulation, f32 master weights; sm_80+, "
+                     "not with tf32)"),
+      llvm::cl::init("f32")};
   Option<bool> resident{
       *this, "resident",
       llvm::cl::desc("Keep parameters and in-place updated state on the GPU "
@@ -270,8 +302,9 @@ void mlir::mod::registerCUDAPipelines() {
         CUDAPipelineOptions opts;
         if (failed(opts.parseFromString(optionsText)))
           return failure();
-        CUDAOptions options{opts.sm, opts.cudaRoot, opts.optLevel,
-                            opts.blockSize, opts.tf32, opts.resident};
+        CUDAOptions options{opts.sm,        opts.cudaRoot, opts.optLevel,
+                            opts.blockSize, opts.tf32,     opts.precision,
+                            opts.resident};
         std::string error;
         FailureOr<std::string> toolkit = findCUDAToolkit(options, error);
         // Without a toolkit the pipeline still runs up to serialization,

@@ -43,7 +43,7 @@ bool isState(const TensorSpec &spec) { return isCache(spec) || isRoutedLengths(s
 
 } // namespace
 
-Decoder::Decoder(const Model &model,
+Decoder::Decoder(Model &model,
                  const std::map<std::string, Tensor> &parameters)
     : model_(model), parameters_(parameters) {
   prefillEntry_ = model.manifest().findEntry("prefill");
@@ -125,6 +125,16 @@ Decoder::Decoder(const Model &model,
                   "(alias_of)");
   }
   lengths_.assign(size_t(batch_), 0);
+  // A CUDA model: parameters uploaded once, not copied on every call.
+  for (const EntryPoint *entry : {prefillEntry_, stepEntry_})
+    for (const TensorSpec &spec : entry->inputs)
+      if (spec.isParameter() && model_.isDeviceResident(spec.name) &&
+          !model_.hasDeviceBuffer(spec.name))
+        model_.upload(spec.name, parameters_.at(spec.name));
+}
+
+bool Decoder::onDevice(const TensorSpec &spec) const {
+  return isCache(spec) && model_.isDeviceResident(spec.name);
 }
 
 void Decoder::checkToken(int32_t token, size_t sequence) const {
@@ -150,6 +160,8 @@ std::vector<Tensor *> Decoder::inputsFor(const EntryPoint &entry,
       inputs.push_back(&positions);
     else if (spec.name == "lengths")
       inputs.push_back(&lengths);
+    else if (onDevice(spec))
+      inputs.push_back(nullptr); // its device buffer, updated in place
     else if (isState(spec))
       inputs.push_back(&caches_.at(spec.name));
     else
@@ -185,6 +197,9 @@ Tensor Decoder::prefill(const std::vector<std::vector<int32_t>> &prompts) {
   }
   for (auto &entry : caches_)
     std::memset(entry.second.rawData(), 0, entry.second.byteSize());
+  for (const TensorSpec &spec : prefillEntry_->inputs)
+    if (onDevice(spec))
+      model_.upload(spec.name, caches_.at(spec.name));
   std::vector<Tensor> outputs = model_.callInPlace(
       prefillEntry_->name, inputsFor(*prefillEntry_, tokens, positions, lengths));
   for (size_t b = 0; b < prompts.size(); ++b)

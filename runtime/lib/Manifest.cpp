@@ -271,6 +271,19 @@ Manifest Manifest::parse(std::string_view text, const std::string &source) {
                       "got \"" + manifest.librarySha256 + "\"");
   }
 
+  if (root.find("gemm_precision")) {
+    manifest.gemmPrecision = reader.string(root, "gemm_precision", "");
+    if (manifest.gemmPrecision != "f32" && manifest.gemmPrecision != "tf32" &&
+        manifest.gemmPrecision != "bf16")
+      reader.fail("", "unknown \"gemm_precision\" \"" +
+                          manifest.gemmPrecision +
+                          "\" (expected \"f32\", \"tf32\" or \"bf16\")");
+    if (manifest.gemmPrecision != "f32" && manifest.target != "cuda")
+      reader.fail("", "\"gemm_precision\" \"" + manifest.gemmPrecision +
+                          "\" needs the \"cuda\" target, not \"" +
+                          manifest.target + "\"");
+  }
+
   const Json::Array &entries = reader.array(root, "entry_points", "");
   if (entries.empty()) reader.fail("", "\"entry_points\" is empty");
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -310,6 +323,14 @@ Manifest Manifest::parse(std::string_view text, const std::string &source) {
                           " elsewhere (they share one buffer)");
       }
   return manifest;
+}
+
+std::string Manifest::gemmPrecisionDescription() const {
+  if (gemmPrecision == "tf32")
+    return "tf32 (f32 GEMMs on TF32 tensor cores)";
+  if (gemmPrecision == "bf16")
+    return "bf16 (bf16 GEMM operands, f32 accumulation, f32 master weights)";
+  return gemmPrecision;
 }
 
 Manifest Manifest::load(const std::string &path) {

@@ -685,6 +685,9 @@ int Trainer::run() {
                static_cast<long long>(o_.steps),
                static_cast<long long>(o_.accum), o_.dataPath.c_str(),
                static_cast<unsigned long long>(data_.size(Split::Train)));
+  if (model_.manifest().gemmPrecision != "f32")
+    std::fprintf(stderr, "mod-train: GEMM precision %s\n",
+                 model_.manifest().gemmPrecisionDescription().c_str());
 
   for (int64_t s = startStep_; s < o_.steps; ++s) {
     auto t0 = std::chrono::steady_clock::now();

@@ -49,6 +49,17 @@ static cl::opt<bool>
                       "to 10 mantissa bits, f32 accumulation; faster on "
                       "sm_80 and newer). Default: off, exact f32 GEMMs"),
              cl::cat(category));
+static cl::opt<std::string> cudaPrecision(
+    "cuda-precision", cl::init("f32"), cl::value_desc("f32|bf16"),
+    cl::desc("--target=cuda: precision of the matrix multiplications. f32 "
+             "(default): exact f32 GEMMs. bf16: mixed precision, the GEMM "
+             "operands are converted to bf16 by generated kernels and cuBLAS "
+             "multiplies them on bf16 tensor cores with f32 accumulation and "
+             "f32 results; parameters (master weights), gradients, optimizer "
+             "state and every other operation (elementwise, softmax, "
+             "normalization, loss) stay f32. Needs --sm=80 or newer; not "
+             "with --cuda-tf32. Recorded in the manifest (gemm_precision)"),
+    cl::cat(category));
 static cl::opt<std::string>
     cudaRoot("cuda-root", cl::init(""), cl::value_desc("path"),
              cl::desc("--target=cuda: CUDA toolkit root holding bin/ptxas "
@@ -97,6 +108,7 @@ int main(int argc, char **argv) {
   options.cudaSM = cudaSM;
   options.cudaRoot = cudaRoot;
   options.cudaTF32 = cudaTF32;
+  options.cudaPrecision = cudaPrecision;
   options.optLevel = optLevel;
   options.cpu = cpu;
   options.linker = linker;

@@ -234,4 +234,40 @@ TEST(ManifestTest, DeviceResidency) {
       {"updates device-resident input 'x' in place but is not"}));
 }
 
+TEST(ManifestTest, GemmPrecision) {
+  // Absent: f32 (CPU models, and CUDA models compiled before the key).
+  EXPECT_EQ(Manifest::parse(kGood, "test.json").gemmPrecision, "f32");
+  std::string cuda = edited("\"target\": \"cpu\"", "\"target\": \"cuda\"");
+  for (const char *value : {"f32", "tf32", "bf16"}) {
+    Manifest m = Manifest::parse(
+        edited("\"library\": \"model.so\",",
+               std::string("\"library\": \"model.so\", \"gemm_precision\": \"") +
+                   value + "\",",
+               cuda),
+        "test.json");
+    EXPECT_EQ(m.gemmPrecision, value);
+  }
+  Manifest bf16 = Manifest::parse(
+      edited("\"library\": \"model.so\",",
+             "\"library\": \"model.so\", \"gemm_precision\": \"bf16\",", cuda),
+      "test.json");
+  EXPECT_EQ(bf16.gemmPrecisionDescription(),
+            "bf16 (bf16 GEMM operands, f32 accumulation, f32 master weights)");
+  EXPECT_TRUE(rejects(edited("\"library\": \"model.so\",",
+                             "\"library\": \"model.so\", "
+                             "\"gemm_precision\": \"fp16\",",
+                             cuda),
+                      {"unknown \"gemm_precision\" \"fp16\""}));
+  EXPECT_TRUE(rejects(edited("\"library\": \"model.so\",",
+                             "\"library\": \"model.so\", "
+                             "\"gemm_precision\": 16,",
+                             cuda),
+                      {"gemm_precision"}));
+  // A CPU model's GEMMs are f32.
+  EXPECT_TRUE(rejects(edited("\"library\": \"model.so\",",
+                             "\"library\": \"model.so\", "
+                             "\"gemm_precision\": \"bf16\","),
+                      {"needs the \"cuda\" target"}));
+}
+
 } // namespace

@@ -32,6 +32,9 @@ struct CompileOptions {
   std::string cudaRoot;
   /// --target=cuda: let cuBLAS use TF32 tensor cores for f32 GEMMs.
   bool cudaTF32 = false;
+  /// --target=cuda: GEMM operand precision, "f32" or "bf16" (mixed
+  /// precision with f32 accumulation and f32 master weights).
+  std::string cudaPrecision = "f32";
   /// LLVM optimization level of the generated host code (0-3).
   unsigned optLevel = 2;
   /// LLVM CPU name for code generation; "host" uses every feature of the

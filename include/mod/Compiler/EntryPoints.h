@@ -70,6 +70,8 @@ struct ManifestInfo {
   std::string library = "model.so";
   /// Hex SHA-256 of the library file; empty to omit.
   std::string librarySha256;
+  /// "gemm_precision" (CUDA: "f32", "tf32" or "bf16"); empty to omit.
+  std::string gemmPrecision;
 };
 
 /// manifest.json's text (see runtime/include/modrt/Manifest.h).

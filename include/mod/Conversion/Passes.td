@@ -675,6 +675,31 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     stream-ordered workspace allocation when the chosen algorithm needs
     one) on the caller's stream.
 
+    Mixed precision (`precision=bf16`, `mod-compile --cuda-precision=bf16`):
+    the GEMMs take bf16 operands with f32 accumulation and an f32 result.
+    Each becomes a call to `modrt_cublas_gemm_bf16_strided_batched` (same
+    parameters; `cublasGemmStridedBatchedEx` with `CUDA_R_16BF` A and B,
+    `CUDA_R_32F` C and `CUBLAS_COMPUTE_32F`, bf16 tensor cores on sm_80+).
+    A and B are read from bf16 copies of the buffers they are taken from
+    (the whole root buffer, so views, folded transposes and batch strides
+    keep their element offsets): a `memref.alloc` of bf16 and a
+    `linalg.generic` of `arith.truncf` (round to nearest even) before the
+    call, which later passes turn into a device buffer and a generated
+    elementwise kernel (cost: one launch, 6 bytes of traffic per element
+    of the buffer). A copy is reused by every later GEMM in the same block
+    that reads the same buffer as long as nothing may write that buffer in
+    between (e.g. the tied embedding / LM head weight read by the forward
+    and the backward GEMMs of `@loss_and_grad` is converted once per call).
+    Nothing else changes precision: parameters, gradients and optimizer
+    state stay f32 (the master weights, updated in f32 by `@adamw_step`),
+    and elementwise ops, softmax, normalization and the loss run in f32 on
+    the f32 GEMM results. A GEMM whose operand's root buffer has a dynamic
+    shape or a non-identity layout stays an f32 SGEMM. Relative error per
+    GEMM: about `2^-8` (bf16's 8-bit significand) of the operands'
+    magnitude, versus about 1e-6 for f32. `allow-tf32` cannot be combined
+    with `precision=bf16`, and with `precision=bf16` no epilogue is fused
+    (the cuBLASLt wrapper is f32): the bias and GELU stay generated kernels.
+
     Before:
 
     ```mlir
@@ -697,6 +722,11 @@ def ConvertLinalgMatmulToCuBLAS : Pass<"mod-linalg-to-cublas", "::mlir::ModuleOp
     Option<"fuseEpilogues", "fuse-epilogues", "bool", /*default=*/"true",
            "Fuse a bias add (and tanh GELU) after a matmul into a cuBLASLt "
            "matmul epilogue (modrt_cublaslt_matmul)">,
+    Option<"precision", "precision", "std::string", /*default=*/"\"f32\"",
+           "GEMM operand precision: f32 (default, exact SGEMM) or bf16 "
+           "(mixed precision: operands converted to bf16 by generated "
+           "kernels, f32 accumulation and result; parameters, gradients "
+           "and all other ops stay f32)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::func::FuncDialect",
@@ -783,7 +813,7 @@ def MoDHostScalarsToGPU : Pass<"mod-host-scalars-to-gpu", "::mlir::ModuleOp"> {
 }
 
 def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
-  let summary = "Make accumulating host loop nests (scatter-adds) GPU kernels with atomic adds";
+  let summary = "Make host loop nests GPU kernels: scatter-adds with atomic adds, the rest one block in program order";
   let description = [{
     Runs on bufferized host code of the CUDA target, before
     `--mod-gpu-device-buffers`. A scatter-add, such as the embedding-lookup
@@ -815,12 +845,30 @@ def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
     unspecified order, so results agree with the sequential loop to
     rounding and are not bitwise reproducible between runs.
 
+    Any other host loop nest that touches memory (one with a store that is
+    not an accumulation, a `memref.copy` or an `scf.if`: the per-row cache
+    writes of `--mod-generate-decode`'s `@decode_step`, at a slot read from
+    `lengths[b]`, and its routed-row compaction) need not commute, so it
+    becomes `mod_host_loop_<n>`: one block of up to `block-size` threads
+    that runs the nest in program order. Every thread runs the loops and
+    branches (bounds and conditions are the same values in every thread: all
+    reads of memory happen between block barriers); a `memref.store` is
+    done by thread 0 and a `memref.copy` (static shapes) is spread over the
+    threads, each between two `gpu.barrier`s. Allowed in such a nest:
+    `scf.for` (any bounds, loop-carried values used only inside),
+    `scf.if`, `memref.load`/`store`/`copy`, views and side-effect-free ops.
+    Cost: one launch of one block; the iterations run one after the other
+    (B for a decode step's cache writes), each copy parallel over its
+    elements (one cache row: KV heads x head dim), two block barriers per
+    write. A nest with any other op, a copy of dynamic shape, or a result
+    used after it is an error.
+
     Errors (nothing is rewritten): a host loop nest touching memory that is
-    not of this form (loop-carried values, non-constant bounds, a second
-    loop or an op with regions in the nest, an op with other side effects,
-    a store that is not an accumulation, an accumulation into a function
-    argument, a load of an accumulated buffer outside its accumulation),
-    and a block size that is not a multiple of 32 in [32, 1024].
+    neither (for a scatter-add nest: loop-carried values, non-constant
+    bounds, a second loop or an op with regions in the nest, an op with
+    other side effects, an accumulation into a function argument, a load of
+    an accumulated buffer outside its accumulation), and a block size that
+    is not a multiple of 32 in [32, 1024].
 
     Before:
 
@@ -860,7 +908,8 @@ def MoDScatterAddToGPU : Pass<"mod-scatter-add-to-gpu", "::mlir::ModuleOp"> {
     Option<"maxBlocks", "max-blocks", "int64_t", /*default=*/"65536",
            "Most blocks per launch; larger nests use a grid-stride loop">,
   ];
-  let dependentDialects = ["::mlir::arith::ArithDialect",
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect"];
@@ -954,6 +1003,12 @@ def MoDGPUDeviceBuffers : Pass<"mod-gpu-device-buffers", "::mlir::ModuleOp"> {
       itself when it is an elementwise linalg op reading %x through the same
       indexing map (each element of %x is read before it is overwritten):
       `@adamw_step` updates p, m and v in place with no copy. The argument
+      A resident argument that the body copies into the resident
+      out-parameter marked as its alias (bufferization wrote the donated
+      argument itself: a decode step's per-row cache writes) is written
+      where it is and the copy onto itself is dropped, as the runtime binds
+      both to the same device buffer: a decode step's caches cost no copy
+      per step.
       attributes are replaced by one function attribute listing their
       indices, `mod.device_resident_args = array<i64: ...>` (the LLVM IR
       translation drops, with a warning, argument attributes it does not

@@ -30,6 +30,11 @@ struct CUDAOptions {
   int64_t blockSize = 256;
   /// Let cuBLAS run the f32 GEMMs on TF32 tensor cores.
   bool allowTF32 = false;
+  /// GEMM operand precision: "f32", or "bf16" for mixed precision (bf16
+  /// operands converted by generated kernels, f32 accumulation and results;
+  /// parameters, gradients and every other op stay f32). bf16 needs sm_80+
+  /// and excludes allowTF32.
+  std::string precision = "f32";
   /// Keep parameters and in-place state on the device between calls
   /// (--mod-gpu-resident-arguments); off, every call copies them.
   bool deviceResident = true;
@@ -48,7 +53,8 @@ std::string supportedCUDASMs();
 /// naming the supported values for any other SM.
 FailureOr<std::string> ptxFeatures(unsigned sm, std::string &error);
 
-/// Checks the SM, block size and optimization level before any work.
+/// Checks the SM, block size, optimization level and GEMM precision before
+/// any work.
 LogicalResult checkCUDAOptions(const CUDAOptions &options, std::string &error);
 
 /// The textual pass pipeline from mod/linalg/tensor IR to the LLVM dialect

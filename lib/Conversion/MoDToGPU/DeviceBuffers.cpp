@@ -295,20 +295,77 @@ void deallocAfterLastUse(Value buffer, Block &body) {
                          ValueRange(), buffer);
 }
 
+/// A host buffer a device -> host copy fills (--mod-scatter-add-to-gpu:
+/// the routed row count of a decode step), the one memory host code reads.
+bool isHostStaging(Value buffer) {
+  auto alloca = buffer.getDefiningOp<memref::AllocaOp>();
+  return alloca && alloca->hasAttr("mod.host_staging");
+}
+
+/// The blocks of host code: the body and, recursively, the cases of the
+/// `scf.index_switch` ops in host blocks (--mod-generate-decode's choice of
+/// the copy of a routed block built for k rows).
+void collectHostBlocks(Block &block, SmallVectorImpl<Block *> &blocks) {
+  blocks.push_back(&block);
+  for (Operation &op : block)
+    if (auto sw = dyn_cast<scf::IndexSwitchOp>(op))
+      for (Region &region : sw->getRegions())
+        for (Block &inner : region)
+          collectHostBlocks(inner, blocks);
+}
+
+/// Makes every case of a host `scf.index_switch` yield a buffer allocated
+/// in that case (a copy where it yields one from outside), so that each
+/// memref result is a fresh buffer the enclosing block owns and frees.
+LogicalResult freshSwitchResults(scf::IndexSwitchOp sw) {
+  for (OpResult result : sw->getResults()) {
+    auto type = dyn_cast<MemRefType>(result.getType());
+    if (!type)
+      continue;
+    if (!type.getLayout().isIdentity() || !type.hasStaticShape())
+      return sw.emitOpError()
+             << "result " << result.getResultNumber() << " of type " << type
+             << " needs a static shape and an identity layout on the CUDA "
+                "target";
+    for (Region &region : sw->getRegions()) {
+      Block &block = region.front();
+      Operation *yield = block.getTerminator();
+      Value yielded = yield->getOperand(result.getResultNumber());
+      auto alloc = yielded.getDefiningOp<memref::AllocOp>();
+      if (alloc && alloc->getBlock() == &block)
+        continue;
+      OpBuilder b(yield);
+      Value fresh = memref::AllocOp::create(b, sw.getLoc(), type);
+      memref::CopyOp::create(b, sw.getLoc(), yielded, fresh);
+      yield->setOperand(result.getResultNumber(), fresh);
+    }
+  }
+  return success();
+}
+
 LogicalResult convertFunction(func::FuncOp fn) {
   Block &body = fn.getBody().front();
-  // Host code must be straight-line and must not touch buffer contents.
+  SmallVector<Block *> hostBlocks;
+  collectHostBlocks(body, hostBlocks);
+  llvm::SmallPtrSet<Block *, 8> isHostBlock(hostBlocks.begin(),
+                                             hostBlocks.end());
+  // Host code must be straight-line (but for the case blocks of an
+  // scf.index_switch) and must not touch buffer contents.
   WalkResult walk = fn->walk<WalkOrder::PreOrder>([&](Operation *op) {
     // Kernels, and linalg ops (which become kernels later in the pipeline),
     // run on the device: their bodies may read any device buffer.
     if (inKernel(op) || isa<linalg::LinalgOp>(op))
       return WalkResult::skip();
-    if (isa<memref::AllocOp, memref::AllocaOp>(op) && op->getBlock() != &body) {
+    if (isa<memref::AllocOp, memref::AllocaOp>(op) &&
+        !isHostBlock.contains(op->getBlock())) {
       op->emitOpError() << "inside host control flow is not supported by the "
                            "CUDA target (buffers are freed after their last "
                            "use in straight-line code)";
       return WalkResult::interrupt();
     }
+    if (auto load = dyn_cast<memref::LoadOp>(op);
+        load && isHostStaging(load.getMemRef()))
+      return WalkResult::advance();
     if (isa<memref::LoadOp, memref::StoreOp, memref::AtomicRMWOp>(op)) {
       op->emitOpError() << "accesses a buffer on the host; the CUDA target "
                            "keeps every buffer on the device";
@@ -318,11 +375,20 @@ LogicalResult convertFunction(func::FuncOp fn) {
   });
   if (walk.wasInterrupted())
     return failure();
+  SmallVector<std::pair<Value, Block *>> ownedSwitchResults;
+  for (Block *block : hostBlocks)
+    for (auto sw : block->getOps<scf::IndexSwitchOp>()) {
+      if (failed(freshSwitchResults(sw)))
+        return failure();
+      for (OpResult result : sw->getResults())
+        if (isa<MemRefType>(result.getType()))
+          ownedSwitchResults.push_back({result, block});
+    }
   if (fn.getBody().getBlocks().size() != 1)
     return fn.emitOpError() << "has host control flow between blocks, which "
                                "the CUDA target does not support";
 
-  SmallVector<Value> owned;
+  SmallVector<Value> ownedInputs;
   OpBuilder b(fn.getContext());
   Location loc = fn.getLoc();
 
@@ -346,6 +412,34 @@ LogicalResult convertFunction(func::FuncOp fn) {
   llvm::SmallDenseSet<unsigned> resultBuffers;
   if (fn.isPublic() && !resident.empty())
     resultBuffers = writeResultsInPlace(fn, resident, aliases);
+  // A device-resident argument the body copies into the device-resident
+  // out-parameter marked as its alias is state updated in place (a decode
+  // step's caches, which bufferization writes in the donated argument
+  // itself): the runtime binds both to the same device buffer
+  // (Model::invoke passes the aliased input's buffer for a resident
+  // output), so the body writes the argument directly and the copy onto
+  // itself is dropped; no device -> device copy of the state in or out per
+  // call.
+  llvm::SmallPtrSet<Value, 8> inPlace;
+  if (fn.isPublic()) {
+    SmallVector<memref::CopyOp> selfCopies;
+    for (auto copy : body.getOps<memref::CopyOp>()) {
+      auto src = dyn_cast<BlockArgument>(copy.getSource());
+      auto dst = dyn_cast<BlockArgument>(copy.getTarget());
+      if (src && dst && src != dst && src.getOwner() == &body &&
+          dst.getOwner() == &body && src.getType() == dst.getType() &&
+          llvm::is_contained(resident, src.getArgNumber()) &&
+          llvm::is_contained(resident, dst.getArgNumber()) &&
+          isOutParam(dst) && dst.hasOneUse() &&
+          aliases.contains(dst.getArgNumber()) &&
+          aliases.lookup(dst.getArgNumber()) == src.getArgNumber())
+        selfCopies.push_back(copy);
+    }
+    for (memref::CopyOp copy : selfCopies) {
+      inPlace.insert(copy.getSource());
+      copy->erase();
+    }
+  }
 
   // Entry points receive host buffers: copy inputs in once.
   if (fn.isPublic()) {
@@ -364,18 +458,22 @@ LogicalResult convertFunction(func::FuncOp fn) {
       // write it: then it is copied device -> device first, so that the
       // caller's buffer changes only through the out-parameters.
       bool isResident = llvm::is_contained(resident, arg.getArgNumber());
-      if (isResident && !mayWrite(arg))
+      if (isResident && (inPlace.contains(arg) || !mayWrite(arg)))
         continue;
       Value device = deviceAlloc(b, loc, type);
       arg.replaceAllUsesWith(device);
       memcpy(b, loc, device, arg);
-      owned.push_back(device);
+      ownedInputs.push_back(device);
     }
   }
 
   SmallVector<Operation *> ops;
-  for (Operation &op : body)
-    ops.push_back(&op);
+  for (Block *block : hostBlocks)
+    for (Operation &op : *block)
+      ops.push_back(&op);
+  SmallVector<std::pair<Value, Block *>> owned(ownedSwitchResults);
+  for (Value buffer : ownedInputs)
+    owned.push_back({buffer, &body});
   for (Operation *op : ops) {
     b.setInsertionPoint(op);
     if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
@@ -384,13 +482,13 @@ LogicalResult convertFunction(func::FuncOp fn) {
                                  alloc.getSymbolOperands());
       alloc.replaceAllUsesWith(device);
       alloc->erase();
-      owned.push_back(device);
+      owned.push_back({device, device.getDefiningOp()->getBlock()});
     } else if (auto global = dyn_cast<memref::GetGlobalOp>(op)) {
       b.setInsertionPointAfter(global);
       Value device = deviceAlloc(b, global.getLoc(), global.getType());
       global.getResult().replaceAllUsesWith(device);
       memcpy(b, global.getLoc(), device, global);
-      owned.push_back(device);
+      owned.push_back({device, global->getBlock()});
     } else if (auto copy = dyn_cast<memref::CopyOp>(op)) {
       auto target = dyn_cast<BlockArgument>(copy.getTarget());
       if (fn.isPublic() && target && target.getOwner() == &body &&
@@ -403,7 +501,7 @@ LogicalResult convertFunction(func::FuncOp fn) {
                                        srcType.getElementType());
           Value tmp = deviceAlloc(b, copy.getLoc(), dense);
           linalg::CopyOp::create(b, copy.getLoc(), src, tmp);
-          owned.push_back(tmp);
+          owned.push_back({tmp, copy->getBlock()});
           src = tmp;
         }
         memcpy(b, copy.getLoc(), copy.getTarget(), src);
@@ -418,8 +516,8 @@ LogicalResult convertFunction(func::FuncOp fn) {
                 "frees device buffers itself";
     }
   }
-  for (Value buffer : owned)
-    deallocAfterLastUse(buffer, body);
+  for (auto [buffer, block] : owned)
+    deallocAfterLastUse(buffer, *block);
   return success();
 }
 

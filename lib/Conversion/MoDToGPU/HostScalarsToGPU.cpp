@@ -127,6 +127,19 @@ LogicalResult rerouteUses(IRRewriter &rewriter, memref::LoadOp reload,
     users.insert(top ? top : user);
   }
   for (Operation *user : users) {
+    // A host branch on the scalar (a decode step's cache write for one
+    // row, its loop over the rows folded away) becomes a one-iteration
+    // scf.for, which reads the scalar inside and which
+    // --mod-scatter-add-to-gpu makes a kernel.
+    if (auto ifOp = dyn_cast<scf::IfOp>(user); ifOp && ifOp->getNumResults() == 0) {
+      rewriter.setInsertionPoint(ifOp);
+      Location loc = ifOp.getLoc();
+      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+      Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+      auto once = scf::ForOp::create(rewriter, loc, zero, one, one);
+      rewriter.moveOpBefore(ifOp, once.getBody()->getTerminator());
+      user = once;
+    }
     if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
       if (failed(addScalarInput(rewriter, linalgOp, reload.getResult(),
                                 buffer)))
@@ -227,7 +240,24 @@ struct MoDHostScalarsToGPUPass
     for (auto fn : module.getOps<func::FuncOp>()) {
       if (fn.isExternal() || fn.getBody().getBlocks().size() != 1)
         continue;
-      Block &body = fn.getBody().front();
+      // The body and the cases of host scf.index_switch ops (a decode
+      // step's copies of a routed block for k rows, which first gather
+      // their row indices).
+      SmallVector<Block *> blocks{&fn.getBody().front()};
+      for (size_t i = 0; i < blocks.size(); ++i)
+        for (auto sw : blocks[i]->getOps<scf::IndexSwitchOp>())
+          for (Region &region : sw->getRegions())
+            for (Block &inner : region)
+              blocks.push_back(&inner);
+      for (Block *block : blocks)
+        if (failed(processBlock(*block, rewriter, counter)))
+          return signalPassFailure();
+    }
+  }
+
+  LogicalResult processBlock(Block &body, IRRewriter &rewriter,
+                             int64_t &counter) {
+    {
       // Runs of host scalar ops, split by any op that may touch memory.
       DenseSet<Operation *> scalar;
       SmallVector<SmallVector<Operation *>> runs(1);
@@ -246,10 +276,9 @@ struct MoDHostScalarsToGPUPass
       for (Operation *op : scalar)
         for (Operation *user : op->getUsers())
           if (user == body.getTerminator()) {
-            user->emitOpError()
-                << "returns a scalar loaded from a buffer, which the CUDA "
-                   "target keeps on the device";
-            return signalPassFailure();
+            return user->emitOpError()
+                   << "returns a scalar loaded from a buffer, which the CUDA "
+                      "target keeps on the device";
           }
       DenseMap<Value, Value> reloadBuffer;
       SmallVector<std::pair<memref::LoadOp, Value>> reloads;
@@ -259,8 +288,9 @@ struct MoDHostScalarsToGPUPass
                      reloadBuffer, reloads);
       for (auto [reload, buffer] : reloads)
         if (failed(rerouteUses(rewriter, reload, buffer)))
-          return signalPassFailure();
+          return failure();
     }
+    return success();
   }
 };
 } // namespace

@@ -20,6 +20,17 @@
 // flag, a leading dimension and batch strides, and the transpose kernel and
 // its buffer go away.
 //
+// With precision=bf16 (mixed precision), the GEMMs call
+// modrt_cublas_gemm_bf16_strided_batched instead: A and B are bf16 copies
+// that a generated conversion kernel (a linalg.generic of arith.truncf,
+// lowered like every other elementwise op) makes of the f32 buffer they are
+// read from, C stays f32 and accumulation is f32. Everything else (the
+// parameters, the gradients, the optimizer state, the elementwise ops) is
+// untouched f32: the f32 buffers are the master copy. One bf16 copy of a
+// buffer serves every later GEMM of the block reading it as long as nothing
+// writes the buffer in between (a weight read by the forward and the
+// backward GEMMs, e.g. the tied LM head, is converted once per call).
+//
 //===----------------------------------------------------------------------===//
 
 #include "mod/Conversion/Passes.h"
@@ -48,6 +59,8 @@ using namespace mlir;
 
 namespace {
 constexpr llvm::StringLiteral kSgemm = "modrt_cublas_sgemm_strided_batched";
+constexpr llvm::StringLiteral kBf16Gemm =
+    "modrt_cublas_gemm_bf16_strided_batched";
 
 /// Bits of the wrapper's `flags` (MODRT_CUBLAS_* in Runtime.h).
 constexpr int32_t kFlagTF32 = 1;
@@ -425,30 +438,40 @@ struct Operand {
   Value addr, ptr, ld;
   SmallVector<std::pair<int64_t, Value>, 2> batch; // size, stride (i64)
   bool transposed = false;
+  /// Bytes per element of the memory `addr` points to (4 for f32, 2 for
+  /// the bf16 copy of a mixed-precision operand).
+  int64_t elementBytes = 4;
 };
 
 Value i64Const(OpBuilder &b, Location loc, int64_t v) {
   return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
 }
 
-/// The address of element [0, ...] of `v` as i64.
+/// The address of element [0, ...] of `v` as i64; with `copy` (the bf16
+/// copy of v's identity-layout root buffer), the address of the same
+/// element in the copy.
 Value addressOf(OpBuilder &b, Location loc, Value v,
-                memref::ExtractStridedMetadataOp meta) {
-  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, v);
+                memref::ExtractStridedMetadataOp meta, Value copy = {}) {
+  Value base =
+      memref::ExtractAlignedPointerAsIndexOp::create(b, loc, copy ? copy : v);
   Value byteOffset = arith::MulIOp::create(
-      b, loc, meta.getOffset(), arith::ConstantIndexOp::create(b, loc, 4));
+      b, loc, meta.getOffset(),
+      arith::ConstantIndexOp::create(b, loc, copy ? 2 : 4));
   return arith::IndexCastOp::create(b, loc, b.getI64Type(),
                                     arith::AddIOp::create(b, loc, base,
                                                           byteOffset));
 }
 
 /// An operand read as it is: leading dimension and batch stride from its
-/// (possibly dynamic) layout.
-Operand describe(OpBuilder &b, Location loc, Value v) {
+/// (possibly dynamic) layout. With `copy`, read from the bf16 copy of its
+/// root buffer (same shape, identity layout: same element offsets and
+/// strides).
+Operand describe(OpBuilder &b, Location loc, Value v, Value copy = {}) {
   Type i64 = b.getI64Type();
   auto meta = memref::ExtractStridedMetadataOp::create(b, loc, v);
   Operand d;
-  d.addr = addressOf(b, loc, v, meta);
+  d.addr = addressOf(b, loc, v, meta, copy);
+  d.elementBytes = copy ? 2 : 4;
   d.ptr = LLVM::IntToPtrOp::create(
       b, loc, LLVM::LLVMPointerType::get(b.getContext()), d.addr);
   auto strides = meta.getStrides();
@@ -460,11 +483,14 @@ Operand describe(OpBuilder &b, Location loc, Value v) {
   return d;
 }
 
-/// An operand read through a folded transpose.
-Operand describe(OpBuilder &b, Location loc, const StaticView &view) {
+/// An operand read through a folded transpose (from the bf16 copy of the
+/// source's root buffer with `copy`).
+Operand describe(OpBuilder &b, Location loc, const StaticView &view,
+                 Value copy = {}) {
   auto meta = memref::ExtractStridedMetadataOp::create(b, loc, view.source);
   Operand d;
-  d.addr = addressOf(b, loc, view.source, meta);
+  d.addr = addressOf(b, loc, view.source, meta, copy);
+  d.elementBytes = copy ? 2 : 4;
   d.ptr = LLVM::IntToPtrOp::create(
       b, loc, LLVM::LLVMPointerType::get(b.getContext()), d.addr);
   d.ld = i64Const(b, loc, view.ld);
@@ -509,8 +535,10 @@ std::pair<Value, Value> batchStrides(OpBuilder &b, Location loc,
           stride};
 }
 
-func::FuncOp getOrDeclareSgemm(ModuleOp module) {
-  if (auto fn = module.lookupSymbol<func::FuncOp>(kSgemm))
+/// Declares the f32 wrapper (`name` = kSgemm) or the bf16 one (kBf16Gemm:
+/// same parameters, A and B point to bf16).
+func::FuncOp getOrDeclareGemm(ModuleOp module, StringRef name) {
+  if (auto fn = module.lookupSymbol<func::FuncOp>(name))
     return fn;
   MLIRContext *ctx = module.getContext();
   Type i64 = IntegerType::get(ctx, 64);
@@ -521,7 +549,7 @@ func::FuncOp getOrDeclareSgemm(ModuleOp module) {
       {i64, i64, i64, i64, ptr, i64, i64, ptr, i64, i64, ptr, i64, i64, i32},
       {});
   OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
-  auto fn = func::FuncOp::create(b, module.getLoc(), kSgemm, type);
+  auto fn = func::FuncOp::create(b, module.getLoc(), name, type);
   fn.setPrivate();
   fn->setAttr("mod.stream_ordered", UnitAttr::get(ctx));
   // C is the only operand cuBLAS writes (--mod-gpu-device-buffers reads
@@ -570,9 +598,83 @@ void eraseWithDeadViews(Operation *op) {
   }
 }
 
-/// Replaces `op` (a candidate that canCall) with calls to the wrapper.
-void rewrite(linalg::LinalgOp op, func::FuncOp sgemm, int32_t baseFlags,
-             const DenseMap<OpOperand *, StaticView> &views) {
+//===----------------------------------------------------------------------===//
+// Mixed precision: bf16 copies of the operands
+//===----------------------------------------------------------------------===//
+
+/// The bf16 copies made so far, for reuse by later GEMMs.
+class Bf16Copies {
+public:
+  /// Whether `root` (a GEMM operand's root buffer) can be copied: static
+  /// shape, identity layout, f32 (then every view of it has the same element
+  /// offsets and strides in the copy).
+  static bool canCopy(Value root) {
+    auto type = dyn_cast<MemRefType>(root.getType());
+    return type && type.hasStaticShape() && type.getLayout().isIdentity() &&
+           type.getElementType().isF32();
+  }
+
+  /// The bf16 copy of `root` valid at `gemm`: a previous one when it is in
+  /// the same block and nothing between its conversion and `gemm` may write
+  /// `root`, else a new one converted at `b`'s insertion point (just before
+  /// the call).
+  Value get(OpBuilder &b, Location loc, Value root, Operation *gemm) {
+    auto it = copies.find(root);
+    if (it != copies.end() && isValid(it->second, root, gemm))
+      return it->second.buffer;
+    auto type = cast<MemRefType>(root.getType());
+    auto bf16Type =
+        MemRefType::get(type.getShape(), BFloat16Type::get(b.getContext()));
+    Value buffer = memref::AllocOp::create(b, loc, bf16Type);
+    AffineMap id = b.getMultiDimIdentityMap(type.getRank());
+    auto convert = linalg::GenericOp::create(
+        b, loc, TypeRange{}, ValueRange{root}, ValueRange{buffer},
+        ArrayRef<AffineMap>{id, id},
+        SmallVector<utils::IteratorType>(type.getRank(),
+                                         utils::IteratorType::parallel),
+        [&](OpBuilder &nb, Location nloc, ValueRange args) {
+          Value narrow = arith::TruncFOp::create(
+              nb, nloc, BFloat16Type::get(nb.getContext()), args[0]);
+          linalg::YieldOp::create(nb, nloc, narrow);
+        });
+    copies[root] = {buffer, convert};
+    return buffer;
+  }
+
+  /// Records that `call` writes (only) the buffer `cRoot`.
+  void recordCall(Operation *call, Value cRoot) { callWrites[call] = cRoot; }
+
+private:
+  struct Copy {
+    Value buffer;
+    Operation *convert;
+  };
+
+  bool isValid(const Copy &copy, Value root, Operation *gemm) const {
+    if (copy.convert->getBlock() != gemm->getBlock() ||
+        !copy.convert->isBeforeInBlock(gemm))
+      return false;
+    for (Operation *op = copy.convert->getNextNode(); op && op != gemm;
+         op = op->getNextNode()) {
+      auto call = callWrites.find(op);
+      if (call != callWrites.end() ? aliases(call->second, root)
+                                   : mayWrite(op, root))
+        return false;
+    }
+    return true;
+  }
+
+  llvm::DenseMap<Value, Copy> copies;
+  /// The GEMM calls emitted so far and the root of the C each writes (a
+  /// func.call has no memory effects to ask).
+  llvm::DenseMap<Operation *, Value> callWrites;
+};
+
+/// Replaces `op` (a candidate that canCall) with calls to the wrapper
+/// `gemm`; with `bf16` (non-null), A and B are read from bf16 copies.
+void rewrite(linalg::LinalgOp op, func::FuncOp gemm, int32_t baseFlags,
+             const DenseMap<OpOperand *, StaticView> &views,
+             Bf16Copies *bf16) {
   OpBuilder b(op);
   Location loc = op.getLoc();
   Value c = op.getDpsInits()[0];
@@ -582,8 +684,11 @@ void rewrite(linalg::LinalgOp op, func::FuncOp sgemm, int32_t baseFlags,
   SmallVector<Operand, 3> ds;
   for (OpOperand *input : op.getDpsInputOperands()) {
     auto it = views.find(input);
-    ds.push_back(it == views.end() ? describe(b, loc, input->get())
-                                   : describe(b, loc, it->second));
+    Value source = it == views.end() ? input->get() : it->second.source;
+    Value copy =
+        bf16 ? bf16->get(b, loc, rootBuffer(source), op) : Value();
+    ds.push_back(it == views.end() ? describe(b, loc, input->get(), copy)
+                                   : describe(b, loc, it->second, copy));
   }
   ds.push_back(describe(b, loc, c));
   int64_t batch = rank == 3 ? cType.getDimSize(0) : 1;
@@ -609,16 +714,18 @@ void rewrite(linalg::LinalgOp op, func::FuncOp sgemm, int32_t baseFlags,
         ptrs.push_back(d.ptr);
         continue;
       }
-      Value bytes =
-          arith::MulIOp::create(b, loc, s.first, i64Const(b, loc, 4 * i));
+      Value bytes = arith::MulIOp::create(
+          b, loc, s.first, i64Const(b, loc, d.elementBytes * i));
       Value addr = arith::AddIOp::create(b, loc, d.addr, bytes);
       ptrs.push_back(LLVM::IntToPtrOp::create(b, loc, ptrType, addr));
     }
-    func::CallOp::create(
-        b, loc, sgemm,
+    auto call = func::CallOp::create(
+        b, loc, gemm,
         ValueRange{innerBatch, m, n, k, ptrs[0], ds[0].ld, strides[0].second,
                    ptrs[1], ds[1].ld, strides[1].second, ptrs[2], ds[2].ld,
                    strides[2].second, flagsValue});
+    if (bf16)
+      bf16->recordCall(call, rootBuffer(c));
   }
   eraseWithDeadViews(op);
 }
@@ -1179,6 +1286,18 @@ struct ConvertLinalgMatmulToCuBLASPass
   using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (precision != "f32" && precision != "bf16") {
+      module.emitError() << "--mod-linalg-to-cublas: unknown precision '"
+                         << precision << "' (supported: f32, bf16)";
+      return signalPassFailure();
+    }
+    bool useBf16 = precision == "bf16";
+    if (useBf16 && allowTF32) {
+      module.emitError() << "--mod-linalg-to-cublas: allow-tf32 applies to "
+                            "f32 GEMMs; it cannot be combined with "
+                            "precision=bf16";
+      return signalPassFailure();
+    }
     SmallVector<linalg::LinalgOp> candidates;
     SmallVector<linalg::TransposeOp> transposes;
     module.walk([&](Operation *op) {
@@ -1228,25 +1347,45 @@ struct ConvertLinalgMatmulToCuBLASPass
       }
     }
 
-    func::FuncOp sgemm = getOrDeclareSgemm(module);
+    func::FuncOp sgemm = getOrDeclareGemm(module, kSgemm);
+    func::FuncOp bf16Gemm =
+        useBf16 ? getOrDeclareGemm(module, kBf16Gemm) : func::FuncOp();
     int32_t flags = allowTF32 ? kFlagTF32 : 0;
     // Epilogues are planned on the IR before any rewrite (their analysis
-    // reads linalg ops, not calls).
+    // reads linalg ops, not calls). The cuBLASLt wrapper is f32: with
+    // precision=bf16 nothing is fused and every GEMM is a bf16 call.
     DenseMap<Operation *, Epilogue> epilogues;
-    if (fuseEpilogues)
+    if (fuseEpilogues && !useBf16)
       for (linalg::LinalgOp op : candidates)
         if (canCall(op, views))
           if (std::optional<Epilogue> epi = planEpilogue(op, views))
             epilogues[op] = *epi;
     func::FuncOp ltMatmul =
         epilogues.empty() ? func::FuncOp() : getOrDeclareLtMatmul(module);
+    Bf16Copies copies;
     for (linalg::LinalgOp op : candidates) {
       if (!canCall(op, views))
         continue;
-      if (auto it = epilogues.find(op); it != epilogues.end())
+      if (auto it = epilogues.find(op); it != epilogues.end()) {
         rewriteFused(op, it->second, ltMatmul, flags, views);
+        continue;
+      }
+      // A GEMM with an operand whose buffer cannot be copied (a dynamic
+      // shape or a non-identity layout at its root) stays f32.
+      bool bf16 = useBf16 && llvm::all_of(op.getDpsInputOperands(),
+                                          [&](OpOperand *input) {
+                                            auto it = views.find(input);
+                                            Value source =
+                                                it == views.end()
+                                                    ? input->get()
+                                                    : it->second.source;
+                                            return Bf16Copies::canCopy(
+                                                rootBuffer(source));
+                                          });
+      if (bf16)
+        rewrite(op, bf16Gemm, 0, views, &copies);
       else
-        rewrite(op, sgemm, flags, views);
+        rewrite(op, sgemm, flags, views, nullptr);
     }
     // Innermost first: an inner transpose reads a view of the outer's
     // buffer.
@@ -1255,6 +1394,8 @@ struct ConvertLinalgMatmulToCuBLASPass
         eraseWithDeadViews(t);
     if (sgemm.symbolKnownUseEmpty(module))
       sgemm->erase();
+    if (bf16Gemm && bf16Gemm.symbolKnownUseEmpty(module))
+      bf16Gemm->erase();
   }
 };
 } // namespace

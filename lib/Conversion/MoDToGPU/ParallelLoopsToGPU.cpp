@@ -113,6 +113,13 @@ struct MoDParallelLoopsToGPUPass
     // outside a kernel and outside the loops mapped here would touch device
     // memory from the host and crash at run time.
     WalkResult walk = getOperation().walk([](Operation *op) {
+      // The host reads the buffers --mod-scatter-add-to-gpu fills device ->
+      // host (mod.host_staging).
+      if (auto load = dyn_cast<memref::LoadOp>(op)) {
+        auto alloca = load.getMemRef().getDefiningOp<memref::AllocaOp>();
+        if (alloca && alloca->hasAttr("mod.host_staging"))
+          return WalkResult::advance();
+      }
       if (!isa<memref::LoadOp, memref::StoreOp, memref::AtomicRMWOp>(op) ||
           op->getParentOfType<scf::ParallelOp>() ||
           op->getParentOfType<gpu::LaunchOp>() ||

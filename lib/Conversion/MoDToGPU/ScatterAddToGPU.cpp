@@ -14,12 +14,18 @@
 #include "KernelBuilder.h"
 #include "mod/Conversion/Passes.h"
 
+#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Dialect/Affine/Utils.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/DenseMap.h"
@@ -252,6 +258,316 @@ void rewrite(ScatterNest &nest, StringRef name, int64_t blockSize,
   outer->erase();
 }
 
+/// Whether every store of the nest rooted at `outer` is an accumulation and
+/// the nest holds nothing a scatter-add kernel cannot: such a nest is
+/// analyzed (and its errors reported) as a scatter-add; any other nest runs
+/// as a one-block kernel.
+bool isScatterCandidate(scf::ForOp outer) {
+  bool candidate = true;
+  outer->walk([&](Operation *op) {
+    if (auto store = dyn_cast<memref::StoreOp>(op)) {
+      if (!matchAccumulate(store))
+        candidate = false;
+    } else if (isa<memref::CopyOp, scf::IfOp, scf::IndexSwitchOp>(op)) {
+      candidate = false;
+    }
+  });
+  return candidate;
+}
+
+/// A host loop nest whose iterations may not commute (per-row cache writes
+/// at data-dependent slots, a compaction that appends to a list), run by a
+/// single thread block as in the host program's order.
+struct BlockNest {
+  scf::ForOp outer;
+  int64_t threads;
+};
+
+/// The static number of elements `copy` moves, or failure with an error.
+FailureOr<int64_t> copyElements(memref::CopyOp copy) {
+  auto src = dyn_cast<MemRefType>(copy.getSource().getType());
+  auto dst = dyn_cast<MemRefType>(copy.getTarget().getType());
+  if (!src || !dst || src.getRank() != dst.getRank())
+    return copy.emitOpError()
+           << "in a host loop nest needs ranked memrefs of one rank to "
+              "become part of a GPU kernel";
+  // A dynamic shape (the filled slots of one row) is read at run time and
+  // gets the whole block.
+  if (!src.hasStaticShape())
+    return int64_t(1) << 30;
+  return src.getNumElements();
+}
+
+/// A linalg op a one-block kernel spreads over its threads: buffers, every
+/// loop parallel with a static range, a body of loads and pure ops.
+FailureOr<int64_t> parallelLinalgElements(linalg::LinalgOp op) {
+  auto refuse = [&](StringRef why) {
+    return op->emitOpError() << "in a host loop nest cannot run in a GPU "
+                                "kernel: "
+                             << why;
+  };
+  if (!op.hasPureBufferSemantics())
+    return refuse("it is not on buffers");
+  if (op.getNumParallelLoops() != op.getNumLoops())
+    return refuse("it has a reduction loop");
+  // A dynamic range (a decode step's copy of the filled slots of one row)
+  // is read at run time; such an op gets the whole block.
+  int64_t total = 1;
+  for (int64_t range : op.getStaticLoopRanges()) {
+    if (ShapedType::isDynamic(range))
+      return int64_t(1) << 30;
+    total *= range;
+  }
+  for (OpOperand &out : op.getDpsInitsMutable())
+    if (!op.getMatchingIndexingMap(&out).isProjectedPermutation())
+      return refuse("an output's indexing map is not a projected permutation");
+  for (Operation &inner : op.getBlock()->without_terminator())
+    if (inner.getNumRegions() != 0 ||
+        !(isMemoryEffectFree(&inner) || isa<memref::LoadOp>(inner)))
+      return refuse("its body has an op with side effects or regions");
+  return total;
+}
+
+FailureOr<BlockNest> analyzeBlockNest(scf::ForOp outer, int64_t blockSize) {
+  BlockNest nest{outer, kWarpSize};
+  auto widen = [&](int64_t elements) {
+    int64_t threads = (elements + kWarpSize - 1) / kWarpSize * kWarpSize;
+    nest.threads = std::max(nest.threads, std::min(threads, blockSize));
+  };
+  WalkResult walk = outer->walk<WalkOrder::PreOrder>([&](Operation *op) {
+    if (isa<scf::ForOp, scf::IfOp, scf::YieldOp, memref::LoadOp,
+            memref::StoreOp>(op))
+      return WalkResult::advance();
+    if (auto copy = dyn_cast<memref::CopyOp>(op)) {
+      FailureOr<int64_t> n = copyElements(copy);
+      if (failed(n))
+        return WalkResult::interrupt();
+      widen(*n);
+      return WalkResult::advance();
+    }
+    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+      FailureOr<int64_t> n = parallelLinalgElements(linalgOp);
+      if (failed(n))
+        return WalkResult::interrupt();
+      widen(*n);
+      return WalkResult::skip();
+    }
+    // A temporary of static shape: allocated once, before the kernel.
+    if (auto alloc = dyn_cast<memref::AllocOp>(op);
+        alloc && alloc->getNumOperands() == 0)
+      return WalkResult::advance();
+    if (op->getNumRegions() != 0 || !isMemoryEffectFree(op)) {
+      op->emitOpError()
+          << "in a host loop nest that touches memory cannot become a GPU "
+             "kernel (the CUDA target keeps every buffer on the device): "
+             "only scf.for, scf.if, memref.load/store/copy, static "
+             "memref.alloc, parallel linalg ops, views and side-effect-free "
+             "ops can";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted())
+    return failure();
+  for (Value result : outer.getResults())
+    if (!result.use_empty() && !result.getType().isIntOrIndexOrFloat())
+      return outer.emitOpError()
+             << "in host code yields a " << result.getType()
+             << " used after the loop; only scalars can be brought back to "
+                "the host once the loop is a GPU kernel";
+  return nest;
+}
+
+/// Spreads `op` (accepted by parallelLinalgElements) over the block's
+/// threads: each thread computes the iterations tid, tid + threads, ...
+void distributeLinalg(OpBuilder &b, linalg::LinalgOp op, Value tid,
+                      int64_t threads) {
+  Location loc = op.getLoc();
+  // Loop sizes as values (memref.dim of the operands where dynamic).
+  SmallVector<Value> ranges;
+  for (Range range : op.createLoopRanges(b, loc))
+    ranges.push_back(getValueOrCreateConstantIndexOp(b, loc, range.size));
+  auto c = [&](OpBuilder &ob, int64_t v) {
+    return arith::ConstantIndexOp::create(ob, loc, v);
+  };
+  Value total = c(b, 1);
+  for (Value r : ranges)
+    total = arith::MulIOp::create(b, loc, total, r);
+  auto loop = scf::ForOp::create(b, loc, tid, total, c(b, threads));
+  OpBuilder lb = OpBuilder::atBlockBegin(loop.getBody());
+  SmallVector<Value> ivs(ranges.size());
+  Value rest = loop.getInductionVar();
+  for (int64_t d = int64_t(ranges.size()) - 1; d >= 0; --d) {
+    ivs[d] = d == 0 ? rest
+                    : arith::RemUIOp::create(lb, loc, rest, ranges[d])
+                          .getResult();
+    if (d > 0)
+      rest = arith::DivUIOp::create(lb, loc, rest, ranges[d]);
+  }
+  auto indicesOf = [&](OpOperand *operand) {
+    auto indices = affine::expandAffineMap(
+        lb, loc, op.getMatchingIndexingMap(operand), ivs);
+    return SmallVector<Value>(indices->begin(), indices->end());
+  };
+  IRMapping mapping;
+  for (OpOperand &operand : op->getOpOperands()) {
+    BlockArgument arg = op.getMatchingBlockArgument(&operand);
+    if (arg.use_empty())
+      continue;
+    if (!isa<MemRefType>(operand.get().getType())) {
+      mapping.map(arg, operand.get());
+      continue;
+    }
+    mapping.map(arg, memref::LoadOp::create(lb, loc, operand.get(),
+                                            indicesOf(&operand))
+                         .getResult());
+  }
+  Block *body = op.getBlock();
+  for (Operation &inner : body->without_terminator()) {
+    if (auto index = dyn_cast<linalg::IndexOp>(inner)) {
+      mapping.map(index.getResult(), ivs[index.getDim()]);
+      continue;
+    }
+    lb.clone(inner, mapping);
+  }
+  for (auto [value, out] :
+       llvm::zip(body->getTerminator()->getOperands(),
+                 op.getDpsInitsMutable()))
+    memref::StoreOp::create(lb, loc, mapping.lookupOrDefault(value),
+                            out.get(), indicesOf(&out));
+}
+
+constexpr llvm::StringLiteral kHostStagingAttr = "mod.host_staging";
+
+/// Runs the nest in one block: every thread runs its control flow (the same
+/// values, read between barriers, so the same path); a store is done by
+/// thread 0, a copy and a parallel linalg op are spread over the threads,
+/// each between two block barriers, so every read sees the writes before it
+/// in program order. Temporaries the nest allocates are allocated once,
+/// before the kernel. Scalar results the host uses after the loop are
+/// stored by thread 0 into device buffers, copied device -> host into
+/// `memref.alloca`s marked `mod.host_staging` and loaded from there.
+LogicalResult rewriteBlockNest(BlockNest &nest, StringRef name) {
+  scf::ForOp outer = nest.outer;
+  SmallVector<memref::AllocOp> temporaries;
+  outer->walk([&](memref::AllocOp alloc) { temporaries.push_back(alloc); });
+  for (memref::AllocOp alloc : temporaries)
+    alloc->moveBefore(outer);
+  OpBuilder b(outer);
+  Location loc = outer.getLoc();
+  SmallVector<std::pair<unsigned, Value>> results;
+  for (OpResult result : outer->getResults())
+    if (!result.use_empty())
+      results.push_back(
+          {result.getResultNumber(),
+           memref::AllocOp::create(b, loc, MemRefType::get({}, result.getType()))});
+  gpu::LaunchOp launch =
+      createLaunch(b, loc, name, 1, 1, nest.threads, {});
+  Value tid = launch.getThreadIds().x;
+  IRMapping mapping;
+  Operation *clone = b.clone(*outer, mapping);
+  if (!results.empty()) {
+    Value first = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::eq, tid,
+        arith::ConstantIndexOp::create(b, loc, 0));
+    auto ifOp = scf::IfOp::create(b, loc, first, /*withElseRegion=*/false);
+    OpBuilder tb = OpBuilder::atBlockBegin(ifOp.thenBlock());
+    for (auto [index, buffer] : results)
+      memref::StoreOp::create(tb, loc, clone->getResult(index), buffer,
+                              ValueRange());
+  }
+  SmallVector<Operation *> writes;
+  clone->walk<WalkOrder::PreOrder>([&](Operation *op) {
+    if (isa<memref::StoreOp, memref::CopyOp, linalg::LinalgOp>(op)) {
+      writes.push_back(op);
+      return WalkResult::skip();
+    }
+    return WalkResult::advance();
+  });
+  for (Operation *op : writes) {
+    OpBuilder wb(op);
+    Location wloc = op->getLoc();
+    auto c = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(wb, wloc, v);
+    };
+    if (!(op->getPrevNode() && isa<gpu::BarrierOp>(op->getPrevNode())))
+      gpu::BarrierOp::create(wb, wloc);
+    if (auto store = dyn_cast<memref::StoreOp>(op)) {
+      Value first = arith::CmpIOp::create(wb, wloc, arith::CmpIPredicate::eq,
+                                          tid, c(0));
+      auto ifOp = scf::IfOp::create(wb, wloc, first, /*withElseRegion=*/false);
+      store->moveBefore(ifOp.thenBlock()->getTerminator());
+      wb.setInsertionPointAfter(ifOp);
+    } else if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+      distributeLinalg(wb, linalgOp, tid, nest.threads);
+    } else {
+      auto copy = cast<memref::CopyOp>(op);
+      auto type = cast<MemRefType>(copy.getSource().getType());
+      SmallVector<Value> sizes;
+      Value total = c(1);
+      for (OpFoldResult size :
+           memref::getMixedSizes(wb, wloc, copy.getSource())) {
+        sizes.push_back(getValueOrCreateConstantIndexOp(wb, wloc, size));
+        total = arith::MulIOp::create(wb, wloc, total, sizes.back());
+      }
+      auto loop = scf::ForOp::create(wb, wloc, tid, total, c(nest.threads));
+      OpBuilder lb = OpBuilder::atBlockBegin(loop.getBody());
+      SmallVector<Value> indices(type.getRank());
+      Value rest = loop.getInductionVar();
+      for (int64_t d = type.getRank() - 1; d >= 0; --d) {
+        Value size = sizes[d];
+        indices[d] = d == 0 ? rest
+                            : arith::RemUIOp::create(lb, wloc, rest, size)
+                                  .getResult();
+        if (d > 0)
+          rest = arith::DivUIOp::create(lb, wloc, rest, size);
+      }
+      Value v = memref::LoadOp::create(lb, wloc, copy.getSource(), indices);
+      memref::StoreOp::create(lb, wloc, v, copy.getTarget(), indices);
+      wb.setInsertionPointAfter(loop);
+    }
+    gpu::BarrierOp::create(wb, wloc);
+    if (!isa<memref::StoreOp>(op))
+      op->erase();
+  }
+  // The host reads the scalar results: one device -> host copy each.
+  if (!results.empty()) {
+    Block &entry =
+        outer->getParentOfType<FunctionOpInterface>().getFunctionBody().front();
+    OpBuilder hb(launch);
+    hb.setInsertionPointAfter(launch);
+    for (auto [index, buffer] : results) {
+      OpBuilder eb = OpBuilder::atBlockBegin(&entry);
+      auto staging = memref::AllocaOp::create(
+          eb, loc, cast<MemRefType>(buffer.getType()));
+      staging->setAttr(kHostStagingAttr, eb.getUnitAttr());
+      gpu::MemcpyOp::create(hb, loc, /*asyncToken=*/Type(), ValueRange(),
+                            staging, buffer);
+      Value value = memref::LoadOp::create(hb, loc, staging, ValueRange());
+      outer->getResult(index).replaceAllUsesWith(value);
+    }
+  }
+  outer->erase();
+  // Views taken inside the nest (a row of a cache at its slot) are folded
+  // into the loads and stores, whose indices become arith on the view's
+  // offsets: the kernel lowering (convert-gpu-to-nvvm) has no rule for
+  // memref.subview.
+  RewritePatternSet patterns(launch.getContext());
+  memref::populateFoldMemRefAliasOpPatterns(patterns);
+  populateAffineToStdConversionPatterns(patterns);
+  if (failed(applyPatternsGreedily(launch, std::move(patterns))))
+    return launch.emitOpError() << "views in a host loop nest kernel did not "
+                                   "fold into its loads and stores";
+  WalkResult walk = launch.getBody().walk([](Operation *op) {
+    if (!isa<ViewLikeOpInterface>(op))
+      return WalkResult::advance();
+    op->emitOpError() << "in a host loop nest kernel could not be folded "
+                         "into its loads and stores";
+    return WalkResult::interrupt();
+  });
+  return failure(walk.wasInterrupted());
+}
+
 struct MoDScatterAddToGPUPass
     : mod::impl::MoDScatterAddToGPUBase<MoDScatterAddToGPUPass> {
   using Base::Base;
@@ -267,6 +583,7 @@ struct MoDScatterAddToGPUPass
     // Host loop nests that touch memory: all are checked before any is
     // rewritten, so a failure leaves the IR as it was.
     std::vector<ScatterNest> nests;
+    std::vector<BlockNest> blockNests;
     WalkResult walk = module.walk<WalkOrder::PreOrder>([&](Operation *op) {
       if (isa<gpu::LaunchOp, gpu::GPUModuleOp>(op) ||
           isa<linalg::LinalgOp>(op))
@@ -283,6 +600,13 @@ struct MoDScatterAddToGPUPass
       });
       if (!touchesMemory)
         return WalkResult::skip();
+      if (!isScatterCandidate(loop)) {
+        FailureOr<BlockNest> nest = analyzeBlockNest(loop, blockSize);
+        if (failed(nest))
+          return WalkResult::interrupt();
+        blockNests.push_back(*nest);
+        return WalkResult::skip();
+      }
       FailureOr<ScatterNest> nest = analyze(loop);
       if (failed(nest))
         return WalkResult::interrupt();
@@ -295,6 +619,11 @@ struct MoDScatterAddToGPUPass
     for (ScatterNest &nest : nests)
       rewrite(nest, "mod_atomic_scatter_" + std::to_string(counter++),
               blockSize, maxBlocks);
+    counter = 0;
+    for (BlockNest &nest : blockNests)
+      if (failed(rewriteBlockNest(nest,
+                                  "mod_host_loop_" + std::to_string(counter++))))
+        return signalPassFailure();
   }
 };
 } // namespace

@@ -82,9 +82,10 @@ void mergeStreams(Block &block) {
 struct MoDGPUStreamOrderPass
     : mod::impl::MoDGPUStreamOrderBase<MoDGPUStreamOrderPass> {
   void runOnOperation() override {
+    // Every host block: the body and nested ones (the cases of a decode
+    // step's scf.index_switch on the routed row count).
     for (auto fn : getOperation().getOps<func::FuncOp>())
-      for (Block &block : fn.getBody())
-        mergeStreams(block);
+      fn.walk([](Block *block) { mergeStreams(*block); });
     // The marker has done its job; nothing downstream knows it.
     for (auto fn : getOperation().getOps<func::FuncOp>())
       fn->removeAttr("mod.stream_ordered");

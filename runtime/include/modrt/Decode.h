@@ -31,8 +31,12 @@ public:
   /// Checks that `model` has @prefill and @decode_step with matching caches
   /// and that `parameters` holds every parameter they take (by name, with
   /// the manifest's dtype and shape). Throws Error naming what is wrong.
-  /// `model` and `parameters` must outlive the decoder.
-  Decoder(const Model &model, const std::map<std::string, Tensor> &parameters);
+  /// `model` and `parameters` must outlive the decoder. For a CUDA model
+  /// the decoder uploads the device-resident parameters not uploaded yet
+  /// (Model::upload) and keeps the KV caches on the device between steps
+  /// (zeroed by each prefill; never copied to the host); the routed lengths
+  /// (B integers per routed block) travel with each call.
+  Decoder(Model &model, const std::map<std::string, Tensor> &parameters);
 
   int64_t batch() const { return batch_; }
   int64_t maxSeqLen() const { return maxSeqLen_; }
@@ -72,7 +76,10 @@ private:
                                   Tensor &positions, Tensor &lengths);
   void checkToken(int32_t token, size_t sequence) const;
 
-  const Model &model_;
+  /// Whether `spec` is a cache kept in the model's device buffer.
+  bool onDevice(const TensorSpec &spec) const;
+
+  Model &model_;
   const std::map<std::string, Tensor> &parameters_;
   const EntryPoint *prefillEntry_ = nullptr;
   const EntryPoint *stepEntry_ = nullptr;

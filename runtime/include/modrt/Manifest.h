@@ -19,6 +19,10 @@
 // "ones" (see modrt/Weights.h). An output may carry "alias_of": "<input
 // name>" (e.g. adamw_step's updated parameters): it is computed in place of
 // that input, which has the same dtype and shape (see Model::callInPlace).
+// A CUDA manifest may say "gemm_precision": "f32", "tf32" or "bf16" (how
+// the matrix multiplications were compiled: mod-compile --cuda-tf32,
+// --cuda-precision=bf16 for bf16 operands with f32 accumulation and f32
+// master weights); absent means f32.
 // In a CUDA model, an input or output may carry "residency": "device" (the
 // default is "host"): the parameters and the tensors updated in place live
 // in device buffers that libmodrt uploads once (see Model::upload), and the
@@ -110,11 +114,17 @@ struct Manifest {
   /// Optional here (tools that only read the manifest need no library);
   /// Model::load requires it and checks the library against it.
   std::string librarySha256;
+  /// "gemm_precision": "f32" (also when absent), "tf32" or "bf16".
+  std::string gemmPrecision = "f32";
   std::vector<EntryPoint> entryPoints;
   Json json;           // the whole document, unknown keys included
 
   /// Nullptr when there is no entry point of that name.
   const EntryPoint *findEntry(std::string_view name) const;
+  /// What the GEMM precision means, for tools to print: "f32", "tf32 (f32
+  /// GEMMs on TF32 tensor cores)", "bf16 (bf16 GEMM operands, f32
+  /// accumulation, f32 master weights)".
+  std::string gemmPrecisionDescription() const;
   /// Comma-separated entry point names, for error messages.
   std::string entryNames() const;
 

@@ -92,19 +92,20 @@ CuBLAS *cublas() {
 }
 } // namespace
 
-extern "C" void modrt_cublas_sgemm_strided_batched(
-    int64_t batch, int64_t m, int64_t n, int64_t k, const float *a,
-    int64_t lda, int64_t strideA, const float *b, int64_t ldb, int64_t strideB,
-    float *c, int64_t ldc, int64_t strideC, int32_t flags) {
+namespace {
+/// Row-major C[b] += op(A[b]) * op(B[b]) with A and B of type `abType`
+/// (f32 or bf16), C f32, accumulation in `compute`.
+void gemmStridedBatched(int64_t batch, int64_t m, int64_t n, int64_t k,
+                        const void *a, int64_t lda, int64_t strideA,
+                        const void *b, int64_t ldb, int64_t strideB, float *c,
+                        int64_t ldc, int64_t strideC, int32_t flags,
+                        cudaDataType abType, cublasComputeType_t compute) {
   if (batch == 0 || m == 0 || n == 0)
     return;
   CuBLAS *blas = cublas();
   if (!blas)
     return;
   const float one = 1.0f;
-  cublasComputeType_t compute = (flags & MODRT_CUBLAS_TF32)
-                                    ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                    : CUBLAS_COMPUTE_32F;
   // Row-major X^T read column-major is X itself, so a transposed row-major
   // operand is a non-transposed column-major one and vice versa.
   cublasOperation_t opA =
@@ -123,10 +124,31 @@ extern "C" void modrt_cublas_sgemm_strided_batched(
   checkBlas(*blas,
             blas->gemmStridedBatchedEx(
                 blas->handle, opB, opA, static_cast<int>(n),
-                static_cast<int>(m), static_cast<int>(k), &one, b, CUDA_R_32F,
-                static_cast<int>(ldb), strideB, a, CUDA_R_32F,
+                static_cast<int>(m), static_cast<int>(k), &one, b, abType,
+                static_cast<int>(ldb), strideB, a, abType,
                 static_cast<int>(lda), strideA, &one, c, CUDA_R_32F,
                 static_cast<int>(ldc), strideC, static_cast<int>(batch),
                 compute, CUBLAS_GEMM_DEFAULT),
             "cublasGemmStridedBatchedEx");
+}
+} // namespace
+
+extern "C" void modrt_cublas_sgemm_strided_batched(
+    int64_t batch, int64_t m, int64_t n, int64_t k, const float *a,
+    int64_t lda, int64_t strideA, const float *b, int64_t ldb, int64_t strideB,
+    float *c, int64_t ldc, int64_t strideC, int32_t flags) {
+  gemmStridedBatched(batch, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc,
+                     strideC, flags, CUDA_R_32F,
+                     (flags & MODRT_CUBLAS_TF32) ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                 : CUBLAS_COMPUTE_32F);
+}
+
+extern "C" void modrt_cublas_gemm_bf16_strided_batched(
+    int64_t batch, int64_t m, int64_t n, int64_t k, const uint16_t *a,
+    int64_t lda, int64_t strideA, const uint16_t *b, int64_t ldb,
+    int64_t strideB, float *c, int64_t ldc, int64_t strideC, int32_t flags) {
+  // bf16 tensor cores, f32 accumulation; TF32 does not apply.
+  gemmStridedBatched(batch, m, n, k, a, lda, strideA, b, ldb, strideB, c, ldc,
+                     strideC, flags & ~MODRT_CUBLAS_TF32, CUDA_R_16BF,
+                     CUBLAS_COMPUTE_32F);
 }

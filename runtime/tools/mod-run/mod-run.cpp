@@ -484,6 +484,11 @@ void printTensor(const std::string &name, const Tensor &tensor, int64_t limit,
 
 int run(const Options &options) {
   Model model = Model::load(options.modelDir);
+  // Printed before the call so that a failing call (e.g. no GPU) still
+  // says how the model was compiled.
+  if (model.manifest().gemmPrecision != "f32")
+    std::cerr << "mod-run: GEMM precision "
+              << model.manifest().gemmPrecisionDescription() << '\n';
   const EntryPoint &entry = selectEntry(model, options.entry);
   std::map<std::string, Tensor> parameters = gatherParameters(entry, options);
   // Saved before the call so the weights survive a failing run.

@@ -191,6 +191,43 @@ func.func @resident_written(%p: memref<4xf32> {mod.device_resident}, %q: memref<
 
 // -----
 
+// State updated in place (a decode cache, written by a kernel, and an
+// optimizer moment, written by a linalg op): the out-parameters are marked
+// with the index of the argument they alias (--mod-gpu-resident-arguments),
+// which the runtime binds to the same device buffer. The body writes the
+// arguments where they are: no device -> device copy in, no copy out.
+// A resident out-parameter marked with another argument's index still
+// receives its copy.
+// CHECK-LABEL: func.func @in_place_state
+// CHECK-SAME: (%[[C:.*]]: memref<4xf32>, %[[M:.*]]: memref<4xf32>, %[[Q:.*]]: memref<4xf32>, %[[COUT:.*]]: memref<4xf32>, %[[MOUT:.*]]: memref<4xf32>, %[[QOUT:.*]]: memref<4xf32>) attributes {mod.device_resident_args = array<i64: 0, 1, 2, 3, 4, 5>}
+// CHECK-NEXT: %[[DQ:.*]] = gpu.alloc () : memref<4xf32>
+// CHECK-NEXT: gpu.memcpy %[[DQ]], %[[Q]]
+// CHECK-NOT: gpu.memcpy
+// CHECK: gpu.launch
+// CHECK: memref.store %{{.*}}, %[[C]][%{{.*}}] : memref<4xf32>
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[M]] : memref<4xf32>)
+// CHECK-NOT: linalg.copy
+// CHECK: gpu.memcpy %[[QOUT]], %[[DQ]]
+// CHECK-NOT: gpu.memcpy
+// CHECK-NOT: linalg.copy
+// CHECK: return
+func.func @in_place_state(%c: memref<4xf32> {mod.device_resident}, %m: memref<4xf32> {mod.device_resident}, %q: memref<4xf32> {mod.device_resident}, %cout: memref<4xf32> {mod.device_resident = 0 : i64}, %mout: memref<4xf32> {mod.device_resident = 1 : i64}, %qout: memref<4xf32> {mod.device_resident = 1 : i64}) {
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant 0.0 : f32
+  %c1_f = arith.constant 1.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1) threads(%tx, %ty, %tz) in (%sx = %c1, %sy = %c1, %sz = %c1) {
+    memref.store %c1_f, %c[%tx] : memref<4xf32>
+    gpu.terminator
+  }
+  linalg.fill ins(%zero : f32) outs(%m : memref<4xf32>)
+  memref.copy %c, %cout : memref<4xf32> to memref<4xf32>
+  memref.copy %m, %mout : memref<4xf32> to memref<4xf32>
+  memref.copy %q, %qout : memref<4xf32> to memref<4xf32>
+  return
+}
+
+// -----
+
 // Not in place when the update is not elementwise: the result reads %p at
 // another index (a reversal) than it writes, so writing %p's buffer while
 // reading it would read overwritten elements. The result is computed in a

@@ -4,7 +4,11 @@
 // this pass cannot make a kernel for another reason. Each is refused with
 // the reason, and the function is left as it was.
 
-func.func @not_an_accumulation(%idx: memref<8xindex>, %v: memref<8xf32>) -> memref<4xf32> {
+// A nest that is not a scatter-add runs as one block in program order
+// (mod_host_loop_<n>), but only with ops a kernel can run.
+func.func private @log(f32)
+
+func.func @ordered_with_call(%idx: memref<8xindex>, %v: memref<8xf32>) -> memref<4xf32> {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c8 = arith.constant 8 : index
@@ -12,30 +16,49 @@ func.func @not_an_accumulation(%idx: memref<8xindex>, %v: memref<8xf32>) -> memr
   scf.for %i = %c0 to %c8 step %c1 {
     %k = memref.load %idx[%i] : memref<8xindex>
     %x = memref.load %v[%i] : memref<8xf32>
-    // A plain scatter: the last writer wins, so the order matters.
-    // expected-error @+1 {{'memref.store' op in a host loop nest is not an accumulation `B[i] = B[i] + v` of a value loaded from the same element, so the iterations do not commute}}
     memref.store %x, %out[%k] : memref<4xf32>
+    // expected-error @+1 {{'func.call' op in a host loop nest that touches memory cannot become a GPU kernel (the CUDA target keeps every buffer on the device): only scf.for, scf.if, memref.load/store/copy, static memref.alloc, parallel linalg ops, views and side-effect-free ops can}}
+    func.call @log(%x) : (f32) -> ()
   }
   return %out : memref<4xf32>
 }
 
 // -----
 
-func.func @other_index(%idx: memref<8xindex>, %v: memref<8xf32>) -> memref<4xf32> {
+func.func @row_contraction(%q: memref<4x8xf32>, %k: memref<4x8x16xf32>, %s: memref<4x16xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %c8 = arith.constant 8 : index
-  %out = memref.alloc() : memref<4xf32>
-  scf.for %i = %c0 to %c8 step %c1 {
-    %k = memref.load %idx[%i] : memref<8xindex>
-    %x = memref.load %v[%i] : memref<8xf32>
-    %old = memref.load %out[%c0] : memref<4xf32>
-    %new = arith.addf %old, %x : f32
-    // Reads one element and writes another: a prefix sum, not a scatter-add.
-    // expected-error @+1 {{'memref.store' op in a host loop nest is not an accumulation}}
-    memref.store %new, %out[%k] : memref<4xf32>
+  %c4 = arith.constant 4 : index
+  scf.for %b = %c0 to %c4 step %c1 {
+    %qb = memref.subview %q[%b, 0] [1, 8] [1, 1] : memref<4x8xf32> to memref<1x8xf32, strided<[8, 1], offset: ?>>
+    %kb = memref.subview %k[%b, 0, 0] [1, 8, 16] [1, 1, 1] : memref<4x8x16xf32> to memref<8x16xf32, strided<[16, 1], offset: ?>>
+    %sb = memref.subview %s[%b, 0] [1, 16] [1, 1] : memref<4x16xf32> to memref<1x16xf32, strided<[16, 1], offset: ?>>
+    // A per-row contraction (attention over one row's filled slots).
+    // expected-error @+1 {{'linalg.matmul' op in a host loop nest cannot run in a GPU kernel: it has a reduction loop}}
+    linalg.matmul ins(%qb, %kb : memref<1x8xf32, strided<[8, 1], offset: ?>>, memref<8x16xf32, strided<[16, 1], offset: ?>>) outs(%sb : memref<1x16xf32, strided<[16, 1], offset: ?>>)
+    %l = memref.load %q[%b, %c0] : memref<4x8xf32>
+    memref.store %l, %q[%b, %c1] : memref<4x8xf32>
   }
-  return %out : memref<4xf32>
+  return
+}
+
+// -----
+
+func.func @buffer_used_on_host(%flags: memref<4xi32>, %a: memref<4xindex>, %b: memref<4xindex>) -> memref<4xindex> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c0_i32 = arith.constant 0 : i32
+  // A loop choosing a buffer: only scalar results can come back.
+  // expected-error @+1 {{'scf.for' op in host code yields a 'memref<4xindex>' used after the loop; only scalars can be brought back to the host once the loop is a GPU kernel}}
+  %r = scf.for %i = %c0 to %c4 step %c1 iter_args(%m = %a) -> (memref<4xindex>) {
+    %f = memref.load %flags[%i] : memref<4xi32>
+    %on = arith.cmpi ne, %f, %c0_i32 : i32
+    %next = arith.select %on, %b, %m : memref<4xindex>
+    memref.store %i, %next[%i] : memref<4xindex>
+    scf.yield %next : memref<4xindex>
+  }
+  return %r : memref<4xindex>
 }
 
 // -----
@@ -178,6 +201,8 @@ func.func @side_effect(%v: memref<8xf32>) {
 // -----
 
 // The first nest would be accepted; the second is refused on its own.
+func.func private @log(f32)
+
 func.func @all_or_nothing(%idx: memref<8xindex>, %v: memref<8xf32>) -> (memref<4xf32>, memref<4xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -195,10 +220,12 @@ func.func @all_or_nothing(%idx: memref<8xindex>, %v: memref<8xf32>) -> (memref<4
     %k = memref.load %idx[%i] : memref<8xindex>
     %x = memref.load %v[%i] : memref<8xf32>
     %old = memref.load %b[%k] : memref<4xf32>
-    // A product does not accumulate with an atomic add.
+    // A product does not accumulate with an atomic add: the nest runs in
+    // order in one block, which the call prevents.
     %new = arith.mulf %old, %x : f32
-    // expected-error @+1 {{'memref.store' op in a host loop nest is not an accumulation}}
     memref.store %new, %b[%k] : memref<4xf32>
+    // expected-error @+1 {{'func.call' op in a host loop nest that touches memory cannot become a GPU kernel}}
+    func.call @log(%new) : (f32) -> ()
   }
   return %a, %b : memref<4xf32>, memref<4xf32>
 }

@@ -150,3 +150,144 @@ func.func @untouched(%n: index) -> index {
   }
   return %r : index
 }
+
+// -----
+
+// A decode step's per-row cache write (--mod-generate-decode, bufferized):
+// row b's new key goes to slot lengths[b] of the cache if it is in range.
+// The slot is data, so the nest is no scatter-add; it runs as one block of
+// 32 threads (the copy moves 4x8 = 32 elements) in program order: every
+// thread runs the loop and the branch, the copy is spread over the threads
+// between two barriers. The plain scatter's store is done by thread 0,
+// also between barriers, and the last writer wins as on the host.
+// CHECK-LABEL: func.func @cache_write
+// CHECK-SAME: (%[[NEW:.*]]: memref<4x1x4x8xf32>, %[[LEN:.*]]: memref<4xi32>, %[[CACHE:.*]]: memref<4x16x4x8xf32>)
+// CHECK-NOT: scf.for
+// CHECK: gpu.launch blocks(%{{[^)]*}}) in (%{{[^ ]*}} = %c1{{(_[0-9]+)?}}, %{{[^)]*}}) threads(%[[TX:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c32{{(_[0-9]+)?}}, %{{[^)]*}}) module(@mod_host_loop_0) function(@mod_host_loop_0) {
+// CHECK: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
+// CHECK: %[[L:.*]] = memref.load %[[LEN]][%[[B]]] : memref<4xi32>
+// CHECK: %[[SLOT:.*]] = arith.index_cast %[[L]] : i32 to index
+// CHECK: scf.if
+// CHECK-NEXT: gpu.barrier
+// CHECK: scf.for %[[E:.*]] = %[[TX]] to %c32{{(_[0-9]+)?}} step %c32{{(_[0-9]+)?}} {
+// The row views are folded into the indices (no memref.subview in a
+// kernel: convert-gpu-to-nvvm cannot lower it).
+// CHECK-NOT: memref.subview
+// CHECK: %[[X:.*]] = memref.load %[[NEW]][%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<4x1x4x8xf32>
+// CHECK: memref.store %[[X]], %[[CACHE]][%{{.*}}, %[[SLOT]], %{{.*}}, %{{.*}}] : memref<4x16x4x8xf32>
+// CHECK: }
+// CHECK-NEXT: gpu.barrier
+// CHECK-NOT: memref.copy
+// CHECK: gpu.terminator
+// CHECK-NOT: scf.for
+// CHECK: gpu.launch {{.*}} threads(%[[TX2:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c32{{(_[0-9]+)?}}, %{{[^)]*}}) module(@mod_host_loop_1) function(@mod_host_loop_1) {
+// CHECK: scf.for
+// CHECK: gpu.barrier
+// CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[TX2]], %{{.*}} : index
+// CHECK-NEXT: scf.if %[[FIRST]] {
+// CHECK-NEXT: memref.store
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.barrier
+// CHECK: return
+func.func @cache_write(%new: memref<4x1x4x8xf32>, %lengths: memref<4xi32>, %cache: memref<4x16x4x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %c16 = arith.constant 16 : index
+  scf.for %b = %c0 to %c4 step %c1 {
+    %l = memref.load %lengths[%b] : memref<4xi32>
+    %slot = arith.index_cast %l : i32 to index
+    %in = arith.cmpi slt, %slot, %c16 : index
+    scf.if %in {
+      %src = memref.subview %new[%b, 0, 0, 0] [1, 1, 4, 8] [1, 1, 1, 1] : memref<4x1x4x8xf32> to memref<1x1x4x8xf32, strided<[32, 32, 8, 1], offset: ?>>
+      %dst = memref.subview %cache[%b, %slot, 0, 0] [1, 1, 4, 8] [1, 1, 1, 1] : memref<4x16x4x8xf32> to memref<1x1x4x8xf32, strided<[512, 32, 8, 1], offset: ?>>
+      memref.copy %src, %dst : memref<1x1x4x8xf32, strided<[32, 32, 8, 1], offset: ?>> to memref<1x1x4x8xf32, strided<[512, 32, 8, 1], offset: ?>>
+    }
+  }
+  // A plain scatter (the last writer wins).
+  %out = memref.alloc() : memref<4xi32>
+  scf.for %b = %c0 to %c4 step %c1 {
+    %l = memref.load %lengths[%b] : memref<4xi32>
+    %slot = arith.index_cast %l : i32 to index
+    %k = arith.remui %slot, %c4 : index
+    memref.store %l, %out[%k] : memref<4xi32>
+  }
+  return
+}
+
+// PTX-LABEL: .visible .entry mod_host_loop_0(
+// PTX: bar.sync 0;
+// PTX: ld.global
+// PTX: st.global
+// PTX: bar.sync 0;
+// PTX: ret;
+
+// -----
+
+// A decode step's routed-row compaction (mod.routed_rows): the rows whose
+// router logit is > 0 are appended to a list, and the host needs their
+// count n after the loop (it chooses the copy of the block built for k >= n
+// rows). The loop runs in one block; thread 0 stores n into a device
+// buffer, which is copied device -> host into a host staging buffer that
+// the host then reads: one small copy and a synchronization per routed
+// block and step. A parallel linalg op in a nest (the write-back of a
+// routed row's output) is spread over the threads, and a temporary it
+// writes is allocated once, before the kernel.
+// CHECK-LABEL: func.func @compaction
+// CHECK-SAME: (%[[LOGITS:.*]]: memref<4x1xf32>, %[[ROWS:.*]]: memref<4xi32>, %[[X:.*]]: memref<4x8xf32>)
+// CHECK: %[[STAGING:.*]] = memref.alloca() {mod.host_staging} : memref<index>
+// CHECK: %[[COUNT:.*]] = memref.alloc() : memref<index>
+// CHECK: gpu.launch {{.*}} module(@mod_host_loop_0) function(@mod_host_loop_0) {
+// CHECK: %[[N:.*]] = scf.for {{.*}} -> (index) {
+// CHECK: memref.store %{{.*}}, %[[ROWS]][%{{.*}}] : memref<4xi32>
+// CHECK: }
+// CHECK: scf.if %{{.*}} {
+// CHECK-NEXT: memref.store %[[N]], %[[COUNT]][] : memref<index>
+// CHECK: gpu.terminator
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.memcpy  %[[STAGING]], %[[COUNT]] : memref<index>, memref<index>
+// CHECK-NEXT: %[[HOSTN:.*]] = memref.load %[[STAGING]][] : memref<index>
+// CHECK: %[[TMP:.*]] = memref.alloc() : memref<8xf32>
+// CHECK: gpu.launch {{.*}} threads(%[[TX:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c32{{(_[0-9]+)?}}, %{{[^)]*}}) module(@mod_host_loop_1) function(@mod_host_loop_1) {
+// CHECK: scf.for %[[J:.*]] = %{{.*}} to %[[HOSTN]] step
+// CHECK: gpu.barrier
+// CHECK: scf.for %[[E:.*]] = %[[TX]] to %c8{{(_[0-9]+)?}} step %c32{{(_[0-9]+)?}} {
+// CHECK: arith.mulf
+// CHECK: memref.store %{{.*}}, %[[TMP]][%[[E]]] : memref<8xf32>
+// CHECK: }
+// CHECK-NEXT: gpu.barrier
+// CHECK: return %[[HOSTN]]
+func.func @compaction(%logits: memref<4x1xf32>, %rows: memref<4xi32>, %x: memref<4x8xf32>) -> index {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %zero = arith.constant 0.0 : f32
+  %n = scf.for %b = %c0 to %c4 step %c1 iter_args(%k = %c0) -> (index) {
+    %r = memref.load %logits[%b, %c0] : memref<4x1xf32>
+    %on = arith.cmpf ogt, %r, %zero : f32
+    %next = scf.if %on -> (index) {
+      %row = arith.index_cast %b : index to i32
+      memref.store %row, %rows[%k] : memref<4xi32>
+      %k1 = arith.addi %k, %c1 : index
+      scf.yield %k1 : index
+    } else {
+      scf.yield %k : index
+    }
+    scf.yield %next : index
+  } {mod.routed_rows}
+  scf.for %j = %c0 to %n step %c1 {
+    %row32 = memref.load %rows[%j] : memref<4xi32>
+    %row = arith.index_cast %row32 : i32 to index
+    %g = memref.load %logits[%row, %c0] : memref<4x1xf32>
+    %tmp = memref.alloc() : memref<8xf32>
+    %xrow = memref.subview %x[%row, 0] [1, 8] [1, 1] : memref<4x8xf32> to memref<8xf32, strided<[1], offset: ?>>
+    linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]}
+        ins(%xrow : memref<8xf32, strided<[1], offset: ?>>) outs(%tmp : memref<8xf32>) {
+    ^bb0(%in: f32, %out: f32):
+      %s = arith.mulf %in, %g : f32
+      linalg.yield %s : f32
+    }
+    memref.copy %tmp, %xrow : memref<8xf32> to memref<8xf32, strided<[1], offset: ?>>
+  }
+  return %n : index
+}

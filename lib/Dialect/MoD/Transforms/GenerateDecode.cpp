@@ -1160,46 +1160,44 @@ FailureOr<Value> Incrementalizer::emitRoutedBlock(
   }
 
   // Prefill: the routed tokens of each sequence's prompt, in order:
-  // counts[b] of them, token src[b,j] the j-th.
-  StepKind allKind;
-  allKind.t = t;
-  allKind.smax = kind.smax;
-  allKind.batch = batch;
-  allKind.indirect = true;
-  FailureOr<func::FuncOp> prefill =
-      plan.inc->build(mb, "routed_block_prefill", allKind);
-  if (failed(prefill))
-    return failure();
+  // counts[b] of them, token src[b,j] the j-th, token i the inv[b,i]-th.
   Value countsInit = filledVector(fb, loc, batch, i32, 0);
   Value zeroI32 =
       arith::ConstantOp::create(fb, loc, i32, fb.getI32IntegerAttr(0));
-  Value srcInit =
-      linalg::FillOp::create(
-          fb, loc, zeroI32,
-          ValueRange{tensor::EmptyOp::create(
-              fb, loc, ArrayRef<int64_t>{batch, t}, i32)})
-          .getResult(0);
+  auto filledTokens = [&]() -> Value {
+    return linalg::FillOp::create(
+               fb, loc, zeroI32,
+               ValueRange{tensor::EmptyOp::create(
+                   fb, loc, ArrayRef<int64_t>{batch, t}, i32)})
+        .getResult(0);
+  };
+  Value srcInit = filledTokens(), invInit = filledTokens();
   auto perRow = scf::ForOp::create(
-      fb, loc, c0, cB, c1, ValueRange{countsInit, srcInit},
+      fb, loc, c0, cB, c1, ValueRange{countsInit, srcInit, invInit, c0},
       [&](OpBuilder &nb, Location nl, Value b, ValueRange iter) {
         Value len = arith::IndexCastOp::create(
             nb, nl, index,
             tensor::ExtractOp::create(nb, nl, promptLengths, ValueRange{b}));
         auto perToken = scf::ForOp::create(
-            nb, nl, c0, len, c1, ValueRange{c0, iter[1]},
+            nb, nl, c0, len, c1, ValueRange{c0, iter[1], iter[2]},
             [&](OpBuilder &tb, Location tl, Value j, ValueRange it2) {
               Value score =
                   tensor::ExtractOp::create(tb, tl, decide, ValueRange{b, j});
               auto ifOp = scf::IfOp::create(
-                  tb, tl, TypeRange{index, it2[1].getType()},
+                  tb, tl,
+                  TypeRange{index, it2[1].getType(), it2[2].getType()},
                   isRouted(tb, tl, score), /*withElseRegion=*/true);
               OpBuilder yb = ifOp.getThenBodyBuilder();
               Value ji = arith::IndexCastOp::create(yb, tl, i32, j);
               Value src = tensor::InsertOp::create(yb, tl, ji, it2[1],
                                                    ValueRange{b, it2[0]});
+              Value rank = arith::IndexCastOp::create(yb, tl, i32, it2[0]);
+              Value inv = tensor::InsertOp::create(yb, tl, rank, it2[2],
+                                                   ValueRange{b, j});
               scf::YieldOp::create(
                   yb, tl,
-                  ValueRange{arith::AddIOp::create(yb, tl, it2[0], c1), src});
+                  ValueRange{arith::AddIOp::create(yb, tl, it2[0], c1), src,
+                             inv});
               OpBuilder eb = ifOp.getElseBodyBuilder();
               scf::YieldOp::create(eb, tl, it2);
               scf::YieldOp::create(tb, tl, ifOp.getResults());
@@ -1208,54 +1206,177 @@ FailureOr<Value> Incrementalizer::emitRoutedBlock(
                                                  perToken.getResult(0));
         Value counts =
             tensor::InsertOp::create(nb, nl, count, iter[0], ValueRange{b});
-        scf::YieldOp::create(nb, nl, ValueRange{counts, perToken.getResult(1)});
+        Value most =
+            arith::MaxUIOp::create(nb, nl, iter[3], perToken.getResult(0));
+        scf::YieldOp::create(nb, nl,
+                             ValueRange{counts, perToken.getResult(1),
+                                        perToken.getResult(2), most});
       });
-  Value counts = perRow.getResult(0), src = perRow.getResult(1);
-  IRMapping m;
-  mapCaptured(m, *prefill);
-  m.map(prefill->getArgument(numCaptured), x);
-  m.map(prefill->getArgument(numCaptured + 1), pos);
+  Value counts = perRow.getResult(0), src = perRow.getResult(1),
+        inv = perRow.getResult(2), most = perRow.getResult(3);
+
+  // The block runs on the routed tokens only, gathered to [B,K] for the
+  // smallest K of P/8, P/4, P/2, P (rounded up) that holds every row's count
+  // (an scf.index_switch on K; K = 0, no token routed, runs nothing). Slots
+  // past a row's count repeat its token src[b,0]: their outputs are dropped
+  // and they write no cache (counts bounds the writes).
+  SmallVector<int64_t> sizes;
+  for (int64_t div : {8, 4, 2, 1}) {
+    int64_t k = std::max<int64_t>((t + div - 1) / div, 1);
+    if (sizes.empty() || sizes.back() != k)
+      sizes.push_back(k);
+  }
+  Value chosen = arith::ConstantIndexOp::create(fb, loc, sizes.back());
+  for (int64_t k : llvm::reverse(sizes)) {
+    Value kc = arith::ConstantIndexOp::create(fb, loc, k);
+    Value fits =
+        arith::CmpIOp::create(fb, loc, arith::CmpIPredicate::ule, most, kc);
+    chosen = arith::SelectOp::create(fb, loc, fits, kc, chosen);
+  }
+  Value none =
+      arith::CmpIOp::create(fb, loc, arith::CmpIPredicate::eq, most, c0);
+  chosen = arith::SelectOp::create(fb, loc, none, c0, chosen);
+  SmallVector<Value> passThrough{x};
   for (unsigned c = 0; c < numCaches; ++c)
-    m.map(prefill->getArgument(numCaptured + 2 + c), state[c]);
-  unsigned tail = numCaptured + 2 + numCaches;
-  m.map(prefill->getArgument(tail), filledVector(fb, loc, batch, i32, 0));
-  m.map(prefill->getArgument(tail + 1), counts);
-  m.map(prefill->getArgument(tail + 2), src);
-  SmallVector<Value> res = inlineFunction(fb, *prefill, m);
-  prefill->erase();
-  // out = routed ? x + g(r) * d : x, routed = decision > 0 within the prompt.
+    passThrough.push_back(state[c]);
+  SmallVector<Type> resultTypes;
+  for (Value v : passThrough)
+    resultTypes.push_back(v.getType());
+  auto sw = scf::IndexSwitchOp::create(fb, loc, resultTypes, chosen, sizes,
+                                       sizes.size());
+  {
+    OpBuilder db = OpBuilder::atBlockEnd(&sw.getDefaultRegion().emplaceBlock());
+    scf::YieldOp::create(db, loc, passThrough);
+  }
   unsigned rank = xType.getRank();
   AffineMap idN = AffineMap::getMultiDimIdentityMap(rank, ctx);
   AffineMap tokN = AffineMap::get(
       rank, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
   AffineMap rowN = AffineMap::get(rank, 0, {getAffineDimExpr(0, ctx)}, ctx);
-  Value out =
-      linalg::GenericOp::create(
-          fb, loc, xType, ValueRange{x, res[0], scores, decide, promptLengths},
-          ValueRange{tensor::EmptyOp::create(fb, loc, xType.getShape(), et)},
-          ArrayRef<AffineMap>{idN, idN, tokN, tokN, rowN, idN},
-          SmallVector<utils::IteratorType>(rank,
-                                           utils::IteratorType::parallel),
-          [&](OpBuilder &nb, Location nl, ValueRange args) {
-            Value j = arith::IndexCastOp::create(
-                nb, nl, i32, linalg::IndexOp::create(nb, nl, 1));
-            Value inPrompt = arith::CmpIOp::create(
-                nb, nl, arith::CmpIPredicate::slt, j, args[4]);
-            Value routedHere = arith::AndIOp::create(
-                nb, nl, inPrompt, isRouted(nb, nl, args[3]));
-            Value sum = arith::AddFOp::create(
-                nb, nl, args[0],
-                arith::MulFOp::create(nb, nl, gated(nb, nl, args[2]), args[1]));
-            linalg::YieldOp::create(
-                nb, nl,
-                arith::SelectOp::create(nb, nl, routedHere, sum, args[0])
-                    .getResult());
-          })
+  for (auto [ci, size] : llvm::enumerate(sizes)) {
+    const int64_t k = size; // Captured by the lambdas below.
+    StepKind allKind;
+    allKind.t = k;
+    allKind.smax = kind.smax;
+    allKind.batch = batch;
+    allKind.indirect = true;
+    FailureOr<func::FuncOp> prefill = plan.inc->build(
+        mb, "routed_block_prefill_" + std::to_string(k), allKind);
+    if (failed(prefill))
+      return failure();
+    OpBuilder nb =
+        OpBuilder::atBlockEnd(&sw.getCaseRegions()[ci].emplaceBlock());
+    SmallVector<OpFoldResult> zeros(2, nb.getIndexAttr(0)),
+        ones(2, nb.getIndexAttr(1)),
+        sizesK{nb.getIndexAttr(batch), nb.getIndexAttr(k)};
+    Value srcK =
+        tensor::ExtractSliceOp::create(nb, loc, src, zeros, sizesK, ones);
+    // Token src[b,j] of row b, for x [B,P,D] and the positions [B,P].
+    auto gatherTokens = [&](Value full) -> Value {
+      auto type = cast<RankedTensorType>(full.getType());
+      unsigned r = type.getRank();
+      SmallVector<int64_t> shape(type.getShape());
+      shape[1] = k;
+      AffineMap tok = AffineMap::get(
+          r, 0, {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx)}, ctx);
+      return linalg::GenericOp::create(
+                 nb, loc, RankedTensorType::get(shape, type.getElementType()),
+                 ValueRange{srcK},
+                 ValueRange{tensor::EmptyOp::create(nb, loc, shape,
+                                                    type.getElementType())},
+                 ArrayRef<AffineMap>{tok,
+                                     AffineMap::getMultiDimIdentityMap(r, ctx)},
+                 SmallVector<utils::IteratorType>(
+                     r, utils::IteratorType::parallel),
+                 [&](OpBuilder &gb, Location gl, ValueRange args) {
+                   SmallVector<Value> at;
+                   for (unsigned d = 0; d < r; ++d)
+                     at.push_back(linalg::IndexOp::create(gb, gl, d));
+                   at[1] = arith::IndexCastOp::create(
+                       gb, gl, gb.getIndexType(), args[0]);
+                   linalg::YieldOp::create(
+                       gb, gl,
+                       tensor::ExtractOp::create(gb, gl, full, at).getResult());
+                 })
           .getResult(0);
+    };
+    // Gathered, the j-th routed token is token j.
+    Value ident =
+        linalg::GenericOp::create(
+            nb, loc, srcK.getType(), ValueRange{},
+            ValueRange{tensor::EmptyOp::create(
+                nb, loc, ArrayRef<int64_t>{batch, k}, i32)},
+            ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(2, ctx)},
+            SmallVector<utils::IteratorType>(2,
+                                             utils::IteratorType::parallel),
+            [&](OpBuilder &gb, Location gl, ValueRange) {
+              linalg::YieldOp::create(
+                  gb, gl,
+                  arith::IndexCastOp::create(gb, gl, i32,
+                                             linalg::IndexOp::create(gb, gl, 1))
+                      .getResult());
+            })
+            .getResult(0);
+    IRMapping m;
+    mapCaptured(m, *prefill);
+    m.map(prefill->getArgument(numCaptured), gatherTokens(x));
+    m.map(prefill->getArgument(numCaptured + 1), gatherTokens(pos));
+    for (unsigned c = 0; c < numCaches; ++c)
+      m.map(prefill->getArgument(numCaptured + 2 + c), state[c]);
+    unsigned tail = numCaptured + 2 + numCaches;
+    m.map(prefill->getArgument(tail), filledVector(nb, loc, batch, i32, 0));
+    m.map(prefill->getArgument(tail + 1), counts);
+    m.map(prefill->getArgument(tail + 2), ident);
+    SmallVector<Value> res = inlineFunction(nb, *prefill, m);
+    prefill->erase();
+    Value d = res[0];
+    // out = routed ? x + g(r) * d[inv] : x, routed = decision > 0 within
+    // the prompt, computed in place on x (its init): every case of the
+    // switch then yields x's buffer like the default, so bufferization
+    // never sees a switch whose results are different buffers in different
+    // cases (its in-place analysis of scf.index_switch then let a later op
+    // overwrite the result while it was still read).
+    Value kLast = arith::ConstantOp::create(nb, loc, i32,
+                                            nb.getI32IntegerAttr(k - 1));
+    Value out =
+        linalg::GenericOp::create(
+            nb, loc, xType, ValueRange{inv, scores, decide, promptLengths},
+            ValueRange{x}, ArrayRef<AffineMap>{tokN, tokN, tokN, rowN, idN},
+            SmallVector<utils::IteratorType>(rank,
+                                             utils::IteratorType::parallel),
+            [&](OpBuilder &gb, Location gl, ValueRange args) {
+              SmallVector<Value> at;
+              for (unsigned dd = 0; dd < rank; ++dd)
+                at.push_back(linalg::IndexOp::create(gb, gl, dd));
+              Value j = arith::IndexCastOp::create(gb, gl, i32, at[1]);
+              Value inPrompt = arith::CmpIOp::create(
+                  gb, gl, arith::CmpIPredicate::slt, j, args[3]);
+              Value routedHere = arith::AndIOp::create(
+                  gb, gl, inPrompt, isRouted(gb, gl, args[2]));
+              at[1] = arith::IndexCastOp::create(
+                  gb, gl, gb.getIndexType(),
+                  arith::MinSIOp::create(gb, gl, args[0], kLast));
+              Value dv = tensor::ExtractOp::create(gb, gl, d, at);
+              Value xv = args[4];
+              Value sum = arith::AddFOp::create(
+                  gb, gl, xv,
+                  arith::MulFOp::create(gb, gl, gated(gb, gl, args[1]), dv));
+              linalg::YieldOp::create(
+                  gb, gl,
+                  arith::SelectOp::create(gb, gl, routedHere, sum, xv)
+                      .getResult());
+            })
+            .getResult(0);
+    SmallVector<Value> yields{out};
+    for (unsigned c = 0; c < numCaches; ++c)
+      yields.push_back(res[1 + c]);
+    scf::YieldOp::create(nb, loc, yields);
+  }
+  sw->setAttr("mod.routed_block", fb.getStringAttr(plan.prefix));
   for (unsigned c = 0; c < numCaches; ++c)
-    state[c] = res[1 + c];
+    state[c] = sw.getResult(1 + c);
   state[numCaches] = counts;
-  return out;
+  return sw.getResult(0);
 }
 
 RankedTensorType Incrementalizer::cacheType(unsigned i, int64_t smax,

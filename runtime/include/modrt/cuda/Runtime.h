@@ -118,6 +118,17 @@ void modrt_cublas_sgemm_strided_batched(int64_t batch, int64_t m, int64_t n,
                                         int64_t ldc, int64_t strideC,
                                         int32_t flags);
 
+/// Mixed precision (mod-compile --cuda-precision=bf16): as
+/// modrt_cublas_sgemm_strided_batched, but A and B hold bf16 values (the
+/// raw 16-bit patterns; generated kernels convert the f32 buffers), C is
+/// f32 and the products are accumulated in f32 (cublasGemmStridedBatchedEx
+/// with CUDA_R_16BF A/B, CUDA_R_32F C, CUBLAS_COMPUTE_32F). MODRT_CUBLAS_TF32
+/// is ignored; the transpose flags apply.
+void modrt_cublas_gemm_bf16_strided_batched(
+    int64_t batch, int64_t m, int64_t n, int64_t k, const uint16_t *a,
+    int64_t lda, int64_t strideA, const uint16_t *b, int64_t ldb,
+    int64_t strideB, float *c, int64_t ldc, int64_t strideC, int32_t flags);
+
 /// D = epilogue(op(A) * op(B) + C), row-major f32 on device pointers, with
 /// op(A) m x k (lda), op(B) k x n (ldb), C and D m x n (ldc, ldd; C may be
 /// D; C null: nothing is added, D is overwritten). The epilogue adds

@@ -5,15 +5,20 @@ Reads the module printed after --mod-gpu-stream-order (mod-opt
 --mod-cuda-lowering -mlir-print-ir-after=mod-gpu-stream-order) and prints,
 for every public func.func with a body, one line
 
-  @NAME: h2d=N d2h=N d2d=N launches=N cublas=N syncs=N
+  @NAME: h2d=N d2h=N d2d=N launches=N cublas=N syncs=N host-reads=N device-accesses=N
 
 h2d/d2h/d2d: gpu.memcpy ops by direction. A memcpy operand is host memory
 when it is an argument of the function that its mod.device_resident_args
-does not list (the runtime passes host buffers for those), device memory
-otherwise (gpu.alloc results, views of them, device-resident arguments).
+does not list (the runtime passes host buffers for those) or a
+memref.alloca (the host staging buffer of a count the host reads, e.g. a
+decode step's routed rows), device memory otherwise (gpu.alloc results,
+views of them, device-resident arguments).
 launches: gpu.launch_func ops. cublas: calls of modrt_cublas_* and
 modrt_cublaslt_* functions (cuBLAS and cuBLASLt).
 syncs: host synchronizations, i.e. blocking gpu.wait ops (without `async`).
+host-reads: memref.load of a host memref.alloca (a value copied device ->
+host). device-accesses: any other memref.load/store/atomic_rmw in host code
+(kernels are outlined by then), which would dereference device memory.
 """
 import re
 import sys
@@ -27,12 +32,14 @@ def main():
     counts = []
     current = None
     host_args = set()
+    staging_bufs = set()
     depth = 0
     for line in text.splitlines():
         m = FUNC.match(line)
         if m and current is None and "private" not in line.split("@")[0]:
             current = {"name": m.group(1), "h2d": 0, "d2h": 0, "d2d": 0,
-                       "launches": 0, "cublas": 0, "syncs": 0}
+                       "launches": 0, "cublas": 0, "syncs": 0,
+                       "reads": 0, "device": 0}
             resident = re.search(r"mod\.device_resident_args = array<i64(?:: ([\d, ]*))?>",
                                  m.group(3) or "")
             resident = {"%arg" + i.strip() for i in
@@ -43,6 +50,10 @@ def main():
             continue
         if current is None:
             continue
+        staging = re.match(r"\s*(%[\w]+) = memref\.alloca\(\)", line)
+        if staging:
+            host_args.add(staging.group(1))
+            staging_bufs.add(staging.group(1))
         depth += line.count("{") - line.count("}")
         if depth <= 0:
             counts.append(current)
@@ -60,6 +71,12 @@ def main():
                 current["d2d"] += 1
             else:
                 sys.exit("host-to-host gpu.memcpy: " + line.strip())
+        access = re.search(r"memref\.(load|store|atomic_rmw)\b.*?(%[\w]+)\[", line)
+        if access:
+            if access.group(1) == "load" and access.group(2) in staging_bufs:
+                current["reads"] += 1
+            else:
+                current["device"] += 1
         if "gpu.launch_func" in line:
             current["launches"] += 1
         if re.search(r"call @modrt_cublas(lt)?_", line):
@@ -68,7 +85,8 @@ def main():
             current["syncs"] += 1
     for c in counts:
         print("@{name}: h2d={h2d} d2h={d2h} d2d={d2d} launches={launches} "
-              "cublas={cublas} syncs={syncs}".format(**c))
+              "cublas={cublas} syncs={syncs} host-reads={reads} "
+              "device-accesses={device}".format(**c))
 
 
 if __name__ == "__main__":

@@ -691,10 +691,19 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
       copies like any static function. An unrouted row runs no Q/K/V
       projection, no attention, no MLP and writes no cache; n = 0 runs
       nothing, and a step's cost in the block falls with the routed fraction.
-    - `@prefill` runs the block on the P prompt tokens with static shapes
-      (unrouted tokens' outputs are dropped by a select), and writes only the
-      routed tokens, compacted in order, into the block's caches
-      (`routed_lengths` = their count).
+    - `@prefill` decides for the P prompt tokens, compacts each sequence's
+      routed tokens in order (their count and indices), and runs the block on
+      the routed tokens only: gathered to [B,K] for the smallest K of
+      ceil(P/8), ceil(P/4), ceil(P/2), P that holds every sequence's count
+      (an `scf.index_switch` on K, marked `mod.routed_block`, selects a copy
+      of the block's prefill built for K tokens; K = 0 runs nothing; slots
+      past a sequence's count repeat a token whose output is dropped and
+      that writes no cache). The routed tokens are written into the block's
+      caches in order (`routed_lengths` = their count) and their outputs are
+      scattered back to their positions, in place on the block's input (so
+      every case yields the same buffer as the default); unrouted tokens
+      pass through. A prefill's cost in the block thus falls with the
+      largest routed count of the batch.
 
     Nested routed blocks and a block body that uses a token-indexed value
     from outside it are diagnostics.
