@@ -324,7 +324,8 @@ def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
     (scores) or K (probabilities times values) is the row's length, on
     subviews of static buffers. Each dynamic size needs a constant upper
     bound, found through the subview's size operand (a constant, or a min,
-    product or cast with one: `min(length, Smax)`), which the
+    product or cast with one: `min(length, Smax)`, or a select between two
+    bounded values: `--mod-cpu-causal-attention`'s key range), which the
     leading-dimension checks use (a leading dimension at least the bound
     is at least the size); the calls take the size at run time
     (`memref.dim` of an operand dimension its loop runs over), the slices

@@ -134,6 +134,12 @@ std::optional<int64_t> upperBound(Value v, int depth = 0) {
   }
   if (isa<arith::IndexCastOp>(def))
     return upperBound(def->getOperand(0), depth + 1);
+  if (auto select = dyn_cast<arith::SelectOp>(def)) {
+    std::optional<int64_t> a = upperBound(select.getTrueValue(), depth + 1),
+                           b = upperBound(select.getFalseValue(), depth + 1);
+    if (a && b)
+      return std::max(*a, *b);
+  }
   return std::nullopt;
 }
 

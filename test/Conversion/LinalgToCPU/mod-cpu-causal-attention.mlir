@@ -164,6 +164,14 @@ func.func @iota(%q: memref<1x10x2x4xf32>, %k: memref<1x10x2x4xf32>,
 // CHECK: %[[KEYS:.*]] = arith.select %{{.*}}, %[[KEND]], %{{.*}} : index
 // CHECK: memref.subview %{{.*}}[0, 0, 0, 0] [1, 1, %{{.*}}, %[[KEYS]]]
 // CHECK: } {mod.gemm_tiles}
+
+// The key range is a select between the tile's end and all keys: its
+// bound still lets both contractions become GEMM calls.
+// BLAS-LABEL: func.func @positions
+// BLAS: scf.parallel
+// BLAS: func.call @cblas_sgemm
+// BLAS: func.call @cblas_sgemm
+// BLAS: } {mod.gemm_tiles}
 func.func @positions(%q: memref<1x10x2x4xf32>, %k: memref<1x10x2x4xf32>,
                      %v: memref<1x10x2x4xf32>, %o: memref<1x2x10x4xf32>,
                      %pos: memref<1x10xi32>) {
