@@ -23,6 +23,8 @@ std::string mlir::mod::getCPULoweringPipeline() {
          "canonicalize,"
          // In-place results: no copy of a buffer onto itself.
          "func.func(mod-elide-self-copies),"
+         // Causal attention per query tile, before its GEMMs become calls.
+         "func.func(mod-cpu-causal-attention),"
          "mod-linalg-to-blas,"
          "mod-strided-copies-to-linalg,"
          "func.func(convert-linalg-to-parallel-loops),"

@@ -467,7 +467,8 @@ std::vector<Tensor> Model::call(std::string_view entryName,
       outputs.push_back(*inputs[*spec.aliasOf]);
       args[*spec.aliasOf] = &outputs.back();
     } else {
-      outputs.emplace_back(spec.dtype, spec.shape);
+      // Every element is written by the call: no zero fill.
+      outputs.push_back(Tensor::uninitialized(spec.dtype, spec.shape));
     }
   }
   std::vector<Tensor *> outs;
@@ -527,8 +528,9 @@ std::vector<Tensor> Model::callInPlace(std::string_view entryName,
   fresh.reserve(entry.outputs.size());
   for (const TensorSpec &spec : entry.outputs)
     if (!spec.aliasOf)
-      fresh.push_back(staysOnDevice(spec) ? Tensor(spec.dtype, {0})
-                                          : Tensor(spec.dtype, spec.shape));
+      fresh.push_back(staysOnDevice(spec)
+                          ? Tensor(spec.dtype, {0})
+                          : Tensor::uninitialized(spec.dtype, spec.shape));
   std::vector<Tensor *> outs;
   size_t next = 0;
   for (const TensorSpec &spec : entry.outputs) {

@@ -148,7 +148,7 @@ std::string modrt::formatShape(const std::vector<int64_t> &shape) {
 
 void Tensor::AlignedFree::operator()(std::byte *p) const { std::free(p); }
 
-Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
+Tensor::Tensor(DType dtype, std::vector<int64_t> shape, NoInit)
     : dtype_(dtype), shape_(std::move(shape)) {
   (void)info(dtype_); // reject out-of-range enum values early
   std::optional<int64_t> count = checkedNumElements(shape_, dtype_);
@@ -157,7 +157,15 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
                 "]: negative dimension or size overflow");
   numElements_ = *count;
   allocate();
+}
+
+Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
+    : Tensor(dtype, std::move(shape), NoInit{}) {
   std::memset(storage_.get(), 0, byteSize());
+}
+
+Tensor Tensor::uninitialized(DType dtype, std::vector<int64_t> shape) {
+  return Tensor(dtype, std::move(shape), NoInit{});
 }
 
 void Tensor::allocate() {

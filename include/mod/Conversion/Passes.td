@@ -197,6 +197,84 @@ def ElideSelfCopies : Pass<"mod-elide-self-copies", "::mlir::func::FuncOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"> {
+  let summary = "Row-tiled causal attention on buffers: skip fully masked key tiles";
+  let description = [{
+    Runs after bufferization, before `--mod-linalg-to-blas`. Finds each
+    attention chain: a contraction `C1` (scores `s[b.., i, j]` over a
+    head dim), the ops that read its scores through buffers nothing else
+    reads (masking, scaling, the row max, `exp`, the row sum, the
+    division, in any spelling and order), and the contraction `C2` that
+    reduces over the key dim `j` (`p · V`). The batch dims, the query dim
+    `i` and the key dim `j` are labelled from the contractions' roles and
+    followed through every indexing map; an op whose loops do not all get
+    a label, a scratch buffer read after the chain, or an op in between
+    that writes what the chain reads leaves the chain alone.
+
+    The chain becomes one `scf.parallel` (marked `mod.gemm_tiles`, so it
+    stays parallel) over the batch dims and tiles of `tile-rows` query
+    rows. Each iteration runs every op of the chain on its rows
+    `[i0, i0 + rows)` and the keys `[0, kend)` only, `kend = i0 + rows`,
+    in scratch buffers of one tile on the stack (at most 1 MiB; the tile
+    height shrinks to fit, so the scores stay in L2); `C1` and `C2` stay
+    contractions on subviews, which `--mod-linalg-to-blas` turns into one
+    `cblas_sgemm` each with a key range that grows with the tile index.
+    Work: about `(n + 1) / 2n` of the full `S x S` scores for `n` tiles
+    (0.53 at S = 1024 with 64-row tiles), and no `[B, H, S, S]` buffer.
+
+    Skipping the keys `j >= kend` (all after every query of the tile) is
+    proved by evaluating each op's scalar body abstractly at such points:
+    the mask comparison is false there (`j <= i` on `linalg.index`
+    statically; `p[j] <= p[i]` on one positions buffer read at the key and
+    at the query, `sle`/`ule` or the mirrored `sge`/`uge`), so the masked
+    score is a constant at most -1e20, `exp` of it minus the row max is 0,
+    and every reduction over `j` (max, sum, the `p · V` contraction)
+    yields its accumulator unchanged. The mask may be computed in the
+    consuming ops or in a buffer written before the chain. A comparison
+    must include the diagonal, so every row keeps an unmasked key. Position
+    masks hold only for positions that increase along the sequence: each
+    tile checks at run time (O(S)) that every skipped key's position is
+    above every query's of the tile, else it uses all keys. This covers
+    routed blocks, whose gathered positions increase because top-k indices
+    are ascending, without relying on it. Assumed, as for the untiled
+    code: scores and values are finite and unmasked scores are above the
+    mask constant. Anything not proved leaves the chain as it was.
+
+    Before (sketch):
+
+    ```mlir
+    linalg.generic ... ins(%q, %k) outs(%s : memref<1x12x1024x1024xf32>)   // C1
+    linalg.generic ... ins(%s, %pos, %pos) outs(%max ...)                  // masked max
+    ... exp, sum, divide into %p ...
+    linalg.generic ... ins(%p, %v) outs(%o : memref<1x12x1024x64xf32>)    // C2
+    ```
+
+    After (sketch, `tile-rows=64`):
+
+    ```mlir
+    scf.parallel (%b, %h, %t) = (%c0, %c0, %c0) to (%c1, %c12, %c16) ... {
+      %i0 = arith.muli %t, %c64 : index
+      %kend = arith.minsi ... %i0 + rows ...   // or 1024 if positions fail
+      %s = memref.alloca() : memref<1x1x64x1024xf32>
+      %st = memref.subview %s[0, 0, 0, 0] [1, 1, %rows, %kend] [1, 1, 1, 1]
+      linalg.generic ... ins(%q[.., %i0.., ..], %k[0..%kend]) outs(%st)  // C1 tile
+      ... the same ops on [%rows, %kend] ...
+      linalg.generic ... ins(%pt, %v[0..%kend]) outs(%o[.., %i0.., ..])  // C2 tile
+    } {mod.gemm_tiles}
+    ```
+  }];
+  let options = [
+    Option<"tileRows", "tile-rows", "int64_t", /*default=*/"64",
+           "Query rows per tile (at least 1; fewer when the scratch of a "
+           "tile would pass 1 MiB)">,
+  ];
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def LinalgToBLAS : Pass<"mod-linalg-to-blas", "::mlir::ModuleOp"> {
   let summary = "Turn f32 matmul-shaped linalg ops on buffers into cblas_sgemm (or, for one row, cblas_sgemv) calls";
   let description = [{

@@ -518,7 +518,10 @@ void rewrite(linalg::LinalgOp op, const GemmPlan &plan, func::FuncOp sgemm,
   int64_t macs = calls * plan.m.ub * plan.n.ub * plan.k.ub;
   for (const LoopDim &loop : inner)
     macs *= loop.ub;
-  bool parallel = macs >= kMinParallelMacs;
+  // Inside a parallel loop (e.g. --mod-cpu-causal-attention's tiles) each
+  // thread already runs its own GEMMs: no slices.
+  bool parallel = macs >= kMinParallelMacs &&
+                  !op->getParentOfType<scf::ParallelOp>();
   Value threads =
       parallel
           ? arith::IndexCastOp::create(

@@ -99,8 +99,6 @@ struct CPUParallelLoopsPass
     for (scf::ParallelOp par : outermost) {
       if (!par.getInitVals().empty())
         continue; // reductions: left to convert-scf-to-openmp as they are
-      if (par->hasAttr("mod.gemm_tiles"))
-        continue; // GEMM calls from --mod-linalg-to-blas: each is heavy
       // One parallel region per nest: inner parallel loops run sequentially
       // on the thread that owns the outer iteration.
       SmallVector<scf::ParallelOp> nested;
@@ -110,6 +108,8 @@ struct CPUParallelLoopsPass
       });
       for (scf::ParallelOp inner : llvm::reverse(nested))
         sequentialize(inner, 0);
+      if (par->hasAttr("mod.gemm_tiles"))
+        continue; // GEMM calls (or attention tiles): each is heavy
 
       int64_t total = 1;
       for (auto [l, u, s] : llvm::zip(par.getLowerBound(), par.getUpperBound(),

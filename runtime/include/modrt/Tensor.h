@@ -71,6 +71,11 @@ public:
   /// that overflows.
   Tensor(DType dtype, std::vector<int64_t> shape);
 
+  /// A tensor whose contents are unspecified (not zeroed): for buffers that
+  /// are about to be overwritten completely, such as an entry point's
+  /// outputs. Same errors as the zero-initialized constructor.
+  static Tensor uninitialized(DType dtype, std::vector<int64_t> shape);
+
   Tensor(const Tensor &other);
   Tensor &operator=(const Tensor &other);
   Tensor(Tensor &&other) noexcept = default;
@@ -133,6 +138,8 @@ private:
       throw Error(std::string("cannot view a ") + manifestDTypeName(dtype_) +
                   " tensor with this element type");
   }
+  struct NoInit {};
+  Tensor(DType dtype, std::vector<int64_t> shape, NoInit);
   void allocate();
 
   DType dtype_;
