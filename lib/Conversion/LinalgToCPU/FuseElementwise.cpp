@@ -10,9 +10,11 @@
 
 #include "mod/Conversion/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -171,6 +173,45 @@ struct FoldReshapedEmpty : OpRewritePattern<ReshapeOp> {
   }
 };
 
+/// `tensor.dim` of a collapse_shape whose collapsed group holds one dynamic
+/// source dimension: that dimension's `tensor.dim` times the group's static
+/// sizes. With the ranked-shape resolution below it reaches the init of the
+/// op that made the source (reshape fusion asks a transpose fused into a
+/// GEMM for its dynamic size this way).
+struct DimOfCollapseShape : OpRewritePattern<tensor::DimOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(tensor::DimOp op,
+                                PatternRewriter &rewriter) const override {
+    auto collapse = op.getSource().getDefiningOp<tensor::CollapseShapeOp>();
+    std::optional<int64_t> index = op.getConstantIndex();
+    if (!collapse || !index)
+      return failure();
+    ReassociationIndices group = collapse.getReassociationIndices()[*index];
+    RankedTensorType srcType = collapse.getSrcType();
+    int64_t dynamicDim = -1, product = 1;
+    for (int64_t d : group) {
+      if (!srcType.isDynamicDim(d)) {
+        product *= srcType.getDimSize(d);
+        continue;
+      }
+      if (dynamicDim >= 0)
+        return failure();
+      dynamicDim = d;
+    }
+    if (dynamicDim < 0)
+      return failure();
+    Location loc = op.getLoc();
+    Value size = tensor::DimOp::create(rewriter, loc, collapse.getSrc(),
+                                       dynamicDim);
+    if (product != 1)
+      size = arith::MulIOp::create(
+          rewriter, loc, size,
+          arith::ConstantIndexOp::create(rewriter, loc, product));
+    rewriter.replaceOp(op, size);
+    return success();
+  }
+};
+
 struct CPUFuseElementwisePass
     : mod::impl::CPUFuseElementwiseBase<CPUFuseElementwisePass> {
   void runOnOperation() override {
@@ -185,6 +226,16 @@ struct CPUFuseElementwisePass
     tensor::CollapseShapeOp::getCanonicalizationPatterns(patterns, ctx);
     tensor::ExpandShapeOp::getCanonicalizationPatterns(patterns, ctx);
     linalg::GenericOp::getCanonicalizationPatterns(patterns, ctx);
+    // Sizes that reshape fusion reads off a fused producer's result
+    // (`tensor.dim` of a transpose fused into its consumer, for the
+    // consumer's expanded init) are taken from the producer's own init, so
+    // the producer does not stay alive, materialized, just for its shape (a
+    // decode step's transposes of the filled cache slots, whose size is
+    // dynamic).
+    patterns.add<DimOfCollapseShape>(ctx);
+    memref::populateResolveRankedShapedTypeResultDimsPatterns(patterns);
+    tensor::DimOp::getCanonicalizationPatterns(patterns, ctx);
+    tensor::EmptyOp::getCanonicalizationPatterns(patterns, ctx);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -166,3 +166,38 @@ func.func @causal_mask(%pos: tensor<2x8xi32>, %s1: tensor<2x3x8x8xf32>, %s2: ten
   } -> tensor<2x3x8x8xf32>
   return %r1, %r2 : tensor<2x3x8x8xf32>, tensor<2x3x8x8xf32>
 }
+
+// -----
+
+// A decode step's row of the keys: the transpose of the row's L filled
+// cache slots, reshaped into the scores' batch_matmul, fuses into it as an
+// indexing map over the cache slice (--mod-linalg-to-blas: strides of the
+// cache), and nothing keeps the transpose alive for its dynamic size: the
+// expanded init's size is the slice's %len, not a tensor.dim of the
+// transposed tensor.
+// CHECK:       #[[KMAP:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d3, d1, d4)>
+// CHECK-LABEL: func.func @transpose_into_gemv
+// CHECK-SAME:    (%[[Q:.*]]: tensor<1x1x12x64xf32>, %[[CACHE:.*]]: tensor<1x1024x12x64xf32>, %[[LEN:.*]]: index)
+// CHECK-NOT:     tensor.dim
+// CHECK-DAG:     %[[ROWS:.*]] = tensor.extract_slice %[[CACHE]][0, 0, 0, 0] [1, %[[LEN]], 12, 64]
+// CHECK-DAG:     tensor.expand_shape %{{.*}} {{\[}}[0, 1], [2], [3]] output_shape [1, 12, 1, %[[LEN]]]
+// CHECK:         linalg.generic {indexing_maps = [#{{.*}}, #[[KMAP]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%[[Q]], %[[ROWS]] : tensor<1x1x12x64xf32>, tensor<1x?x12x64xf32>)
+// CHECK-NOT:     linalg.generic
+// CHECK-NOT:     linalg.transpose
+// CHECK:         return
+func.func @transpose_into_gemv(%q: tensor<1x1x12x64xf32>, %cache: tensor<1x1024x12x64xf32>, %len: index) -> tensor<12x1x1024xf32> {
+  %qe = tensor.empty() : tensor<1x12x1x64xf32>
+  %qt = linalg.transpose ins(%q : tensor<1x1x12x64xf32>) outs(%qe : tensor<1x12x1x64xf32>) permutation = [0, 2, 1, 3]
+  %qc = tensor.collapse_shape %qt [[0, 1], [2], [3]] : tensor<1x12x1x64xf32> into tensor<12x1x64xf32>
+  %acc = tensor.empty() : tensor<12x1x1024xf32>
+  %rows = tensor.extract_slice %cache[0, 0, 0, 0] [1, %len, 12, 64] [1, 1, 1, 1] : tensor<1x1024x12x64xf32> to tensor<1x?x12x64xf32>
+  %e = tensor.empty(%len) : tensor<1x12x64x?xf32>
+  %t = linalg.transpose ins(%rows : tensor<1x?x12x64xf32>) outs(%e : tensor<1x12x64x?xf32>) permutation = [0, 2, 3, 1]
+  %c = tensor.collapse_shape %t [[0, 1], [2], [3]] : tensor<1x12x64x?xf32> into tensor<12x64x?xf32>
+  %o = tensor.extract_slice %acc[0, 0, 0] [12, 1, %len] [1, 1, 1] : tensor<12x1x1024xf32> to tensor<12x1x?xf32>
+  %zero = arith.constant 0.0 : f32
+  %f = linalg.fill ins(%zero : f32) outs(%o : tensor<12x1x?xf32>) -> tensor<12x1x?xf32>
+  %r = linalg.batch_matmul ins(%qc, %c : tensor<12x1x64xf32>, tensor<12x64x?xf32>) outs(%f : tensor<12x1x?xf32>) -> tensor<12x1x?xf32>
+  %out = tensor.insert_slice %r into %acc[0, 0, 0] [12, 1, %len] [1, 1, 1] : tensor<12x1x?xf32> into tensor<12x1x1024xf32>
+  return %out : tensor<12x1x1024xf32>
+}
