@@ -108,8 +108,10 @@ struct CPUParallelLoopsPass
       });
       for (scf::ParallelOp inner : llvm::reverse(nested))
         sequentialize(inner, 0);
-      if (par->hasAttr("mod.gemm_tiles"))
-        continue; // GEMM calls (or attention tiles): each is heavy
+      if (par->hasAttr("mod.gemm_tiles") ||
+          par->hasAttr("mod.reduction_chunks"))
+        continue; // GEMM calls (or attention tiles), reduction chunks: each
+                  // is heavy
 
       int64_t total = 1;
       for (auto [l, u, s] : llvm::zip(par.getLowerBound(), par.getUpperBound(),
