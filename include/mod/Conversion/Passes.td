@@ -451,6 +451,17 @@ def CPUParallelLoops : Pass<"mod-cpu-parallel-loops"> {
     loops of GEMM calls that `--mod-linalg-to-blas` marks `mod.gemm_tiles`
     (each iteration is a whole GEMM or a slice of one, whatever the count).
 
+    The batch-row loops of a decode step's key side (`scf.for` marked
+    `mod.key_rows` by `--mod-generate-decode`: an iteration writes only its
+    own row of every result, after bufferization row b's subviews and
+    buffers it allocates itself) become `scf.parallel` loops when they have
+    at least two rows: the rows' attention (their GEMV calls, softmax and
+    masks over each row's filled slots, whose dynamic trip counts the work
+    estimate above cannot see) runs on the threads, one row per iteration,
+    and the loops nested in a row run sequentially on its thread. A loop of
+    one row stays sequential, so the GEMM calls inside keep their own
+    parallel loops.
+
     Before:
 
     ```mlir
