@@ -823,6 +823,10 @@ std::optional<Chain> findChain(Operation *c1, unsigned qDim, unsigned kDim) {
   if (failed(rl))
     return std::nullopt;
   chain.scratch[scores] = *rl;
+  // The view's labels, as the tiles rebuild it, must be these.
+  FailureOr<SmallVector<int64_t>> back = viewLabels(chain, scoresView);
+  if (failed(back) || !chain.agree(*back, *sl))
+    return std::nullopt;
   chain.loopLabels[c1] = labels;
   SmallVector<Operation *> pulled;
 
@@ -943,6 +947,9 @@ std::optional<Chain> findChain(Operation *c1, unsigned qDim, unsigned kDim) {
         return std::nullopt;
       auto [it, inserted] = chain.scratch.try_emplace(out, *rl);
       if (!inserted && !chain.agree(it->second, *rl))
+        return std::nullopt;
+      FailureOr<SmallVector<int64_t>> back = viewLabels(chain, init.get());
+      if (failed(back) || !chain.agree(*back, *bl))
         return std::nullopt;
       if (inserted && readsOwnInit(linalgOp) && !pullWriter(op, out))
         return std::nullopt;
