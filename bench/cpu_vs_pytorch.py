@@ -15,7 +15,13 @@ with PyTorch from PyPI (used here only, never by the tests). For each case
     predicts;
   * every GEMM shape of the dense model compiled as its own modc entry point
     and timed against OpenBLAS's cblas_sgemm (the system library modc
-    links) on the same shape, as GFLOP/s.
+    links) on the same shape, as GFLOP/s;
+  * what "modc MoD >= 2x PyTorch MoD" would take: the MoD forward's FLOPs
+    (--mod-flop-report) over half of PyTorch's MoD time, as GFLOP/s, next to
+    modc's achieved rate and OpenBLAS's best sgemm rate on the model's GEMM
+    shapes (both sides run the same FLOPs through the same sgemm, so a 2x
+    needing more than OpenBLAS's peak is out of reach without doing fewer
+    FLOPs).
 
 Both sides use the same thread count (--threads: MODC_NUM_THREADS for modc,
 torch.set_num_threads and OPENBLAS_NUM_THREADS for the others).
@@ -218,7 +224,7 @@ def main():
             dense, mod = os.path.join(tmp, "dense.mlir"), os.path.join(tmp, "mod.mlir")
             sh([f"{args.build}/bin/mod-import", cfg_path, f"--batch={batch}", f"--seq={seq}", "-o", dense])
             sh([f"{args.build}/bin/mod-opt", dense, f"--mod-dense-to-mod=capacity={args.capacity}", "-o", mod])
-            ratio, _, _ = flop_ratio(args.build, dense, mod)
+            ratio, mod_flops, _ = flop_ratio(args.build, dense, mod)
             t0 = time.time()
             sh([f"{args.build}/bin/mod-compile", dense, "--target=cpu", "-o", os.path.join(tmp, "dense")])
             sh([f"{args.build}/bin/mod-compile", mod, "--target=cpu", "-o", os.path.join(tmp, "mod")])
@@ -228,7 +234,7 @@ def main():
             tdense, tmod, tokens = torch_models(torch, cfg, batch, seq, args.capacity)
             pt_dense = time_torch(torch, tdense, tokens, args.iters)
             pt_mod = time_torch(torch, tmod, tokens, args.iters)
-            rows.append((name, med["dense"], pt_dense, med["mod"], pt_mod, ratio, compile_s))
+            rows.append((name, med["dense"], pt_dense, med["mod"], pt_mod, ratio, compile_s, mod_flops))
             print(f"{name}: modc dense {med['dense']:.3f} mod {med['mod']:.3f} | "
                   f"torch dense {pt_dense:.3f} mod {pt_mod:.3f} | compile {compile_s:.0f} s",
                   flush=True)
@@ -237,7 +243,7 @@ def main():
               f"{args.capacity} every other block")
         print(f"{'case':<16}{'modc dense':>11}{'torch dense':>12}{'speedup':>9}"
               f"{'modc MoD':>10}{'torch MoD':>10}{'speedup':>9}{'MoD/dense':>10}{'FLOP ratio':>11}")
-        for name, md, pd, mm, pm, ratio, _ in rows:
+        for name, md, pd, mm, pm, ratio, _, _ in rows:
             print(f"{name:<16}{md:>11.3f}{pd:>12.3f}{pd / md:>8.2f}x{mm:>10.3f}{pm:>10.3f}"
                   f"{pm / mm:>8.2f}x{mm / md:>10.3f}{ratio:>11.3f}")
         print("speedup = PyTorch time / modc time (>1: modc faster)")
@@ -248,6 +254,7 @@ def main():
         print(f"\nGEMMs of the dense model (B={batch}, S={seq}) as modc entry points vs OpenBLAS "
               "cblas_sgemm, same shapes")
         print(f"{'gemm':<12}{'M':>6}{'N':>7}{'K':>6}{'modc GFLOP/s':>14}{'OpenBLAS':>10}{'ratio':>8}")
+        peak = 0.0
         for gname, m, n, k in gemm_shapes(base_cfg, batch, seq):
             transposed = gname == "lm_head"
             path = os.path.join(tmp, f"gemm-{gname}.mlir")
@@ -259,8 +266,19 @@ def main():
             os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
             tb = openblas_sgemm_seconds(m, n, k, transposed, args.threads, iters)
             flops = 2.0 * m * n * k
+            peak = max(peak, flops / tb / 1e9)
             print(f"{gname + ('ᵀ' if transposed else ''):<12}{m:>6}{n:>7}{k:>6}"
                   f"{flops / t / 1e9:>14.1f}{flops / tb / 1e9:>10.1f}{tb / t:>8.2f}")
+
+        print(f"\nMoD >= 2x PyTorch MoD: GFLOP/s the MoD forward would need, vs OpenBLAS's best "
+              f"sgemm rate above ({peak:.1f} GFLOP/s)")
+        print(f"{'case':<16}{'MoD GFLOP':>10}{'modc GFLOP/s':>14}{'torch GFLOP/s':>15}"
+              f"{'2x needs':>10}{'of peak':>9}")
+        for name, _, _, mm, pm, _, _, mflops in rows:
+            need = mflops / (pm / 2) / 1e9
+            print(f"{name:<16}{mflops / 1e9:>10.1f}{mflops / mm / 1e9:>14.1f}"
+                  f"{mflops / pm / 1e9:>15.1f}{need:>10.1f}{need / peak:>8.2f}x")
+        print("of peak > 1: a 2x needs the whole forward to run faster than OpenBLAS's own sgemm")
 
 
 if __name__ == "__main__":

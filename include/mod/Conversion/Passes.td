@@ -209,7 +209,18 @@ def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"
     `i` and the key dim `j` are labelled from the contractions' roles and
     followed through every indexing map; an op whose loops do not all get
     a label, a scratch buffer read after the chain, or an op in between
-    that writes what the chain reads leaves the chain alone.
+    that writes what the chain reads leaves the chain alone. `C1`'s M and N
+    dims other than the query and the key are batch dims too (grouped-query
+    attention's scores `[B, KV, G, S, S]` have M = (G, S)).
+
+    The ops may reach a scratch buffer through reshape views
+    (`memref.expand_shape` / `collapse_shape`): scores computed as
+    `[B, KV, G, S, S]` and masked as `[B, H, S, S]`, or a `[B*H, S, S]`
+    buffer that one layer's scores write as `[B, H, S, S]`. Labels follow
+    each reshape: unit dims are added or dropped, and batch dims may merge
+    (a dim over `[KV, G]` is indexed `kv * G + g`) or split, but a token or
+    head dim never merges with another; the tiles repeat the same reshapes
+    on their own scratch.
 
     The chain becomes one `scf.parallel` (marked `mod.gemm_tiles`, so it
     stays parallel) over the batch dims and tiles of `tile-rows` query
@@ -225,8 +236,9 @@ def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"
     Skipping the keys `j >= kend` (all after every query of the tile) is
     proved by evaluating each op's scalar body abstractly at such points:
     the mask comparison is false there (`j <= i` on `linalg.index`
-    statically; `p[j] <= p[i]` on one positions buffer read at the key and
-    at the query, `sle`/`ule` or the mirrored `sge`/`uge`), so the masked
+    statically; `pk[j] <= pq[i]` on positions read at the key and at the
+    query, from one buffer or two, `sle`/`ule` or the mirrored
+    `sge`/`uge`), so the masked
     score is a constant at most -1e20, `exp` of it minus the row max is 0,
     and every reduction over `j` (max, sum, the `p · V` contraction)
     yields its accumulator unchanged. The mask may be computed in the
@@ -236,7 +248,9 @@ def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"
     tile checks at run time (O(S)) that every skipped key's position is
     above every query's of the tile, else it uses all keys. This covers
     routed blocks, whose gathered positions increase because top-k indices
-    are ascending, without relying on it. Assumed, as for the untiled
+    are ascending, without relying on it, and a prefill, whose keys' positions
+    (the cache's) are read from another buffer than its queries' (the
+    prompt's). Assumed, as for the untiled
     code: scores and values are finite and unmasked scores are above the
     mask constant. Anything not proved leaves the chain as it was.
 
@@ -446,6 +460,17 @@ def CPUParallelLoops : Pass<"mod-cpu-parallel-loops"> {
     and the chunk loops of `--mod-cpu-parallel-reductions`
     (`mod.reduction_chunks`: each iteration folds a slice of a large
     reduction, and its trip counts are not static).
+
+    The batch-row loops of a decode step's key side (`scf.for` marked
+    `mod.key_rows` by `--mod-generate-decode`: an iteration writes only its
+    own row of every result, after bufferization row b's subviews and
+    buffers it allocates itself) become `scf.parallel` loops when they have
+    at least two rows: the rows' attention (their GEMV calls, softmax and
+    masks over each row's filled slots, whose dynamic trip counts the work
+    estimate above cannot see) runs on the threads, one row per iteration,
+    and the loops nested in a row run sequentially on its thread. A loop of
+    one row stays sequential, so the GEMM calls inside keep their own
+    parallel loops.
 
     Before:
 

@@ -87,10 +87,44 @@ void sequentialize(scf::ParallelOp par, unsigned keep) {
   par->erase();
 }
 
+constexpr llvm::StringLiteral kKeyRowsAttr = "mod.key_rows";
+
+/// A decode step's loop over batch rows (--mod-generate-decode marks it
+/// mod.key_rows: an iteration writes only its own row of every result) as an
+/// scf.parallel over the rows, marked the same way.
+void parallelizeRows(scf::ForOp loop) {
+  OpBuilder b(loop);
+  Block *body = loop.getBody();
+  auto par = scf::ParallelOp::create(
+      b, loop.getLoc(), ValueRange{loop.getLowerBound()},
+      ValueRange{loop.getUpperBound()}, ValueRange{loop.getStep()},
+      [&](OpBuilder &nb, Location, ValueRange ivs) {
+        IRMapping mapping;
+        mapping.map(loop.getInductionVar(), ivs.front());
+        for (Operation &op : body->without_terminator())
+          nb.clone(op, mapping);
+      });
+  par->setAttr(kKeyRowsAttr, b.getUnitAttr());
+  loop->erase();
+}
+
 struct CPUParallelLoopsPass
     : mod::impl::CPUParallelLoopsBase<CPUParallelLoopsPass> {
   using Base::Base;
   void runOnOperation() override {
+    // Rows of a decode step's key side: at least two rows run on the
+    // threads (their bodies' dynamic trip counts would count as 1 below).
+    SmallVector<scf::ForOp> rows;
+    getOperation()->walk([&](scf::ForOp loop) {
+      std::optional<int64_t> trips = tripCount(
+          loop.getLowerBound(), loop.getUpperBound(), loop.getStep());
+      if (loop->hasAttr(kKeyRowsAttr) && loop.getNumResults() == 0 &&
+          trips && *trips >= 2 && !loop->getParentOfType<scf::ParallelOp>())
+        rows.push_back(loop);
+    });
+    for (scf::ForOp loop : rows)
+      parallelizeRows(loop);
+
     SmallVector<scf::ParallelOp> outermost;
     getOperation()->walk<WalkOrder::PreOrder>([&](scf::ParallelOp par) {
       outermost.push_back(par);
@@ -108,10 +142,10 @@ struct CPUParallelLoopsPass
       });
       for (scf::ParallelOp inner : llvm::reverse(nested))
         sequentialize(inner, 0);
-      if (par->hasAttr("mod.gemm_tiles") ||
+      if (par->hasAttr("mod.gemm_tiles") || par->hasAttr(kKeyRowsAttr) ||
           par->hasAttr("mod.reduction_chunks"))
-        continue; // GEMM calls (or attention tiles), reduction chunks: each
-                  // is heavy
+        continue; // GEMM calls, attention tiles or rows, reduction chunks:
+                  // each is heavy
 
       int64_t total = 1;
       for (auto [l, u, s] : llvm::zip(par.getLowerBound(), par.getUpperBound(),

@@ -98,3 +98,58 @@ func.func @reduction_chunks(%x: memref<1000000xf32>, %p: memref<4xf32>, %n: inde
   } {mod.reduction_chunks}
   return
 }
+
+// -----
+
+// A decode step's key-side row loop (mod.key_rows, from
+// --mod-generate-decode): its rows run on the threads, each over its own
+// dynamic number of filled slots (which the work estimate cannot see), and
+// the loops inside a row run sequentially on its thread.
+// CHECK-LABEL: func.func @key_rows
+// CHECK:         scf.parallel (%[[ROW:.*]]) = (%{{.*}}) to (%{{.*}}) step (%{{.*}}) {
+// CHECK:           %[[LEN:.*]] = memref.load %{{.*}}[%[[ROW]]] : memref<8xi32>
+// CHECK:           %[[L:.*]] = arith.index_cast %[[LEN]] : i32 to index
+// CHECK:           scf.for %[[H:.*]] = %{{.*}} to %{{.*}} step
+// CHECK-NEXT:        scf.for %[[K:.*]] = %{{.*}} to %[[L]] step
+// CHECK-NEXT:          memref.load %{{.*}}[%[[ROW]], %[[H]], %[[K]]]
+// CHECK:         } {mod.key_rows}
+// CHECK-NOT:     scf.parallel
+func.func @key_rows(%lengths: memref<8xi32>, %x: memref<8x12x1024xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %c12 = arith.constant 12 : index
+  scf.for %row = %c0 to %c8 step %c1 {
+    %len = memref.load %lengths[%row] : memref<8xi32>
+    %l = arith.index_cast %len : i32 to index
+    scf.parallel (%h, %k) = (%c0, %c0) to (%c12, %l) step (%c1, %c1) {
+      %v = memref.load %x[%row, %h, %k] : memref<8x12x1024xf32>
+      %e = math.exp %v : f32
+      memref.store %e, %x[%row, %h, %k] : memref<8x12x1024xf32>
+    }
+  } {mod.key_rows}
+  return
+}
+
+// -----
+
+// One row: the loop stays sequential, and so does the little loop inside.
+// CHECK-LABEL: func.func @one_key_row
+// CHECK-NOT:     scf.parallel
+// CHECK:         scf.for
+// CHECK:         } {mod.key_rows}
+func.func @one_key_row(%lengths: memref<1xi32>, %x: memref<1x12x1024xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c12 = arith.constant 12 : index
+  scf.for %row = %c0 to %c1 step %c1 {
+    %len = memref.load %lengths[%row] : memref<1xi32>
+    %l = arith.index_cast %len : i32 to index
+    scf.parallel (%h, %k) = (%c0, %c0) to (%c12, %l) step (%c1, %c1) {
+      %v = memref.load %x[%row, %h, %k] : memref<1x12x1024xf32>
+      %e = math.exp %v : f32
+      memref.store %e, %x[%row, %h, %k] : memref<1x12x1024xf32>
+    }
+  } {mod.key_rows}
+  return
+}

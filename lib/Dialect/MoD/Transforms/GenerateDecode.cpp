@@ -124,6 +124,27 @@ struct RowBox {
   SmallVector<int64_t> shape;
 };
 
+/// A linalg op that only permutes its one input's elements into its init
+/// (a transpose, a copy, or a generic yielding its input through
+/// permutation maps): every element is read once and not computed.
+bool isPermutationOfData(linalg::LinalgOp op) {
+  if (isa<linalg::TransposeOp, linalg::CopyOp>(op.getOperation()))
+    return true;
+  auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
+  if (!generic || generic.getNumDpsInputs() != 1 ||
+      generic.getNumDpsInits() != 1 ||
+      generic.getNumParallelLoops() != generic.getNumLoops())
+    return false;
+  Block *body = generic.getBody();
+  if (body->getOperations().size() != 1)
+    return false;
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  return yield.getNumOperands() == 1 &&
+         yield.getOperand(0) == body->getArgument(0) &&
+         llvm::all_of(generic.getIndexingMapsArray(),
+                      [](AffineMap m) { return m.isPermutation(); });
+}
+
 class Incrementalizer {
 public:
   Incrementalizer(func::FuncOp func, const TokenAxisAnalysis &axes,
@@ -1691,6 +1712,102 @@ FailureOr<func::FuncOp> Incrementalizer::buildStep(OpBuilder &b,
     fn.erase();
     return failure();
   };
+  // A key-side operand that a per-row permutation of data (the keys' and
+  // values' transposes to [B,H,hd,L] and [B,H,L,hd]) makes, possibly
+  // through reshapes, is computed in its consumer's row loop from the row of
+  // the permutation's source: elementwise fusion then folds the permutation
+  // into the consumer's indexing maps (for the attention GEMMs, strides of
+  // the cache itself), so the permuted copy of the filled slots is never
+  // stored and the permutation's own row loop is dead. Null when `v` is not
+  // made that way.
+  auto permutedRow = [&](OpBuilder &nb, Location nl, Value v, Form form,
+                         Value row, Value extent) -> Value {
+    auto formOf = [&](Operation *op, const Form &result) -> const OpForm * {
+      auto it = opForms.find(op);
+      if (it == opForms.end())
+        return nullptr;
+      for (const OpForm &of : it->second)
+        if (resultForm(op, of, 0) == result)
+          return &of;
+      return nullptr;
+    };
+    // The reshapes between the permutation and `v`, last first, each with
+    // its result's form.
+    SmallVector<std::pair<Operation *, Form>> views;
+    Operation *def = v.getDefiningOp();
+    while (isa_and_nonnull<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(
+        def)) {
+      const OpForm *of = formOf(def, form);
+      if (!of)
+        return Value();
+      views.push_back({def, form});
+      form = operandForm(def, *of, def->getOpOperand(0));
+      v = def->getOperand(0);
+      def = v.getDefiningOp();
+    }
+    auto perm = dyn_cast_or_null<linalg::LinalgOp>(def);
+    const OpForm *of = perm ? formOf(def, form) : nullptr;
+    if (!of || !isPermutationOfData(perm) ||
+        !llvm::any_of(*of, [](const std::string &l) {
+          return l.find(kKey) != l.npos;
+        }))
+      return Value();
+    OpOperand *input = perm.getDpsInputOperand(0);
+    Form inForm = operandForm(def, *of, *input);
+    Value source = numTokenAtoms(input->get()) ? lookup(input->get(), inForm)
+                                               : Value();
+    if (!source)
+      return Value();
+    FailureOr<RowBox> inBox = rowBox(nb, nl, input->get(), inForm, t, smax,
+                                     row, extent);
+    FailureOr<RowBox> outBox =
+        rowBox(nb, nl, def->getResult(0), form, t, smax, row, extent);
+    if (failed(inBox) || failed(outBox) || inBox->whole || outBox->whole)
+      return Value();
+    Type et = cast<RankedTensorType>(source.getType()).getElementType();
+    Value in = tensor::ExtractSliceOp::create(
+        nb, nl, RankedTensorType::get(inBox->shape, et), source,
+        inBox->offsets, inBox->sizes, inBox->strides);
+    Value init = tensor::EmptyOp::create(nb, nl, outBox->sizes, et);
+    IRMapping mapping;
+    llvm::SetVector<Value> above;
+    getUsedValuesDefinedAbove(def->getRegions(), above);
+    for (Value a : above)
+      if (Value m = shared.lookupOrNull(a))
+        mapping.map(a, m);
+    Operation *clone = nb.clone(*def, mapping);
+    clone->setOperand(0, in);
+    clone->setOperand(1, init);
+    if (clone->getNumResults() != 1)
+      return Value();
+    clone->getResult(0).setType(init.getType());
+    Value current = clone->getResult(0);
+    for (auto &[view, viewForm] : llvm::reverse(views)) {
+      FailureOr<RowBox> box =
+          rowBox(nb, nl, view->getResult(0), viewForm, t, smax, row, extent);
+      if (failed(box) || box->whole)
+        return Value();
+      auto type = RankedTensorType::get(box->shape, et);
+      auto currentType = cast<RankedTensorType>(current.getType());
+      if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(view)) {
+        auto reassociation = collapse.getReassociationIndices();
+        if (tensor::CollapseShapeOp::inferCollapsedType(
+                currentType, reassociation) != type)
+          return Value();
+        current = tensor::CollapseShapeOp::create(nb, nl, type, current,
+                                                  reassociation);
+      } else {
+        auto expand = cast<tensor::ExpandShapeOp>(view);
+        auto reassociation = expand.getReassociationIndices();
+        if (tensor::CollapseShapeOp::inferCollapsedType(
+                type, reassociation) != currentType)
+          return Value();
+        current = tensor::ExpandShapeOp::create(nb, nl, type, current,
+                                                reassociation, box->sizes);
+      }
+    }
+    return current;
+  };
 
   SmallVector<Value> updatedCaches(caches.size());
   auto cacheValue = [&](Value v) -> LogicalResult {
@@ -1904,6 +2021,17 @@ FailureOr<func::FuncOp> Incrementalizer::buildStep(OpBuilder &b,
                     boxed = false;
                     box = RowBox();
                   }
+                  if (succeeded(box) && !box->whole && i < numInputs &&
+                      numTokenAtoms(operand.get()))
+                    if (Value permuted = permutedRow(nb, nl, operand.get(),
+                                                     form, row, extent);
+                        permuted &&
+                        cast<RankedTensorType>(permuted.getType())
+                                .getShape() == ArrayRef<int64_t>(box->shape)) {
+                      sliced.push_back(permuted);
+                      boxes.push_back(*box);
+                      continue;
+                    }
                   if (!box->whole)
                     full = tensor::ExtractSliceOp::create(
                         nb, nl,
@@ -1933,6 +2061,11 @@ FailureOr<func::FuncOp> Incrementalizer::buildStep(OpBuilder &b,
                   Value res = clone->getResult(r);
                   res.setType(sliced[numInputs + r].getType());
                   const RowBox &box = boxes[numInputs + r];
+                  // Every iteration writes its own row of each result only
+                  // (mod.key_rows promises it: the rows may run in
+                  // parallel).
+                  if (box.whole)
+                    boxed = false;
                   yields.push_back(
                       box.whole ? res
                                 : tensor::InsertSliceOp::create(

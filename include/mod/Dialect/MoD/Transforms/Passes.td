@@ -631,7 +631,16 @@ def GenerateDecode : Pass<"mod-generate-decode", "::mlir::ModuleOp"> {
     operands: `--mod-linalg-to-blas` makes the scores and the
     probabilities-times-values GEMMs `cblas_sgemv` calls of N = L_b and
     K = L_b (`memref.dim`), and the elementwise ops and reductions become
-    loops to L_b. A step then costs O(sum_b L_b) per attention layer
+    loops to L_b. An operand that a per-row permutation of data (a
+    transpose, such as the keys' and values' to `[B,H,hd,L]` and
+    `[B,H,L,hd]`) makes, possibly through reshapes, is computed in its
+    consumer's loop from the row of the permutation's source instead of
+    being stored by a loop of its own: `--mod-cpu-fuse-elementwise` folds it
+    into the GEMM's indexing maps, so the GEMMs read the caches in place
+    (the leading dimension H*hd) and no transposed copy of the filled slots
+    is written. Each iteration writes only its own row of every result
+    (`mod.key_rows` promises it; `--mod-cpu-parallel-loops` runs the rows on
+    the threads). A step then costs O(sum_b L_b) per attention layer
     (plus the position-wise work, independent of the lengths), not
     O(B * Smax); slots past L_b are never read. A routed block's step does
     the same over its rows' routed lengths (`routed_lengths[rows[i]] + 1`),
