@@ -5,7 +5,10 @@
 //
 // Loads each model directory (mod-compile output), fills every input with
 // deterministic pseudo-random data (integer inputs with values in [0, 8) so
-// index-like inputs stay valid), calls the entry point --warmup times, then
+// index-like inputs stay valid; an integer input named "positions" holds
+// 0, 1, ..., S-1 along its last dim, as a prompt's positions do, since the
+// CPU's causal attention skips the masked keys only for increasing
+// positions), calls the entry point --warmup times, then
 // --iters times, and prints the median, min and max wall time per call and
 // the median process CPU time per call (all threads: on a shared machine it
 // moves less with the load than wall time does).
@@ -60,6 +63,16 @@ modrt::Tensor randomTensor(const modrt::TensorSpec &spec, std::mt19937 &rng) {
     case modrt::DType::I32: t.data<int32_t>()[i] = small(rng); break;
     case modrt::DType::I64: t.data<int64_t>()[i] = small(rng); break;
     default: usage("unsupported input dtype in " + spec.name);
+    }
+  }
+  if (spec.name == "positions" && !spec.shape.empty() &&
+      (spec.dtype == modrt::DType::I32 || spec.dtype == modrt::DType::I64)) {
+    int64_t seq = spec.shape.back();
+    for (size_t i = 0; i < n; ++i) {
+      if (spec.dtype == modrt::DType::I32)
+        t.data<int32_t>()[i] = static_cast<int32_t>(i % seq);
+      else
+        t.data<int64_t>()[i] = static_cast<int64_t>(i % seq);
     }
   }
   return t;

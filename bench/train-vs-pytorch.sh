@@ -6,7 +6,8 @@
 #   modc:    mod-import -> [--mod-dense-to-mod] -> --mod-generate-grad ->
 #            --mod-generate-adamw -> mod-compile; mod-train on the fortunes
 #            corpus, step time from metrics.jsonl (loss_and_grad + adamw_step
-#            + data windows)
+#            + data windows; the medians of the two entry-point calls,
+#            loss_and_grad and adamw_step, are printed too)
 #   PyTorch: bench/torch_train_step.py (forward, cross-entropy, backward,
 #            clip_grad_norm_, torch.optim.AdamW) on random tokens
 #
@@ -41,11 +42,11 @@ for kind in dense mod; do
   "$bin/mod-compile" "$out/$kind-train.mlir" -o "$out/$kind"
 done
 
-median_modc() { # median step_seconds after WARMUP steps of metrics.jsonl
-  python3 - "$1" "$WARMUP" <<'EOF'
+median_modc() { # median of a metrics.jsonl field after WARMUP steps
+  python3 - "$1" "$WARMUP" "${2:-step_seconds}" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(statistics.median(r["step_seconds"] for r in rows if r["step"] > int(sys.argv[2])))
+print(statistics.median(r[sys.argv[3]] for r in rows if r["step"] > int(sys.argv[2])))
 EOF
 }
 
@@ -55,6 +56,8 @@ for kind in dense mod; do
     --data="$out/tokens.bin" --out="$out/run-$kind" --steps=$((WARMUP + STEPS)) \
     --eval-every=0 --ckpt-every=0 --log-every=100000 2> "$out/train-$kind.log"
   t[modc-$kind]=$(median_modc "$out/run-$kind/metrics.jsonl")
+  t[lg-$kind]=$(median_modc "$out/run-$kind/metrics.jsonl" loss_and_grad_seconds)
+  t[adamw-$kind]=$(median_modc "$out/run-$kind/metrics.jsonl" adamw_seconds)
   cap=(); [ "$kind" = mod ] && cap=(--capacity=$capacity)
   t[torch-$kind]=$("$venv/bin/python" "$src/bench/torch_train_step.py" "$config" \
     --batch="$B" --seq="$S" --threads="$THREADS" --steps="$STEPS" --warmup="$WARMUP" \
@@ -62,13 +65,15 @@ for kind in dense mod; do
 done
 
 python3 - "${t[modc-dense]}" "${t[torch-dense]}" "${t[modc-mod]}" "${t[torch-mod]}" \
+  "${t[lg-dense]}" "${t[adamw-dense]}" "${t[lg-mod]}" "${t[adamw-mod]}" \
   "$B" "$S" "$THREADS" "$STEPS" "$(basename "$config")" <<'EOF'
 import sys
-md, td, mm, tm = map(float, sys.argv[1:5])
-b, s, threads, steps, cfg = sys.argv[5:]
+md, td, mm, tm, lgd, ad, lgm, am = map(float, sys.argv[1:9])
+b, s, threads, steps, cfg = sys.argv[9:]
 print(f"train step, {cfg} B={b} S={s}, {threads} thread(s), median of {steps} steps")
-print(f"{'':8}{'modc ms':>10}{'PyTorch ms':>12}{'modc/PyTorch':>14}")
-print(f"{'dense':8}{md*1e3:10.2f}{td*1e3:12.2f}{md/td:14.2f}")
-print(f"{'MoD':8}{mm*1e3:10.2f}{tm*1e3:12.2f}{mm/tm:14.2f}")
-print(f"{'MoD/dense':8}{mm/md:10.2f}{tm/td:12.2f}")
+print(f"{'':10}{'modc ms':>10}{'PyTorch ms':>12}{'modc/PyTorch':>14}"
+      f"{'loss_and_grad ms':>18}{'adamw_step ms':>15}")
+print(f"{'dense':10}{md*1e3:10.2f}{td*1e3:12.2f}{md/td:14.2f}{lgd*1e3:18.2f}{ad*1e3:15.2f}")
+print(f"{'MoD':10}{mm*1e3:10.2f}{tm*1e3:12.2f}{mm/tm:14.2f}{lgm*1e3:18.2f}{am*1e3:15.2f}")
+print(f"{'MoD/dense':10}{mm/md:10.2f}{tm/td:12.2f}")
 EOF

@@ -27,6 +27,7 @@ std::string mlir::mod::getCPULoweringPipeline() {
          "func.func(mod-cpu-causal-attention),"
          "mod-linalg-to-blas,"
          "mod-strided-copies-to-linalg,"
+         "mod-cpu-parallel-reductions,"
          "func.func(convert-linalg-to-parallel-loops),"
          "mod-cpu-parallel-loops,"
          "convert-scf-to-openmp,"

@@ -171,6 +171,9 @@ private:
   // Last step's numbers, for the progress line and metrics.
   double loss_ = NAN, gradNorm_ = NAN, lr_ = 0, tokensPerSecond_ = 0;
   double stepCpuSeconds_ = 0; // CPU time of the process (all threads)
+  // Wall time of the step's entry-point calls (loss_and_grad: all its
+  // micro-batches).
+  double lossAndGradSeconds_ = 0, adamwSeconds_ = 0;
   std::optional<double> valLoss_;
   std::map<std::string, double> extra_;
   // Kept across steps, so that the gradients (as many bytes as the
@@ -421,6 +424,7 @@ void Trainer::step(int64_t step) {
   extra_.clear();
   double lossSum = 0;
   const bool gradsOnDevice = gradsResident_ && o_.accum == 1;
+  lossAndGradSeconds_ = 0;
   for (int64_t micro = 0; micro < o_.accum; ++micro) {
     std::vector<uint64_t> starts;
     for (int64_t b = 0; b < batch_; ++b)
@@ -429,7 +433,11 @@ void Trainer::step(int64_t step) {
                                    uint64_t(seq_) + 1));
     fillWindow(Split::Train, starts);
     *routingSeed_.data<int64_t>() = int64_t(routingSeed(o_.seed, step, micro));
+    auto lgStart = std::chrono::steady_clock::now();
     const std::vector<Tensor> &outs = callLossAndGrad(gradsOnDevice);
+    lossAndGradSeconds_ += std::chrono::duration<double>(
+                               std::chrono::steady_clock::now() - lgStart)
+                               .count();
     for (size_t i = 0; i < outs.size(); ++i) {
       const TensorSpec &spec = lg_->outputs[i];
       if (spec.name == "loss") {
@@ -491,7 +499,11 @@ void Trainer::step(int64_t step) {
   }
   // Parameters, m and v are updated in place (the outputs that alias them);
   // the rest (grad_norm) comes back.
+  auto adamwStart = std::chrono::steady_clock::now();
   std::vector<Tensor> outs = model_.callInPlace(kAdamW, inputs);
+  adamwSeconds_ = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - adamwStart)
+                      .count();
   gradNorm_ = NAN;
   size_t next = 0;
   for (const TensorSpec &spec : adam_->outputs) {
@@ -612,6 +624,8 @@ void Trainer::log(int64_t step, double stepSeconds, bool force) {
       row.emplace(name, value);
   row.emplace("step_seconds", stepSeconds);
   row.emplace("step_cpu_seconds", stepCpuSeconds_);
+  row.emplace("loss_and_grad_seconds", lossAndGradSeconds_);
+  row.emplace("adamw_seconds", adamwSeconds_);
   {
     std::ofstream out(o_.runDir + "/metrics.jsonl", std::ios::app);
     out << Json(std::move(row)).dump() << "\n";

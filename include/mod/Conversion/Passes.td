@@ -209,7 +209,18 @@ def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"
     `i` and the key dim `j` are labelled from the contractions' roles and
     followed through every indexing map; an op whose loops do not all get
     a label, a scratch buffer read after the chain, or an op in between
-    that writes what the chain reads leaves the chain alone.
+    that writes what the chain reads leaves the chain alone. `C1`'s M and N
+    dims other than the query and the key are batch dims too (grouped-query
+    attention's scores `[B, KV, G, S, S]` have M = (G, S)).
+
+    The ops may reach a scratch buffer through reshape views
+    (`memref.expand_shape` / `collapse_shape`): scores computed as
+    `[B, KV, G, S, S]` and masked as `[B, H, S, S]`, or a `[B*H, S, S]`
+    buffer that one layer's scores write as `[B, H, S, S]`. Labels follow
+    each reshape: unit dims are added or dropped, and batch dims may merge
+    (a dim over `[KV, G]` is indexed `kv * G + g`) or split, but a token or
+    head dim never merges with another; the tiles repeat the same reshapes
+    on their own scratch.
 
     The chain becomes one `scf.parallel` (marked `mod.gemm_tiles`, so it
     stays parallel) over the batch dims and tiles of `tile-rows` query
@@ -225,8 +236,9 @@ def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"
     Skipping the keys `j >= kend` (all after every query of the tile) is
     proved by evaluating each op's scalar body abstractly at such points:
     the mask comparison is false there (`j <= i` on `linalg.index`
-    statically; `p[j] <= p[i]` on one positions buffer read at the key and
-    at the query, `sle`/`ule` or the mirrored `sge`/`uge`), so the masked
+    statically; `pk[j] <= pq[i]` on positions read at the key and at the
+    query, from one buffer or two, `sle`/`ule` or the mirrored
+    `sge`/`uge`), so the masked
     score is a constant at most -1e20, `exp` of it minus the row max is 0,
     and every reduction over `j` (max, sum, the `p · V` contraction)
     yields its accumulator unchanged. The mask may be computed in the
@@ -236,7 +248,9 @@ def CPUCausalAttention : Pass<"mod-cpu-causal-attention", "::mlir::func::FuncOp"
     tile checks at run time (O(S)) that every skipped key's position is
     above every query's of the tile, else it uses all keys. This covers
     routed blocks, whose gathered positions increase because top-k indices
-    are ascending, without relying on it. Assumed, as for the untiled
+    are ascending, without relying on it, and a prefill, whose keys' positions
+    (the cache's) are read from another buffer than its queries' (the
+    prompt's). Assumed, as for the untiled
     code: scores and values are finite and unmasked scores are above the
     mask constant. Anything not proved leaves the chain as it was.
 
@@ -393,7 +407,14 @@ def CPUFuseElementwise : Pass<"mod-cpu-fuse-elementwise"> {
       with `tensor.extract`, like an embedding lookup).
 
     An elementwise op is never fused into a matmul (it would be recomputed
-    for every output column). `tensor.collapse_shape` / `tensor.expand_shape`
+    for every output column). After that fusion, an add `x + C` whose
+    operand C is a matmul's only use, computed from zeros, becomes the
+    matmul accumulating onto `x` (its init), the add's permutation composed
+    into the matmul's output map: the tied embedding's gradient (the LM
+    head's `[D,V]` weight gradient, transposed, plus the `[V,D]` gradient of
+    the lookup) is then one GEMM that `--mod-linalg-to-blas` writes straight
+    into the embedding gradient with `beta = 1` and transpose flags, with no
+    temporary and no separate add. `tensor.collapse_shape` / `tensor.expand_shape`
     with a single user are folded into the neighbouring generic by expanding
     its iteration space (so `[B*H,S,hd]` batch GEMMs read `[B,S,H,hd]`
     directly).
@@ -435,7 +456,10 @@ def CPUParallelLoops : Pass<"mod-cpu-parallel-loops"> {
 
     Loops with reductions (`init` values) are left unchanged, and so are the
     loops of GEMM calls that `--mod-linalg-to-blas` marks `mod.gemm_tiles`
-    (each iteration is a whole GEMM or a slice of one, whatever the count).
+    (each iteration is a whole GEMM or a slice of one, whatever the count)
+    and the chunk loops of `--mod-cpu-parallel-reductions`
+    (`mod.reduction_chunks`: each iteration folds a slice of a large
+    reduction, and its trip counts are not static).
 
     The batch-row loops of a decode step's key side (`scf.for` marked
     `mod.key_rows` by `--mod-generate-decode`: an iteration writes only its
@@ -476,6 +500,86 @@ def CPUParallelLoops : Pass<"mod-cpu-parallel-loops"> {
            "inner dimensions are made sequential">,
   ];
   let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
+def CPUParallelReductions : Pass<"mod-cpu-parallel-reductions"> {
+  let summary = "Split large full reductions into parallel, vectorizable chunks";
+  let description = [{
+    Runs on buffers, before `convert-linalg-to-parallel-loops`. A linalg op
+    whose loops are all reductions (a rank-0 result, such as the global
+    gradient norm of `@adamw_step`, a sum of squares over every gradient)
+    would become one sequential loop nest on one thread, its accumulator
+    loaded and stored in every iteration, each add waiting for the previous
+    one. When the op has at least `min-elements` iterations, static sizes,
+    and a body `out = combine(out, f(ins))` whose combiner is associative
+    with a neutral element (`arith.addf`, `mulf`, `maxnumf`, `minimumf`,
+    `addi`, ...), it becomes:
+
+    - an `scf.parallel` over `chunks` slices of the outermost loop (fewer
+      when that loop is shorter), marked `mod.reduction_chunks` so that
+      `--mod-cpu-parallel-loops` keeps it on the OpenMP threads; each chunk
+      folds its slice from the neutral element into a register accumulator
+      (`scf.for` `iter_args`), with `reassoc` on the combiner so LLVM
+      vectorizes the innermost loop (several partial sums in a vector), and
+      stores it in a `chunks`-element partials buffer;
+    - then a sequential fold of the result's initial value and the partials,
+      in chunk order.
+
+    This reassociates the reduction (like any parallel sum). The chunking is
+    static, so the result does not depend on the thread count. Ops inside an
+    `scf.parallel` are left alone (they already run on a worker thread).
+
+    Before:
+
+    ```mlir
+    linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,
+                                     affine_map<(d0, d1) -> ()>],
+                    iterator_types = ["reduction", "reduction"]}
+        ins(%g : memref<768x3072xf32>) outs(%acc : memref<f64>) {
+    ^bb0(%x: f32, %a: f64):
+      %e = arith.extf %x : f32 to f64
+      %sq = arith.mulf %e, %e : f64
+      %s = arith.addf %a, %sq : f64
+      linalg.yield %s : f64
+    }
+    ```
+
+    After (`chunks=64`; 12 rows per chunk):
+
+    ```mlir
+    %partials = memref.alloc() : memref<64xf64>
+    scf.parallel (%c) = (%c0) to (%c64) step (%c1) {
+      %lo = arith.muli %c, %c12 : index
+      %hi = arith.minsi(%lo + 12, 768)
+      %p = scf.for %i = %lo to %hi step %c1 iter_args(%a = %neg0) -> (f64) {
+        %q = scf.for %j = %c0 to %c3072 step %c1 iter_args(%b = %a) -> (f64) {
+          %x = memref.load %g[%i, %j] : memref<768x3072xf32>
+          ...
+          %s = arith.addf %b, %sq fastmath<reassoc> : f64
+          scf.yield %s : f64
+        }
+        scf.yield %q : f64
+      }
+      memref.store %p, %partials[%c] : memref<64xf64>
+    } {mod.reduction_chunks}
+    %init = memref.load %acc[] : memref<f64>
+    %sum = scf.for %c = %c0 to %c64 step %c1 iter_args(%a = %init) -> (f64) {
+      ...
+    }
+    memref.store %sum, %acc[] : memref<f64>
+    ```
+  }];
+  let options = [
+    Option<"chunks", "chunks", "int64_t", /*default=*/"64",
+           "Slices of the outermost loop folded independently (at most its "
+           "trip count); a multiple of the thread count balances them">,
+    Option<"minElements", "min-elements", "int64_t", /*default=*/"32768",
+           "Iterations below which a full reduction stays one sequential "
+           "loop nest">,
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
 }
 
 def CPUApproximateMath : Pass<"mod-cpu-approximate-math"> {

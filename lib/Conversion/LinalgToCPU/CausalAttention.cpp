@@ -49,8 +49,13 @@ namespace mlir::mod {
 using namespace mlir;
 
 namespace {
-// Loop-dimension labels: batch dims are 0, 1, ...; the others are these.
-constexpr int64_t kNone = -1, kQuery = -2, kKey = -3, kFull = -4;
+// Loop-dimension labels: batch dims are 0, 1, ... (the loops of the
+// scf.parallel); compound batch labels (a reshape view's dim that merges
+// batch dims, like [H] over [KV, G]) are kCompoundBase + n; the others are
+// these. kUnit is a dim of size 1 that no batch loop indexes (the unit dims
+// a reshape view adds).
+constexpr int64_t kNone = -1, kQuery = -2, kKey = -3, kFull = -4, kUnit = -5;
+constexpr int64_t kCompoundBase = int64_t(1) << 20;
 /// Scratch bytes per tile kept on the stack at most; the tile height
 /// shrinks to fit.
 constexpr int64_t kScratchBudget = int64_t(1) << 20;
@@ -65,6 +70,28 @@ Value rootOf(Value v) {
     v = view.getViewSource();
   }
   return v;
+}
+
+/// The buffer `v` views through reshapes only (expand_shape,
+/// collapse_shape): every such view covers all of it.
+Value reshapeRoot(Value v) {
+  while (true) {
+    if (auto e = v.getDefiningOp<memref::ExpandShapeOp>()) {
+      v = e.getSrc();
+      continue;
+    }
+    if (auto c = v.getDefiningOp<memref::CollapseShapeOp>()) {
+      v = c.getSrc();
+      continue;
+    }
+    return v;
+  }
+}
+
+/// A view op without memory effects (expand_shape, subview, ...): what it
+/// views is checked at the ops that access the view.
+bool isPureView(Operation *op) {
+  return isa<ViewLikeOpInterface>(op) && isMemoryEffectFree(op);
 }
 
 bool isAlloc(Value v) {
@@ -100,13 +127,20 @@ AVal mk(AV kind) {
   return v;
 }
 
-/// A run-time condition: `buffer` (read with `pattern`, its token dim
-/// labelled kQuery) is increasing from the tile's queries to the skipped
-/// keys, in the signedness of the comparison.
+/// A run-time condition: every position the skipped keys read from
+/// `keyBuffer` is above every position the tile's queries read from
+/// `queryBuffer` (one buffer, or two: a prefill's cached positions and its
+/// prompt's), in the signedness of the comparison. Patterns give the label
+/// of each buffer dim, the token dim labelled kQuery.
 struct PositionCheck {
-  Value buffer;
-  SmallVector<int64_t> pattern;
+  Value queryBuffer, keyBuffer;
+  SmallVector<int64_t> queryPattern, keyPattern;
   bool isSigned;
+  bool operator==(const PositionCheck &o) const {
+    return queryBuffer == o.queryBuffer && keyBuffer == o.keyBuffer &&
+           queryPattern == o.queryPattern && keyPattern == o.keyPattern &&
+           isSigned == o.isSigned;
+  }
 };
 
 struct Chain {
@@ -122,7 +156,184 @@ struct Chain {
   /// Fills outside the chain that the tiles repeat (their buffer is read
   /// by other ops too): kept in place, cloned first into each tile.
   SmallVector<Operation *> repeated;
+  /// The primary batch labels of each compound label, outermost first.
+  SmallVector<SmallVector<int64_t, 4>> compounds;
+
+  bool isCompound(int64_t lab) const { return lab >= kCompoundBase; }
+  SmallVector<int64_t, 4> primaries(int64_t lab) const {
+    if (isCompound(lab))
+      return compounds[lab - kCompoundBase];
+    return {lab};
+  }
+  /// Number of indices of a batch label (1 for kUnit).
+  int64_t batchSize(int64_t lab) const {
+    if (lab == kUnit)
+      return 1;
+    int64_t size = 1;
+    for (int64_t p : primaries(lab))
+      size *= batchSizes[p];
+    return size;
+  }
+  /// One index per tile: a batch label or a unit dim.
+  static bool isFixed(int64_t lab) { return lab >= 0 || lab == kUnit; }
+  /// Whether two labels of the same dim agree (a unit dim may be labelled
+  /// by a batch loop of size 1 in one op and kUnit in another).
+  bool agree(int64_t a, int64_t b) const {
+    return a == b ||
+           (isFixed(a) && isFixed(b) && batchSize(a) == 1 && batchSize(b) == 1);
+  }
+  bool agree(ArrayRef<int64_t> a, ArrayRef<int64_t> b) const {
+    if (a.size() != b.size())
+      return false;
+    for (auto [x, y] : llvm::zip(a, b))
+      if (!agree(x, y))
+        return false;
+    return true;
+  }
+  /// The label of a dim merging dims labelled `labs` (row-major): kUnit
+  /// when all have one index, kNone unless all are batch labels.
+  int64_t merge(ArrayRef<int64_t> labs) {
+    SmallVector<int64_t, 4> parts;
+    for (int64_t lab : labs) {
+      if (lab == kUnit)
+        continue;
+      if (lab < 0)
+        return kNone;
+      for (int64_t p : primaries(lab))
+        if (batchSizes[p] != 1)
+          parts.push_back(p);
+    }
+    if (parts.empty())
+      return labs.size() == 1 ? labs[0] : kUnit;
+    if (parts.size() == 1)
+      return parts[0];
+    for (auto [n, c] : llvm::enumerate(compounds))
+      if (ArrayRef<int64_t>(c) == ArrayRef<int64_t>(parts))
+        return kCompoundBase + int64_t(n);
+    compounds.push_back(parts);
+    return kCompoundBase + int64_t(compounds.size()) - 1;
+  }
 };
+
+//===----------------------------------------------------------------------===//
+// Labels through reshape views
+//===----------------------------------------------------------------------===//
+
+/// Labels of the dims of `labels` collapsed by `groups`.
+FailureOr<SmallVector<int64_t>>
+collapseLabels(Chain &chain, ArrayRef<int64_t> labels,
+               ArrayRef<ReassociationIndices> groups) {
+  SmallVector<int64_t> out;
+  for (const ReassociationIndices &group : groups) {
+    SmallVector<int64_t> labs;
+    for (int64_t d : group)
+      if (!Chain::isFixed(labels[d]) || chain.batchSize(labels[d]) != 1)
+        labs.push_back(labels[d]);
+    if (labs.empty() && group.size() == 1)
+      labs.push_back(labels[group.front()]);
+    if (labs.size() == 1) {
+      out.push_back(labs[0]);
+      continue;
+    }
+    // Several dims in one: batch dims only (never a token dim with
+    // another), so the merged dim still has one index per tile.
+    int64_t lab = chain.merge(labs);
+    if (lab == kNone)
+      return failure();
+    out.push_back(lab);
+  }
+  return out;
+}
+
+/// Labels of the dims (of sizes `shape`) that each dim of `labels` expands
+/// into by `groups`: a group's one dim of size > 1 keeps the label, unit
+/// dims get kUnit, and a batch label may split into its primaries.
+FailureOr<SmallVector<int64_t>>
+expandLabels(Chain &chain, ArrayRef<int64_t> labels, ArrayRef<int64_t> shape,
+             ArrayRef<ReassociationIndices> groups) {
+  SmallVector<int64_t> out(shape.size(), kUnit);
+  for (auto [src, group] : llvm::enumerate(groups)) {
+    int64_t lab = labels[src];
+    SmallVector<int64_t> wide;
+    for (int64_t d : group)
+      if (shape[d] != 1)
+        wide.push_back(d);
+    if (wide.size() <= 1) {
+      if (lab != kUnit)
+        out[wide.empty() ? group.front() : wide.front()] = lab;
+      else if (!wide.empty())
+        return failure();
+      continue;
+    }
+    if (lab < 0)
+      return failure(); // a token or head dim split in several
+    SmallVector<int64_t, 4> parts;
+    for (int64_t p : chain.primaries(lab))
+      if (chain.batchSizes[p] != 1)
+        parts.push_back(p);
+    size_t next = 0;
+    for (int64_t d : wide) {
+      SmallVector<int64_t> mine;
+      int64_t size = 1;
+      while (next < parts.size() && size < shape[d]) {
+        size *= chain.batchSizes[parts[next]];
+        mine.push_back(parts[next++]);
+      }
+      if (size != shape[d])
+        return failure();
+      out[d] = chain.merge(mine);
+    }
+    if (next != parts.size())
+      return failure();
+  }
+  return out;
+}
+
+/// Labels of the dims of `v`, a scratch buffer or a reshape view of one.
+FailureOr<SmallVector<int64_t>> viewLabels(Chain &chain, Value v) {
+  auto it = chain.scratch.find(v);
+  if (it != chain.scratch.end())
+    return SmallVector<int64_t>(it->second);
+  if (auto e = v.getDefiningOp<memref::ExpandShapeOp>()) {
+    FailureOr<SmallVector<int64_t>> src = viewLabels(chain, e.getSrc());
+    if (failed(src))
+      return failure();
+    return expandLabels(chain, *src, e.getResultType().getShape(),
+                        e.getReassociationIndices());
+  }
+  if (auto c = v.getDefiningOp<memref::CollapseShapeOp>()) {
+    FailureOr<SmallVector<int64_t>> src = viewLabels(chain, c.getSrc());
+    if (failed(src))
+      return failure();
+    return collapseLabels(chain, *src, c.getReassociationIndices());
+  }
+  return failure();
+}
+
+/// Labels of the dims of reshapeRoot(v) when those of `v` are `labels`.
+FailureOr<SmallVector<int64_t>> rootLabels(Chain &chain, Value v,
+                                           SmallVector<int64_t> labels) {
+  while (true) {
+    FailureOr<SmallVector<int64_t>> next = labels;
+    if (auto e = v.getDefiningOp<memref::ExpandShapeOp>()) {
+      next = collapseLabels(chain, labels, e.getReassociationIndices());
+      v = e.getSrc();
+    } else if (auto c = v.getDefiningOp<memref::CollapseShapeOp>()) {
+      next = expandLabels(chain, labels, c.getSrcType().getShape(),
+                          c.getReassociationIndices());
+      v = c.getSrc();
+    } else {
+      return labels;
+    }
+    if (failed(next))
+      return failure();
+    labels = *next;
+  }
+}
+
+bool isScratch(const Chain &chain, Value v) {
+  return chain.scratch.count(reshapeRoot(v));
+}
 
 /// Buffers `op` reads or writes, those of the ops nested in it included
 /// (as the roots they view, when defined outside `op`).
@@ -203,19 +414,23 @@ FailureOr<SmallVector<Value>> writtenBuffers(Operation *op) {
   return out;
 }
 
-/// Whether `op` writes all of `buffer` without reading what was there.
+/// Whether `op` writes all of `buffer` without reading what was there
+/// (directly or through a reshape view, which covers all of it).
 bool fullyOverwrites(Operation *op, Value buffer) {
+  Value whole = reshapeRoot(buffer);
+  auto covers = [&](Value v) { return reshapeRoot(v) == whole; };
+  auto reads = [&](Value v) { return rootOf(v) == rootOf(buffer); };
   if (auto fill = dyn_cast<linalg::FillOp>(op))
-    return fill.getDpsInits()[0] == buffer;
+    return covers(fill.getDpsInits()[0]);
   if (auto copy = dyn_cast<memref::CopyOp>(op))
-    return copy.getTarget() == buffer && copy.getSource() != buffer;
+    return covers(copy.getTarget()) && !reads(copy.getSource());
   if (auto generic = dyn_cast<linalg::GenericOp>(op)) {
     if (generic.getNumDpsInits() != 1 ||
-        generic.getDpsInits()[0] != buffer ||
+        !covers(generic.getDpsInits()[0]) ||
         generic.getNumReductionLoops() != 0 ||
         !generic.getIndexingMapsArray().back().isPermutation())
       return false;
-    if (llvm::is_contained(generic.getDpsInputs(), buffer))
+    if (llvm::any_of(generic.getDpsInputs(), reads))
       return false;
     return generic.getRegionOutputArgs()[0].use_empty();
   }
@@ -248,24 +463,27 @@ FailureOr<linalg::ContractionDimensions> contractionRoles(Operation *op) {
   return linalg::inferContractionDims(linalgOp);
 }
 
-/// Labels of `op`'s loop dims from the scratch operands it touches;
-/// failure on a conflict.
-LogicalResult labelFromScratch(linalg::LinalgOp op, const Chain &chain,
+/// Labels of `op`'s loop dims from the scratch operands it touches
+/// (scratch buffers or reshape views of them); failure on a conflict.
+LogicalResult labelFromScratch(linalg::LinalgOp op, Chain &chain,
                                SmallVectorImpl<int64_t> &labels) {
   labels.assign(op.getNumLoops(), kNone);
   for (OpOperand &operand : op->getOpOperands()) {
-    auto it = chain.scratch.find(operand.get());
-    if (it == chain.scratch.end())
+    if (!isScratch(chain, operand.get()))
       continue;
+    FailureOr<SmallVector<int64_t>> bl = viewLabels(chain, operand.get());
+    if (failed(bl))
+      return failure();
     AffineMap map = op.getMatchingIndexingMap(&operand);
     if (!map.isProjectedPermutation())
       return failure();
     for (auto [r, expr] : llvm::enumerate(map.getResults())) {
       unsigned d = cast<AffineDimExpr>(expr).getPosition();
-      int64_t lab = it->second[r];
-      if (labels[d] != kNone && labels[d] != lab)
+      int64_t lab = (*bl)[r];
+      if (labels[d] != kNone && !chain.agree(labels[d], lab))
         return failure();
-      labels[d] = lab;
+      if (labels[d] == kNone || labels[d] == kUnit)
+        labels[d] = lab;
     }
   }
   return success();
@@ -292,7 +510,6 @@ FailureOr<SmallVector<int64_t>> bufferLabels(AffineMap map,
 
 struct Prover {
   Chain &chain;
-  Operation *firstChainOp;
   /// Abstract value of each scratch root at skipped points.
   DenseMap<Value, AV> scratchValue;
 
@@ -311,7 +528,7 @@ struct Prover {
         ++tokens;
         query = lab == kQuery;
         v.pattern.push_back(kQuery);
-      } else if (lab >= 0) {
+      } else if (Chain::isFixed(lab)) {
         v.pattern.push_back(lab);
       } else {
         return AVal{};
@@ -324,12 +541,16 @@ struct Prover {
     return v;
   }
 
-  /// The last op before the chain writing `root`, when it writes all of it
-  /// with an elementwise generic we can evaluate.
+  /// The last op outside the chain before C2 writing `buffer`, when it
+  /// writes all of it with an elementwise generic we can evaluate.
   linalg::GenericOp lastWriter(Value buffer) {
     Value root = rootOf(buffer);
-    for (Operation *op = firstChainOp->getPrevNode(); op;
+    // The tiles run where C2 was: what they read is what the ops before C2
+    // that are not in the chain (those write scratch only) wrote last.
+    for (Operation *op = chain.c2->getPrevNode(); op;
          op = op->getPrevNode()) {
+      if (llvm::is_contained(chain.ops, op))
+        continue;
       FailureOr<SmallVector<Value>> written = writtenBuffers(op);
       if (failed(written))
         return nullptr;
@@ -402,16 +623,12 @@ struct Prover {
         if (keyFirst || queryFirst) {
           if (key.kind == AV::KeyIdx && query.kind == AV::QueryIdx) {
             r.kind = AV::False;
-          } else if (key.kind == AV::KeyPos && query.kind == AV::QueryPos &&
-                     key.buffer == query.buffer &&
-                     key.pattern == query.pattern) {
+          } else if (key.kind == AV::KeyPos && query.kind == AV::QueryPos) {
             r.kind = AV::False;
-            bool isSigned = p == P::sle || p == P::sge;
-            if (!llvm::any_of(chain.checks, [&](const PositionCheck &c) {
-                  return c.buffer == key.buffer && c.pattern == key.pattern &&
-                         c.isSigned == isSigned;
-                }))
-              chain.checks.push_back({key.buffer, key.pattern, isSigned});
+            PositionCheck check{query.buffer, key.buffer, query.pattern,
+                                key.pattern, p == P::sle || p == P::sge};
+            if (!llvm::is_contained(chain.checks, check))
+              chain.checks.push_back(check);
           }
         }
       } else if (isa<arith::AndIOp>(op)) {
@@ -504,8 +721,8 @@ struct Prover {
   LogicalResult visit(Operation *op) {
     ArrayRef<int64_t> labels = chain.loopLabels[op];
     if (auto copy = dyn_cast<memref::CopyOp>(op)) {
-      auto it = scratchValue.find(copy.getSource());
-      scratchValue[copy.getTarget()] =
+      auto it = scratchValue.find(reshapeRoot(copy.getSource()));
+      scratchValue[reshapeRoot(copy.getTarget())] =
           it == scratchValue.end() ? AV::Unknown : it->second;
       return success();
     }
@@ -517,7 +734,7 @@ struct Prover {
         v = f.getValue().isZero() ? AV::Zero
             : f.getValueAsDouble() <= kHugeNegative ? AV::NegHuge
                                                     : AV::Unknown;
-      scratchValue[fill.getDpsInits()[0]] = v;
+      scratchValue[reshapeRoot(fill.getDpsInits()[0])] = v;
       return success();
     }
     SmallVector<utils::IteratorType> iters =
@@ -535,11 +752,11 @@ struct Prover {
       if (arg.getArgNumber() >= numInputs)
         return keyReduced ? mk(AV::Out) : AVal{};
       OpOperand &operand = op->getOpOperand(arg.getArgNumber());
-      auto it = chain.scratch.find(operand.get());
-      if (it != chain.scratch.end()) {
-        if (!llvm::is_contained(it->second, kKey))
+      if (isScratch(chain, operand.get())) {
+        FailureOr<SmallVector<int64_t>> bl = viewLabels(chain, operand.get());
+        if (failed(bl) || !llvm::is_contained(*bl, kKey))
           return AVal{};
-        auto v = scratchValue.find(operand.get());
+        auto v = scratchValue.find(reshapeRoot(operand.get()));
         return mk(v == scratchValue.end() ? AV::Unknown : v->second);
       }
       return external(linalgOp, operand, labels, /*lookThrough=*/true);
@@ -547,7 +764,7 @@ struct Prover {
     if (keyReduced)
       return success(result.kind == AV::Out);
     if (linalgOp.getNumDpsInits() == 1)
-      scratchValue[linalgOp.getDpsInits()[0]] =
+      scratchValue[reshapeRoot(linalgOp.getDpsInits()[0])] =
           result.kind == AV::Zero || result.kind == AV::NegHuge ||
                   result.kind == AV::False || result.kind == AV::True
               ? result.kind
@@ -560,41 +777,56 @@ struct Prover {
 // Finding the chain
 //===----------------------------------------------------------------------===//
 
-/// Builds the chain that starts at contraction `c1`, with its M dim as the
-/// query when `mIsQuery` (else its N dim).
-std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
+/// Builds the chain that starts at contraction `c1`, with loop `qDim` (an M
+/// or N dim) as the query and `kDim` (on the other side) as the key. The
+/// other M / N dims are batch dims, like the batch dims proper: grouped-
+/// query attention's scores [B, KV, G, S, S] have M = (G, S).
+std::optional<Chain> findChain(Operation *c1, unsigned qDim, unsigned kDim) {
   FailureOr<linalg::ContractionDimensions> roles = contractionRoles(c1);
-  if (failed(roles) || roles->m.size() != 1 || roles->n.size() != 1 ||
-      roles->k.empty())
+  if (failed(roles) || roles->k.empty())
     return std::nullopt;
   auto c1Op = cast<linalg::LinalgOp>(c1);
-  Value scores = c1Op.getDpsInits()[0];
+  Value scoresView = c1Op.getDpsInits()[0];
+  Value scores = reshapeRoot(scoresView);
   if (!isAlloc(scores) || c1->getParentOp() == nullptr)
     return std::nullopt;
   SmallVector<int64_t> ranges = c1Op.getStaticLoopRanges();
+  if (llvm::any_of(ranges, ShapedType::isDynamic))
+    return std::nullopt;
   Chain chain;
   chain.c1 = c1;
   SmallVector<int64_t> labels(c1Op.getNumLoops(), kNone);
-  for (auto [t, d] : llvm::enumerate(roles->batch)) {
-    labels[d] = int64_t(t);
+  auto addBatch = [&](unsigned d) {
+    labels[d] = int64_t(chain.batchSizes.size());
     chain.batchSizes.push_back(ranges[d]);
-  }
-  unsigned qDim = mIsQuery ? roles->m[0] : roles->n[0];
-  unsigned kDim = mIsQuery ? roles->n[0] : roles->m[0];
+  };
+  for (unsigned d : roles->batch)
+    addBatch(d);
+  for (unsigned d = 0; d < labels.size(); ++d)
+    if (d != qDim && d != kDim &&
+        (llvm::is_contained(roles->m, d) || llvm::is_contained(roles->n, d)))
+      addBatch(d);
   labels[qDim] = kQuery;
   labels[kDim] = kKey;
   for (unsigned d : roles->k) // the head dim, perhaps split (RoPE halves)
     labels[d] = kFull;
   chain.queries = ranges[qDim];
   chain.keys = ranges[kDim];
-  if (llvm::any_of(ranges, ShapedType::isDynamic))
-    return std::nullopt;
   FailureOr<SmallVector<int64_t>> sl =
       bufferLabels(c1Op.getMatchingIndexingMap(&c1Op.getDpsInitsMutable()[0]),
                    labels);
   if (failed(sl))
     return std::nullopt;
-  chain.scratch[scores] = *sl;
+  // Scores written through a reshape view (a [B*H, S, S] buffer that
+  // another layer's scores also use, as [B, H, S, S]).
+  FailureOr<SmallVector<int64_t>> rl = rootLabels(chain, scoresView, *sl);
+  if (failed(rl))
+    return std::nullopt;
+  chain.scratch[scores] = *rl;
+  // The view's labels, as the tiles rebuild it, must be these.
+  FailureOr<SmallVector<int64_t>> back = viewLabels(chain, scoresView);
+  if (failed(back) || !chain.agree(*back, *sl))
+    return std::nullopt;
   chain.loopLabels[c1] = labels;
   SmallVector<Operation *> pulled;
 
@@ -603,6 +835,8 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
   auto pullWriter = [&](Operation *user, Value buffer) -> bool {
     bool onlyRead = true; // accessed only by readers since the writer
     for (Operation *op = user->getPrevNode(); op; op = op->getPrevNode()) {
+      if (isPureView(op))
+        continue;
       if (!llvm::any_of(accessedBuffers(op),
                         [&](Value v) { return rootOf(v) == buffer; }))
         continue;
@@ -619,21 +853,24 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
         onlyRead = false;
         continue;
       }
+      // Loops = dims of the written buffer or view.
+      Value target = isa<linalg::FillOp>(op)
+                         ? cast<linalg::FillOp>(op).getDpsInits()[0]
+                         : cast<memref::CopyOp>(op).getTarget();
+      FailureOr<SmallVector<int64_t>> tl = viewLabels(chain, target);
+      if (failed(tl))
+        return false;
       if (!onlyRead) {
         if (!isa<linalg::FillOp>(op))
           return false;
-        chain.loopLabels[op] = chain.scratch[buffer];
+        chain.loopLabels[op] = *tl;
         chain.repeated.push_back(op);
         return true;
       }
-      SmallVector<int64_t> &bl = chain.scratch[buffer];
-      if (auto copy = dyn_cast<memref::CopyOp>(op)) {
-        if (chain.scratch.count(copy.getSource()))
+      if (auto copy = dyn_cast<memref::CopyOp>(op))
+        if (isScratch(chain, copy.getSource()))
           return false;
-        chain.loopLabels[op] = bl; // loops = dims of the buffer
-      } else {
-        chain.loopLabels[op] = bl;
-      }
+      chain.loopLabels[op] = *tl;
       pulled.push_back(op);
       return true;
     }
@@ -647,6 +884,8 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
   int budget = 64;
   for (Operation *op = c1->getNextNode(); op && budget-- > 0;
        op = op->getNextNode()) {
+    if (isPureView(op))
+      continue; // resolved at the ops that access the view
     bool touches = llvm::any_of(accessedBuffers(op), [&](Value v) {
       return chain.scratch.count(rootOf(v));
     });
@@ -670,9 +909,9 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
     auto linalgOp = dyn_cast<linalg::LinalgOp>(op);
     if (!linalgOp || !linalgOp.hasPureBufferSemantics())
       return std::nullopt;
-    // Every scratch operand must be the alloc itself.
+    // Every scratch operand must be the alloc itself or a reshape of it.
     for (Value v : accessedBuffers(op))
-      if (chain.scratch.count(rootOf(v)) && !chain.scratch.count(v))
+      if (chain.scratch.count(rootOf(v)) && !isScratch(chain, v))
         return std::nullopt;
     SmallVector<int64_t> ll;
     if (failed(labelFromScratch(linalgOp, chain, ll)))
@@ -696,15 +935,21 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
     }
     // Its outputs become scratch.
     for (OpOperand &init : linalgOp.getDpsInitsMutable()) {
-      Value out = init.get();
+      Value out = reshapeRoot(init.get());
       if (!isAlloc(out))
         return std::nullopt;
       FailureOr<SmallVector<int64_t>> bl =
           bufferLabels(linalgOp.getMatchingIndexingMap(&init), ll);
       if (failed(bl))
         return std::nullopt;
-      auto [it, inserted] = chain.scratch.try_emplace(out, *bl);
-      if (!inserted && it->second != *bl)
+      FailureOr<SmallVector<int64_t>> rl = rootLabels(chain, init.get(), *bl);
+      if (failed(rl))
+        return std::nullopt;
+      auto [it, inserted] = chain.scratch.try_emplace(out, *rl);
+      if (!inserted && !chain.agree(it->second, *rl))
+        return std::nullopt;
+      FailureOr<SmallVector<int64_t>> back = viewLabels(chain, init.get());
+      if (failed(back) || !chain.agree(*back, *bl))
         return std::nullopt;
       if (inserted && readsOwnInit(linalgOp) && !pullWriter(op, out))
         return std::nullopt;
@@ -734,6 +979,8 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
         touched.insert(rootOf(v));
       continue;
     }
+    if (isPureView(op))
+      continue;
     for (Value v : accessedBuffers(op))
       if (chain.scratch.count(rootOf(v)))
         return std::nullopt;
@@ -748,10 +995,19 @@ std::optional<Chain> findChain(Operation *c1, bool mIsQuery) {
   // or frees them.
   for (auto &entry : chain.scratch) {
     Value buffer = entry.first;
-    for (Operation *user : buffer.getUsers())
-      if (user->getBlock() != c2->getBlock())
-        return std::nullopt;
+    SmallVector<Value> views{buffer};
+    while (!views.empty()) {
+      Value view = views.pop_back_val();
+      for (Operation *user : view.getUsers()) {
+        if (user->getBlock() != c2->getBlock())
+          return std::nullopt;
+        if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp>(user))
+          views.push_back(user->getResult(0));
+      }
+    }
     for (Operation *op = c2->getNextNode(); op; op = op->getNextNode()) {
+      if (isPureView(op))
+        continue;
       if (!llvm::any_of(accessedBuffers(op),
                         [&](Value v) { return rootOf(v) == buffer; }))
         continue;
@@ -781,8 +1037,9 @@ void rewrite(Chain &chain, int64_t tileRows) {
     auto type = cast<MemRefType>(buffer.getType());
     int64_t elems = 1;
     for (auto [d, lab] : llvm::enumerate(labels))
-      elems *= lab == kKey ? chain.keys : lab >= 0 || lab == kQuery ? 1
-                                                                    : type.getDimSize(d);
+      elems *= lab == kKey                                  ? chain.keys
+               : Chain::isFixed(lab) || lab == kQuery ? 1
+                                                      : type.getDimSize(d);
     int64_t bits = type.getElementTypeBitWidth();
     bytesPerRow += elems * std::max<int64_t>(bits / 8, 1);
   }
@@ -808,26 +1065,58 @@ void rewrite(Chain &chain, int64_t tileRows) {
       b, loc, cst(tile), arith::SubIOp::create(b, loc, cst(chain.queries), i0));
   Value qEnd = arith::AddIOp::create(b, loc, i0, rows);
   Value kend = arith::MinSIOp::create(b, loc, qEnd, cst(chain.keys));
+  // The index of a batch label in this tile (a compound one row-major over
+  // its primaries); 0 for a unit dim.
+  DenseMap<int64_t, Value> batchIndices;
+  auto batchIndex = [&](int64_t lab) -> Value {
+    if (lab == kUnit)
+      return cst(0);
+    if (!chain.isCompound(lab))
+      return ivs[lab];
+    Value &index = batchIndices[lab];
+    if (!index) {
+      for (int64_t p : chain.primaries(lab))
+        index = index ? arith::AddIOp::create(
+                            b, loc,
+                            arith::MulIOp::create(b, loc, index,
+                                                  cst(chain.batchSizes[p])),
+                            ivs[p])
+                            .getResult()
+                      : ivs[p];
+    }
+    return index;
+  };
 
   // Run-time proof for position masks: the positions of every skipped key
   // are above those of every query of the tile.
   if (!chain.checks.empty()) {
     Value ok = arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1);
     for (const PositionCheck &check : chain.checks) {
-      auto type = cast<MemRefType>(check.buffer.getType());
+      auto type = cast<MemRefType>(check.keyBuffer.getType());
       Type elt = type.getElementType();
       unsigned width = elt.getIntOrFloatBitWidth();
       APInt lo = check.isSigned ? APInt::getSignedMinValue(width)
                                 : APInt::getMinValue(width);
       APInt hi = check.isSigned ? APInt::getSignedMaxValue(width)
                                 : APInt::getMaxValue(width);
-      auto load = [&](OpBuilder &nb, Value token) {
-        SmallVector<Value> idx;
-        for (int64_t lab : check.pattern)
-          idx.push_back(lab == kQuery ? token : ivs[lab]);
-        return memref::LoadOp::create(nb, loc, check.buffer, idx).getResult();
+      // The index of each non-token dim; null for the token dim.
+      auto fixedIndices = [&](ArrayRef<int64_t> pattern) {
+        SmallVector<Value> fixed;
+        for (int64_t lab : pattern)
+          fixed.push_back(lab == kQuery ? Value() : batchIndex(lab));
+        return fixed;
       };
+      SmallVector<Value> queryFixed = fixedIndices(check.queryPattern);
+      SmallVector<Value> keyFixed = fixedIndices(check.keyPattern);
       auto reduce = [&](Value from, Value to, APInt init, bool max) {
+        Value buffer = max ? check.queryBuffer : check.keyBuffer;
+        ArrayRef<Value> fixed = max ? queryFixed : keyFixed;
+        auto load = [&](OpBuilder &nb, Value token) {
+          SmallVector<Value> idx;
+          for (Value v : fixed)
+            idx.push_back(v ? v : token);
+          return memref::LoadOp::create(nb, loc, buffer, idx).getResult();
+        };
         Value start = arith::ConstantOp::create(
             b, loc, IntegerAttr::get(elt, init));
         auto loop = scf::ForOp::create(
@@ -864,39 +1153,80 @@ void rewrite(Chain &chain, int64_t tileRows) {
 
   auto range = [&](int64_t lab, int64_t size)
       -> std::pair<OpFoldResult, OpFoldResult> {
+    if (lab == kUnit)
+      return {b.getIndexAttr(0), b.getIndexAttr(1)};
     if (lab >= 0)
-      return {ivs[lab], b.getIndexAttr(1)};
+      return {batchIndex(lab), b.getIndexAttr(1)};
     if (lab == kQuery)
       return {i0, rows};
     if (lab == kKey)
       return {b.getIndexAttr(0), kend};
     return {b.getIndexAttr(0), b.getIndexAttr(size)};
   };
-  // Per-tile scratch and its view for this tile.
-  DenseMap<Value, Value> local;
-  for (auto &[buffer, labels] : chain.scratch) {
-    auto type = cast<MemRefType>(buffer.getType());
+  // Per-tile scratch (static, one tile high) and the tile's part of it:
+  // `rows` query rows, `kend` keys.
+  auto tileShape = [&](ArrayRef<int64_t> labels, ArrayRef<int64_t> full) {
     SmallVector<int64_t> shape;
+    for (auto [d, lab] : llvm::enumerate(labels))
+      shape.push_back(Chain::isFixed(lab) ? 1 : lab == kQuery ? tile : full[d]);
+    return shape;
+  };
+  auto tilePart = [&](Value whole, ArrayRef<int64_t> labels) -> Value {
+    auto type = cast<MemRefType>(whole.getType());
     SmallVector<OpFoldResult> offsets, sizes, strides;
     for (auto [d, lab] : llvm::enumerate(labels)) {
-      int64_t full = type.getDimSize(d);
-      shape.push_back(lab >= 0 ? 1 : lab == kQuery ? tile : full);
       offsets.push_back(b.getIndexAttr(0));
-      sizes.push_back(lab >= 0 ? OpFoldResult(b.getIndexAttr(1))
-                               : range(lab, full).second);
+      sizes.push_back(Chain::isFixed(lab)
+                          ? OpFoldResult(b.getIndexAttr(1))
+                          : range(lab, type.getDimSize(d)).second);
       strides.push_back(b.getIndexAttr(1));
     }
+    return memref::SubViewOp::create(b, loc, whole, offsets, sizes, strides);
+  };
+  DenseMap<Value, Value> whole, local;
+  for (auto &[buffer, labels] : chain.scratch) {
+    auto type = cast<MemRefType>(buffer.getType());
     auto alloca = memref::AllocaOp::create(
-        b, loc, MemRefType::get(shape, type.getElementType()));
+        b, loc,
+        MemRefType::get(tileShape(labels, type.getShape()),
+                        type.getElementType()));
     alloca.setAlignment(64);
-    local[buffer] = memref::SubViewOp::create(b, loc, alloca, offsets, sizes,
-                                              strides);
+    whole[buffer] = alloca;
+    local[buffer] = tilePart(alloca, labels);
   }
+  // A reshape view of scratch: the same reshapes of the tile's scratch (in
+  // a tile, batch dims have one index, so the reshapes only add or drop
+  // unit dims around the token dims), then the tile's part of it.
+  std::function<Value(Value)> reshapedWhole = [&](Value v) -> Value {
+    if (Value done = whole.lookup(v))
+      return done;
+    SmallVector<int64_t> labels = *viewLabels(chain, v);
+    Value result;
+    if (auto e = v.getDefiningOp<memref::ExpandShapeOp>()) {
+      Value src = reshapedWhole(e.getSrc());
+      result = memref::ExpandShapeOp::create(
+          b, loc, tileShape(labels, e.getResultType().getShape()), src,
+          e.getReassociationIndices());
+    } else {
+      auto c = v.getDefiningOp<memref::CollapseShapeOp>();
+      Value src = reshapedWhole(c.getSrc());
+      result = memref::CollapseShapeOp::create(b, loc, src,
+                                               c.getReassociationIndices());
+    }
+    whole[v] = result;
+    return result;
+  };
   auto tiled = [&](Value operand, AffineMap map,
                    ArrayRef<int64_t> loopLabels) -> Value {
     auto it = local.find(operand);
     if (it != local.end())
       return it->second;
+    if (isScratch(chain, operand)) {
+      Value view = tilePart(reshapedWhole(operand),
+                            *viewLabels(chain, operand));
+      local[operand] = view;
+      return view;
+    }
     auto type = cast<MemRefType>(operand.getType());
     SmallVector<OpFoldResult> offsets, sizes, strides;
     for (auto [r, expr] : llvm::enumerate(map.getResults())) {
@@ -937,13 +1267,38 @@ void rewrite(Chain &chain, int64_t tileRows) {
 
   for (Operation *op : llvm::reverse(chain.ops))
     op->erase();
+  // Scratch that nothing else uses any more goes, with its deallocation
+  // and its reshape views; otherwise only views nothing uses any more.
+  std::function<bool(Value, SmallVectorImpl<Operation *> &)> onlyFreed =
+      [&](Value v, SmallVectorImpl<Operation *> &ops) {
+        for (Operation *u : v.getUsers()) {
+          if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp>(u)) {
+            if (!onlyFreed(u->getResult(0), ops))
+              return false;
+          } else if (!isa<memref::DeallocOp>(u)) {
+            return false;
+          }
+          ops.push_back(u);
+        }
+        return true;
+      };
+  std::function<void(Value)> eraseDeadViews = [&](Value v) {
+    for (Operation *u : llvm::make_early_inc_range(v.getUsers()))
+      if (isa<memref::ExpandShapeOp, memref::CollapseShapeOp>(u)) {
+        eraseDeadViews(u->getResult(0));
+        if (u->use_empty())
+          u->erase();
+      }
+  };
   for (auto &entry : chain.scratch) {
     Value buffer = entry.first;
-    if (llvm::all_of(buffer.getUsers(),
-                     [](Operation *u) { return isa<memref::DeallocOp>(u); })) {
-      for (Operation *u : llvm::make_early_inc_range(buffer.getUsers()))
+    SmallVector<Operation *> ops;
+    if (onlyFreed(buffer, ops)) {
+      for (Operation *u : ops)
         u->erase();
       buffer.getDefiningOp()->erase();
+    } else {
+      eraseDeadViews(buffer);
     }
   }
 }
@@ -967,11 +1322,20 @@ struct CPUCausalAttentionPass
     for (Operation *c1 : candidates) {
       if (erased.count(c1))
         continue;
-      for (bool mIsQuery : {true, false}) {
-        std::optional<Chain> chain = findChain(c1, mIsQuery);
+      // The query is an M dim and the key an N dim, or the other way.
+      linalg::ContractionDimensions roles = *contractionRoles(c1);
+      SmallVector<std::pair<unsigned, unsigned>> choices;
+      for (unsigned m : roles.m)
+        for (unsigned n : roles.n)
+          choices.push_back({m, n});
+      for (unsigned m : roles.m)
+        for (unsigned n : roles.n)
+          choices.push_back({n, m});
+      for (auto [qDim, kDim] : choices) {
+        std::optional<Chain> chain = findChain(c1, qDim, kDim);
         if (!chain)
           continue;
-        Prover prover{*chain, chain->ops.front(), DenseMap<Value, AV>()};
+        Prover prover{*chain, DenseMap<Value, AV>()};
         bool proved = true;
         SmallVector<Operation *> order(chain->repeated);
         order.append(chain->ops.begin(), chain->ops.end());

@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::mod {
@@ -212,6 +213,132 @@ struct DimOfCollapseShape : OpRewritePattern<tensor::DimOp> {
   }
 };
 
+/// Whether `v` is a tensor of zeros: a linalg.fill of +0.0 or -0.0.
+bool isZeroFill(Value v) {
+  auto fill = v.getDefiningOp<linalg::FillOp>();
+  FloatAttr value;
+  return fill && matchPattern(fill.getDpsInputs()[0], m_Constant(&value)) &&
+         value.getValue().isZero();
+}
+
+/// The contraction (matmul) computing `operand` of `consumer` from zeros,
+/// when the consumer, with an identity output map, reads it through a
+/// permutation and is its only user.
+linalg::GenericOp zeroInitContraction(linalg::GenericOp consumer,
+                                      OpOperand *operand) {
+  auto contraction = operand->get().getDefiningOp<linalg::GenericOp>();
+  if (!contraction || !contraction->hasOneUse() ||
+      contraction.getNumDpsInits() != 1 ||
+      !linalg::isaContractionOpInterface(contraction) ||
+      !isZeroFill(contraction.getDpsInits()[0]) ||
+      !consumer.getMatchingIndexingMap(operand).isPermutation() ||
+      !consumer.getIndexingMapsArray().back().isIdentity())
+    return nullptr;
+  // No batch loops (read by both inputs): every result dimension is an M
+  // or N loop, so any order of them is a GEMM with a strided C. (Batched
+  // GEMMs are attention's, whose results --mod-cpu-causal-attention and
+  // the head-merge rule above expect in their own layout.)
+  for (unsigned d = 0, e = contraction.getNumLoops(); d < e; ++d) {
+    if (!linalg::isParallelIterator(contraction.getIteratorTypesArray()[d]))
+      continue;
+    unsigned readers = 0;
+    for (OpOperand *in : contraction.getDpsInputOperands())
+      readers += contraction.getMatchingIndexingMap(in).isFunctionOfDim(d);
+    if (readers != 1)
+      return nullptr;
+  }
+  return contraction;
+}
+
+/// Replaces `consumer` by `contraction` writing its result in the
+/// consumer's iteration order (C[outMap(d)] lands at
+/// out[readMap^-1(outMap(d))]) into `init`.
+void rebuildContraction(PatternRewriter &rewriter, linalg::GenericOp consumer,
+                        OpOperand *read, linalg::GenericOp contraction,
+                        Value init) {
+  SmallVector<AffineMap> maps = contraction.getIndexingMapsArray();
+  maps.back() = inversePermutation(consumer.getMatchingIndexingMap(read))
+                    .compose(maps.back());
+  auto fused = linalg::GenericOp::create(
+      rewriter, contraction.getLoc(), consumer.getResult(0).getType(),
+      contraction.getDpsInputs(), ValueRange{init}, maps,
+      contraction.getIteratorTypesArray());
+  rewriter.inlineRegionBefore(contraction.getRegion(), fused.getRegion(),
+                              fused.getRegion().begin());
+  rewriter.replaceOp(consumer, fused.getResults());
+  rewriter.eraseOp(contraction);
+}
+
+/// `x + C` elementwise, where C is the only use of a contraction (matmul)
+/// that starts from zeros, becomes the contraction accumulating onto x:
+/// its init is x, and its output map is composed with the permutation the
+/// add reads C through. --mod-linalg-to-blas then writes the GEMM straight
+/// into x's buffer with beta = 1 and transpose flags: no temporary, no
+/// strided read of it, no separate add pass.
+struct AccumulateIntoContraction : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::GenericOp add,
+                                PatternRewriter &rewriter) const override {
+    if (add.getNumDpsInputs() != 2 || add.getNumDpsInits() != 1 ||
+        add.getNumParallelLoops() != add.getNumLoops() ||
+        !add.hasPureTensorSemantics())
+      return failure();
+    Block *body = add.getBody();
+    auto yield = cast<linalg::YieldOp>(body->getTerminator());
+    auto sum = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+    if (body->getOperations().size() != 2 || !sum)
+      return failure();
+    auto lhs = dyn_cast<BlockArgument>(sum.getLhs());
+    auto rhs = dyn_cast<BlockArgument>(sum.getRhs());
+    if (!lhs || !rhs || lhs == rhs || lhs.getArgNumber() > 1 ||
+        rhs.getArgNumber() > 1)
+      return failure();
+    for (unsigned cIndex : {0u, 1u}) {
+      OpOperand *cOperand = add.getDpsInputOperand(cIndex);
+      OpOperand *xOperand = add.getDpsInputOperand(1 - cIndex);
+      linalg::GenericOp contraction = zeroInitContraction(add, cOperand);
+      if (!contraction ||
+          !add.getMatchingIndexingMap(xOperand).isIdentity() ||
+          xOperand->get().getType() != add.getResult(0).getType())
+        continue;
+      rebuildContraction(rewriter, add, cOperand, contraction,
+                         xOperand->get());
+      return success();
+    }
+    return failure();
+  }
+};
+
+/// A transposing copy of a contraction's result, its only use (the copy
+/// stays when its user is not a generic it could fuse into, such as the
+/// scatter loop of an embedding gradient), becomes the contraction writing
+/// in the copy's order: --mod-linalg-to-blas expresses that with the
+/// operands swapped and transpose flags.
+struct PermuteContractionResult : OpRewritePattern<linalg::GenericOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(linalg::GenericOp copy,
+                                PatternRewriter &rewriter) const override {
+    if (copy.getNumDpsInputs() != 1 || copy.getNumDpsInits() != 1 ||
+        copy.getNumParallelLoops() != copy.getNumLoops() ||
+        !copy.hasPureTensorSemantics() || !isDataMovement(copy))
+      return failure();
+    OpOperand *read = copy.getDpsInputOperand(0);
+    linalg::GenericOp contraction = zeroInitContraction(copy, read);
+    if (!contraction || copy.getMatchingIndexingMap(read).isIdentity())
+      return failure();
+    auto fill = contraction.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
+    auto type = cast<RankedTensorType>(copy.getResult(0).getType());
+    Value empty = tensor::EmptyOp::create(rewriter, copy.getLoc(),
+                                          type.getShape(),
+                                          type.getElementType());
+    Value zeros = linalg::FillOp::create(rewriter, copy.getLoc(),
+                                         fill.getDpsInputs()[0], empty)
+                      .getResult(0);
+    rebuildContraction(rewriter, copy, read, contraction, zeros);
+    return success();
+  }
+};
+
 struct CPUFuseElementwisePass
     : mod::impl::CPUFuseElementwiseBase<CPUFuseElementwisePass> {
   void runOnOperation() override {
@@ -237,6 +364,11 @@ struct CPUFuseElementwisePass
     tensor::DimOp::getCanonicalizationPatterns(patterns, ctx);
     tensor::EmptyOp::getCanonicalizationPatterns(patterns, ctx);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    // Once transposes are fused into the adds that read GEMM results.
+    RewritePatternSet accumulate(ctx);
+    accumulate.add<AccumulateIntoContraction, PermuteContractionResult>(ctx);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(accumulate))))
       signalPassFailure();
   }
 };

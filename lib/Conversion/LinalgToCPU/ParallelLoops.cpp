@@ -142,8 +142,10 @@ struct CPUParallelLoopsPass
       });
       for (scf::ParallelOp inner : llvm::reverse(nested))
         sequentialize(inner, 0);
-      if (par->hasAttr("mod.gemm_tiles") || par->hasAttr(kKeyRowsAttr))
-        continue; // GEMM calls, attention tiles or rows: each is heavy
+      if (par->hasAttr("mod.gemm_tiles") || par->hasAttr(kKeyRowsAttr) ||
+          par->hasAttr("mod.reduction_chunks"))
+        continue; // GEMM calls, attention tiles or rows, reduction chunks:
+                  // each is heavy
 
       int64_t total = 1;
       for (auto [l, u, s] : llvm::zip(par.getLowerBound(), par.getUpperBound(),

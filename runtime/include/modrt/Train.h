@@ -15,9 +15,11 @@
 // their own buffers. A non-finite grad_norm stops the run. Every scalar
 // output of loss_and_grad other than the gradients (aux losses, causal-routing
 // agreement per block, ...) is recorded in metrics.jsonl under its name,
-// next to step_seconds (wall) and step_cpu_seconds (the process's CPU time
+// next to step_seconds (wall), step_cpu_seconds (the process's CPU time
 // for the step, all threads: a cost measure that other load on the machine
-// hardly changes).
+// hardly changes), and loss_and_grad_seconds / adamw_seconds (the wall time
+// of the two entry-point calls in the step; loss_and_grad summed over the
+// micro-batches).
 //
 // Data: windows of S+1 tokens from a token file (modrt/TokenFile.h). Window
 // (step, micro-batch, row) starts at a position drawn from a counter-based

@@ -201,3 +201,98 @@ func.func @transpose_into_gemv(%q: tensor<1x1x12x64xf32>, %cache: tensor<1x1024x
   %out = tensor.insert_slice %r into %acc[0, 0, 0] [12, 1, %len] [1, 1, 1] : tensor<12x1x?xf32> into tensor<12x1x1024xf32>
   return %out : tensor<12x1x1024xf32>
 }
+
+// -----
+
+// The tied embedding's gradient: the LM head's weight gradient is a [D,V]
+// GEMM from zeros (xᵀ·dlogits), transposed and added to the [V,D] gradient
+// of the embedding lookup. The GEMM accumulates onto that gradient
+// directly, its output map transposed ([V,D] written through (n, m)): no
+// [D,V] temporary, no zero fill, no add.
+// CHECK-DAG: #[[XT:.*]] = affine_map<(d0, d1, d2) -> (d2, d0)>
+// CHECK-DAG: #[[DL:.*]] = affine_map<(d0, d1, d2) -> (d2, d1)>
+// CHECK-DAG: #[[OUT:.*]] = affine_map<(d0, d1, d2) -> (d1, d0)>
+// CHECK-LABEL: func.func @tied_embedding_grad
+// CHECK-SAME:    %[[X:.*]]: tensor<16x8xf32>, %[[DLOG:.*]]: tensor<16x32xf32>, %[[EMB:.*]]: tensor<32x8xf32>
+// CHECK-NOT:     linalg.fill
+// CHECK:         %[[G:.*]] = linalg.generic {indexing_maps = [#[[XT]], #[[DL]], #[[OUT]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME:        ins(%[[X]], %[[DLOG]] : tensor<16x8xf32>, tensor<16x32xf32>) outs(%[[EMB]] : tensor<32x8xf32>)
+// CHECK:           arith.mulf
+// CHECK:           arith.addf
+// CHECK-NOT:     linalg.generic
+// CHECK:         return %[[G]]
+func.func @tied_embedding_grad(%x: tensor<16x8xf32>, %dlogits: tensor<16x32xf32>,
+                               %emb: tensor<32x8xf32>) -> tensor<32x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<8x16xf32>
+  %xt = linalg.transpose ins(%x : tensor<16x8xf32>) outs(%e0 : tensor<8x16xf32>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<8x32xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e1 : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %dw = linalg.matmul ins(%xt, %dlogits : tensor<8x16xf32>, tensor<16x32xf32>) outs(%z : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %e2 = tensor.empty() : tensor<32x8xf32>
+  %dwt = linalg.transpose ins(%dw : tensor<8x32xf32>) outs(%e2 : tensor<32x8xf32>) permutation = [1, 0]
+  %e3 = tensor.empty() : tensor<32x8xf32>
+  %sum = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,
+                                          affine_map<(d0, d1) -> (d0, d1)>,
+                                          affine_map<(d0, d1) -> (d0, d1)>],
+                         iterator_types = ["parallel", "parallel"]}
+      ins(%emb, %dwt : tensor<32x8xf32>, tensor<32x8xf32>) outs(%e3 : tensor<32x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %s = arith.addf %a, %b : f32
+    linalg.yield %s : f32
+  } -> tensor<32x8xf32>
+  return %sum : tensor<32x8xf32>
+}
+
+// -----
+
+// Not accumulated: the GEMM result has a second user (it must exist on its
+// own), or the GEMM does not start from zeros (its init is another tensor).
+// CHECK-LABEL: func.func @not_accumulated
+// CHECK:         linalg.fill
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]
+// CHECK:         linalg.fill
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]
+func.func @not_accumulated(%a: tensor<4x8xf32>, %b: tensor<8x4xf32>,
+                           %x: tensor<4x4xf32>, %init: tensor<4x4xf32>)
+    -> (tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %e0 = tensor.empty() : tensor<4x4xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e0 : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %c = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x4xf32>) outs(%z : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %s = linalg.add ins(%x, %c : tensor<4x4xf32>, tensor<4x4xf32>) outs(%e0 : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %o = linalg.fill ins(%one : f32) outs(%e0 : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %c2 = linalg.matmul ins(%a, %b : tensor<4x8xf32>, tensor<8x4xf32>) outs(%o : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %s2 = linalg.add ins(%x, %c2 : tensor<4x4xf32>, tensor<4x4xf32>) outs(%e0 : tensor<4x4xf32>) -> tensor<4x4xf32>
+  return %s, %c, %s2 : tensor<4x4xf32>, tensor<4x4xf32>, tensor<4x4xf32>
+}
+
+// -----
+
+// A transposing copy of a GEMM result that nothing fuses into (here it is
+// returned; in a train step it is the init of the embedding's scatter
+// loop): the GEMM writes in the copy's order from a zero fill of the
+// copy's shape, and no copy remains.
+// CHECK-DAG: #[[XT:.*]] = affine_map<(d0, d1, d2) -> (d2, d0)>
+// CHECK-DAG: #[[DL:.*]] = affine_map<(d0, d1, d2) -> (d2, d1)>
+// CHECK-DAG: #[[OUT:.*]] = affine_map<(d0, d1, d2) -> (d1, d0)>
+// CHECK-LABEL: func.func @transposed_gemm_result
+// CHECK:         %[[Z:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<32x8xf32>)
+// CHECK:         %[[G:.*]] = linalg.generic {indexing_maps = [#[[XT]], #[[DL]], #[[OUT]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME:        outs(%[[Z]] : tensor<32x8xf32>)
+// CHECK-NOT:     linalg.generic
+// CHECK:         return %[[G]]
+func.func @transposed_gemm_result(%x: tensor<16x8xf32>, %dlogits: tensor<16x32xf32>) -> tensor<32x8xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e0 = tensor.empty() : tensor<8x16xf32>
+  %xt = linalg.transpose ins(%x : tensor<16x8xf32>) outs(%e0 : tensor<8x16xf32>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<8x32xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%e1 : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %dw = linalg.matmul ins(%xt, %dlogits : tensor<8x16xf32>, tensor<16x32xf32>) outs(%z : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %e2 = tensor.empty() : tensor<32x8xf32>
+  %dwt = linalg.transpose ins(%dw : tensor<8x32xf32>) outs(%e2 : tensor<32x8xf32>) permutation = [1, 0]
+  return %dwt : tensor<32x8xf32>
+}

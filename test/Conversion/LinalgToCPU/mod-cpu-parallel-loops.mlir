@@ -72,6 +72,35 @@ func.func @nested(%x: memref<512x512xf32>, %y: memref<512xf32>) {
 
 // -----
 
+// The chunk loop of --mod-cpu-parallel-reductions stays parallel although
+// its static trip count (4) and the unknown trip count of each chunk's loop
+// make it look like little work.
+// CHECK-LABEL: func.func @reduction_chunks
+// CHECK:         scf.parallel (%{{.*}}) = (%{{.*}}) to (%{{.*}}) step (%{{.*}}) {
+// CHECK:           scf.for
+// CHECK:         } {mod.reduction_chunks}
+// WIDE-LABEL: func.func @reduction_chunks
+// WIDE:         scf.parallel
+func.func @reduction_chunks(%x: memref<1000000xf32>, %p: memref<4xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %zero = arith.constant 0.0 : f32
+  scf.parallel (%c) = (%c0) to (%c4) step (%c1) {
+    %lo = arith.muli %c, %n : index
+    %hi = arith.addi %lo, %n : index
+    %s = scf.for %i = %lo to %hi step %c1 iter_args(%a = %zero) -> (f32) {
+      %v = memref.load %x[%i] : memref<1000000xf32>
+      %t = arith.addf %a, %v fastmath<reassoc> : f32
+      scf.yield %t : f32
+    }
+    memref.store %s, %p[%c] : memref<4xf32>
+  } {mod.reduction_chunks}
+  return
+}
+
+// -----
+
 // A decode step's key-side row loop (mod.key_rows, from
 // --mod-generate-decode): its rows run on the threads, each over its own
 // dynamic number of filled slots (which the work estimate cannot see), and

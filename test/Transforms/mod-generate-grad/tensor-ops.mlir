@@ -63,3 +63,41 @@ func.func @forward(%t: tensor<7x3xf32> {mod.name = "t", mod.kind = "parameter"},
   } -> tensor<1x2x3xf32>
   return %r : tensor<1x2x3xf32>
 }
+
+// -----
+
+// A tied embedding: the table is looked up and also read by the output
+// matmul (logits = h · tᵀ). The matmul, later in the forward, is
+// differentiated first; the lookup's scatter then adds into that adjoint
+// instead of into a new zero-filled table added to it afterwards: no fill of
+// a 7x3 tensor and no elementwise add once the scatter is done.
+// CHECK-LABEL: func.func @loss_and_grad(
+// CHECK-SAME: %[[T:[^:]*]]: tensor<7x3xf32>
+// CHECK: %[[DT:.*]] = linalg.transpose ins(%{{.*}} : tensor<3x7xf32>) outs(%{{.*}} : tensor<7x3xf32>)
+// CHECK-NOT: linalg.fill {{.*}} tensor<7x3xf32>
+// CHECK: %[[G:.*]] = scf.for {{.*}} iter_args(%[[ACC:.*]] = %[[DT]]) -> (tensor<7x3xf32>)
+// CHECK: tensor.insert %{{.*}} into %{{.*}} : tensor<7x3xf32>
+// CHECK-NOT: linalg.generic
+// CHECK: return %{{.*}}, %[[G]]
+func.func @forward(%t: tensor<7x3xf32> {mod.name = "t", mod.kind = "parameter"},
+                   %ids: tensor<1x2xi32> {mod.name = "tokens"}) -> tensor<1x2x7xf32> {
+  %e = tensor.empty() : tensor<1x2x3xf32>
+  %r = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>],
+                       iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%ids : tensor<1x2xi32>) outs(%e : tensor<1x2x3xf32>) {
+  ^bb0(%i: i32, %o: f32):
+    %row = arith.index_cast %i : i32 to index
+    %col = linalg.index 2 : index
+    %v = tensor.extract %t[%row, %col] : tensor<7x3xf32>
+    linalg.yield %v : f32
+  } -> tensor<1x2x3xf32>
+  %h = tensor.collapse_shape %r [[0, 1], [2]] : tensor<1x2x3xf32> into tensor<2x3xf32>
+  %et = tensor.empty() : tensor<3x7xf32>
+  %tt = linalg.transpose ins(%t : tensor<7x3xf32>) outs(%et : tensor<3x7xf32>) permutation = [1, 0]
+  %zero = arith.constant 0.0 : f32
+  %el = tensor.empty() : tensor<2x7xf32>
+  %z = linalg.fill ins(%zero : f32) outs(%el : tensor<2x7xf32>) -> tensor<2x7xf32>
+  %logits = linalg.matmul ins(%h, %tt : tensor<2x3xf32>, tensor<3x7xf32>) outs(%z : tensor<2x7xf32>) -> tensor<2x7xf32>
+  %l3 = tensor.expand_shape %logits [[0, 1], [2]] output_shape [1, 2, 7] : tensor<2x7xf32> into tensor<1x2x7xf32>
+  return %l3 : tensor<1x2x7xf32>
+}

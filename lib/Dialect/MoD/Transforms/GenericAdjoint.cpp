@@ -484,11 +484,19 @@ LogicalResult ReverseAD::differentiateGeneric(linalg::GenericOp op) {
     addAdjoint(target.tensor, grad);
   }
 
-  // Embedding lookups: scatter each read's adjoint into the table.
+  // Embedding lookups: scatter each read's adjoint into the table. When the
+  // table already has an adjoint (a tied embedding: the LM head, later in
+  // the forward, was differentiated first), the scatter adds into it
+  // instead of into a new zero-filled table that would then be added to it:
+  // for GPT-2 that saves filling and adding two [V,D] tensors per step.
   for (tensor::ExtractOp ex : lookups) {
     SmallVector<int64_t> bounds = op.getStaticLoopRanges();
     Value table = ex.getTensor();
-    Value zeros = filledTensor(b, loc, tensorTypeOf(table), 0.0);
+    Value existing = isActive(table) && !stopped.contains(table)
+                         ? getAdjoint(table)
+                         : Value();
+    Value zeros =
+        existing ? existing : filledTensor(b, loc, tensorTypeOf(table), 0.0);
     SmallVector<Value> ivs;
     Operation *failed = nullptr;
     bool badMap = false;
@@ -537,7 +545,10 @@ LogicalResult ReverseAD::differentiateGeneric(linalg::GenericOp op) {
     if (failed)
       return failed->emitError("mod-generate-grad: cannot differentiate '")
              << failed->getName() << "' in the body of a linalg.generic";
-    addAdjoint(table, grad);
+    if (existing)
+      adjoints[table] = grad;
+    else
+      addAdjoint(table, grad);
   }
   return success();
 }
