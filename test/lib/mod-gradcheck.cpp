@@ -29,7 +29,10 @@
 // one, of @adamw_step (fed the reference's gradients and seeded optimizer
 // state): each tensor's max |a - b| must be within --rtol of its reference's
 // max |b| (a relative error per tensor, so that near-zero elements of a
-// gradient do not dominate), and nothing may be NaN.
+// gradient do not dominate), and nothing may be NaN. The two models may
+// differ in float width (an f32 build against the f64 build of the same
+// module, whose gradients the finite-difference check validates): the
+// reference is then called with the same values converted to its types.
 //
 // --print-scalars prints the scalar outputs of one call (loss, aux losses,
 // agreement) for tests that compare them with hand-computed values;
@@ -406,6 +409,23 @@ double relativeError(const Tensor &a, const Tensor &b) {
   return diff == 0 ? 0 : diff / (scale > 0 ? scale : 1e-300);
 }
 
+bool isFloat(DType d) { return d == DType::F32 || d == DType::F64; }
+
+/// `t` with its values in `dtype` (f32 <-> f64; a copy when already so).
+Tensor convertTo(const Tensor &t, DType dtype) {
+  if (t.dtype() == dtype)
+    return t;
+  Tensor out(dtype, t.shape());
+  for (int64_t i = 0; i < t.numElements(); ++i) {
+    double v = t.elementAsDouble(i);
+    if (dtype == DType::F64)
+      out.data<double>()[i] = v;
+    else
+      out.data<float>()[i] = float(v);
+  }
+  return out;
+}
+
 int Checker::compare() {
   Model ref = Model::load(o_.compareDir);
   int failures = 0;
@@ -423,15 +443,28 @@ int Checker::compare() {
                   std::to_string(mine.inputs.size()) + " inputs here and " +
                   std::to_string(theirs.inputs.size()) + " in " +
                   o_.compareDir);
-    for (size_t i = 0; i < mine.inputs.size(); ++i)
-      if (mine.inputs[i].name != theirs.inputs[i].name ||
-          mine.inputs[i].str() != theirs.inputs[i].str())
+    // Inputs match by name and shape; their element types too, except that
+    // f32 and f64 may differ (the reference gets converted values).
+    std::vector<Tensor> converted;
+    converted.reserve(ins.size());
+    std::vector<const Tensor *> refIns;
+    for (size_t i = 0; i < mine.inputs.size(); ++i) {
+      const TensorSpec &x = mine.inputs[i], &y = theirs.inputs[i];
+      bool widthOnly = x.dtype != y.dtype && isFloat(x.dtype) &&
+                       isFloat(y.dtype) && x.shape == y.shape;
+      if (x.name != y.name || (x.str() != y.str() && !widthOnly))
         throw Error("@" + entryName + " input " + std::to_string(i) + " is '" +
-                    mine.inputs[i].name + "' " + mine.inputs[i].str() +
-                    " here and '" + theirs.inputs[i].name + "' " +
-                    theirs.inputs[i].str() + " in " + o_.compareDir);
+                    x.name + "' " + x.str() + " here and '" + y.name + "' " +
+                    y.str() + " in " + o_.compareDir);
+      if (x.dtype == y.dtype) {
+        refIns.push_back(ins[i]);
+        continue;
+      }
+      converted.push_back(convertTo(*ins[i], y.dtype));
+      refIns.push_back(&converted.back());
+    }
     std::vector<Tensor> a = model_.call(entryName, ins);
-    std::vector<Tensor> b = ref.call(entryName, ins);
+    std::vector<Tensor> b = ref.call(entryName, refIns);
     std::map<std::string, size_t> refIndex;
     for (size_t i = 0; i < theirs.outputs.size(); ++i)
       refIndex[theirs.outputs[i].name] = i;
@@ -496,7 +529,7 @@ int Checker::compare() {
         if (g == refOuts.end())
           throw Error("@adamw_step input '" + in.name +
                       "' is not an output of @loss_and_grad");
-        t = g->second;
+        t = convertTo(g->second, in.dtype);
       } else if (startsWith(in.name, "m.") || startsWith(in.name, "v.")) {
         bool second = in.name[0] == 'v';
         for (int64_t i = 0; i < t.numElements(); ++i) {
